@@ -1,0 +1,329 @@
+//! A deployed agent version: its manifest, its pre-instantiated component, its grants, and how
+//! one invocation runs inside its limits.
+
+use crate::capabilities::{self, Caller, Grants, HostServices};
+use crate::config::Manifest;
+use crate::metrics::Metrics;
+use crate::runtime::bindings::{AgentPluginPre, agent, types};
+use crate::runtime::{Compiled, InstanceCaps, Limiter, LoadError, Runtime, StoreData};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Semaphore;
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+
+/// Why an invocation did not succeed. Everything but `Rejected` is worth another attempt.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvocationError {
+    #[error("agent asked to retry: {0}")]
+    Retry(String),
+    #[error("agent rejected the event: {0}")]
+    Rejected(String),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("timed out after {} (limits.timeout)", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    #[error("memory limit of {0} bytes reached (limits.memory)")]
+    MemoryLimit(u64),
+    #[error("fuel budget of {0} exhausted (limits.fuel)")]
+    FuelExhausted(u64),
+    #[error("could not instantiate: {0}")]
+    Instantiate(String),
+}
+
+impl InvocationError {
+    /// Permanent failures are dead-lettered without further attempts.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Rejected(_))
+    }
+
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Retry(_) => "retry",
+            Self::Rejected(_) => "reject",
+            Self::Trap(_) => "trap",
+            Self::Timeout(_) => "timeout",
+            Self::MemoryLimit(_) => "memory",
+            Self::FuelExhausted(_) => "fuel",
+            Self::Instantiate(_) => "instantiate",
+        }
+    }
+}
+
+/// What an agent says about itself, taken from its `card()` export at deploy.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CardInfo {
+    pub name: String,
+    pub description: String,
+    pub version: String,
+    pub skills: Vec<SkillInfo>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SkillInfo {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub examples: Vec<String>,
+}
+
+pub struct AgentVersion {
+    pub manifest: Arc<Manifest>,
+    pub name: Arc<str>,
+    pub version: Arc<str>,
+    pub digest: String,
+    pub card: CardInfo,
+    pub deployed_at: SystemTime,
+    pre: AgentPluginPre<StoreData>,
+    grants: Grants,
+    instances: Semaphore,
+    metrics: Arc<Metrics>,
+}
+
+impl AgentVersion {
+    /// Validates a compiled component against its manifest, builds its grants and reads its
+    /// card. Nothing here touches the running version of the same agent.
+    pub async fn deploy(
+        runtime: &Runtime,
+        services: &HostServices,
+        manifest: Manifest,
+        compiled: &Compiled,
+    ) -> Result<Self, LoadError> {
+        if manifest.limits.memory.as_u64() > runtime.max_memory() {
+            return Err(LoadError::Import(format!(
+                "asks for limits.memory = {} but this host allows at most {} (runtime.max_memory)",
+                manifest.limits.memory,
+                bytesize::ByteSize::b(runtime.max_memory())
+            )));
+        }
+        let pre = runtime.prepare(compiled, &manifest)?;
+        let grants = Grants::from_manifest(&manifest, services)
+            .map_err(|e| LoadError::Import(format!("{e:#}")))?;
+        let mut agent = Self {
+            name: manifest.name.as_str().into(),
+            version: manifest.version.to_string().into(),
+            digest: compiled.digest.clone(),
+            card: CardInfo {
+                name: String::new(),
+                description: String::new(),
+                version: String::new(),
+                skills: vec![],
+            },
+            deployed_at: SystemTime::now(),
+            instances: Semaphore::new(manifest.limits.instances as usize),
+            manifest: Arc::new(manifest),
+            pre,
+            grants,
+            metrics: services.metrics.clone(),
+        };
+        agent.card = agent
+            .read_card()
+            .await
+            .map_err(|e| LoadError::WrongWorld(format!("card() failed: {e}")))?;
+        Ok(agent)
+    }
+
+    async fn read_card(&self) -> Result<CardInfo, InvocationError> {
+        let (result, store) = self
+            .run("deploy", |plugin, store| {
+                Box::pin(async move { plugin.agenthost_agent_agent().call_card(store).await })
+            })
+            .await;
+        let card = self.classify(result, &store)?;
+        Ok(CardInfo {
+            name: card.name,
+            description: card.description,
+            version: card.version,
+            skills: card
+                .skills
+                .into_iter()
+                .map(|s| SkillInfo {
+                    id: s.id,
+                    name: s.name,
+                    description: s.description,
+                    tags: s.tags,
+                    examples: s.examples,
+                })
+                .collect(),
+        })
+    }
+
+    /// Delivers one bus event to a fresh instance.
+    pub async fn on_event(&self, event: agent::Event) -> Result<(), InvocationError> {
+        let started = Instant::now();
+        let correlation_id = event.correlation_id.clone();
+        let (result, store) = self
+            .run(&correlation_id, move |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .agenthost_agent_agent()
+                        .call_on_event(store, &event)
+                        .await
+                })
+            })
+            .await;
+        let outcome = self
+            .classify(result, &store)
+            .and_then(|r| r.map_err(failure));
+        self.metrics.record_invocation(
+            &self.name,
+            &self.version,
+            "event",
+            started.elapsed(),
+            outcome.as_ref().err(),
+        );
+        outcome
+    }
+
+    /// Delivers one A2A message to a fresh instance.
+    pub async fn on_message(
+        &self,
+        message: types::Message,
+        correlation_id: &str,
+    ) -> Result<types::Reply, InvocationError> {
+        let started = Instant::now();
+        let (result, store) = self
+            .run(correlation_id, move |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .agenthost_agent_agent()
+                        .call_on_message(store, &message)
+                        .await
+                })
+            })
+            .await;
+        let outcome = self
+            .classify(result, &store)
+            .and_then(|r| r.map_err(failure));
+        self.metrics.record_invocation(
+            &self.name,
+            &self.version,
+            "message",
+            started.elapsed(),
+            outcome.as_ref().err(),
+        );
+        outcome
+    }
+
+    /// Instantiates the component in a fresh store under this agent's limits and runs `call`,
+    /// bounded by `limits.timeout` (host calls included). Returns the store so the caller can
+    /// tell which limit, if any, ended the call.
+    async fn run<R>(
+        &self,
+        correlation_id: &str,
+        call: impl for<'a> FnOnce(
+            &'a crate::runtime::bindings::AgentPlugin,
+            &'a mut Store<StoreData>,
+        ) -> futures::future::BoxFuture<'a, wasmtime::Result<R>>,
+    ) -> (
+        Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+        Store<StoreData>,
+    )
+    where
+        R: Send,
+    {
+        // The semaphore is never closed, so acquire cannot fail; a closed one would mean the
+        // agent is being torn down, and running without a permit is still bounded by the pool.
+        let _permit = self.instances.acquire().await.ok();
+        let mut store = self.new_store(correlation_id);
+        let limits = &self.manifest.limits;
+        let result = tokio::time::timeout(limits.timeout, async {
+            let plugin = self.pre.instantiate_async(&mut store).await?;
+            call(&plugin, &mut store).await
+        })
+        .await;
+        (result, store)
+    }
+
+    fn new_store(&self, correlation_id: &str) -> Store<StoreData> {
+        let caller = Caller {
+            agent: self.name.clone(),
+            version: self.version.clone(),
+            correlation_id: correlation_id.into(),
+        };
+        let limits = &self.manifest.limits;
+        // A grant whose directories vanished since deploy gives the instance no WASI files
+        // rather than failing every event; the deploy check already reported it once.
+        let stderr_tail = capabilities::wasi::StderrTail::default();
+        let wasi = self.grants.wasi.build(&caller, &stderr_tail).unwrap_or_else(|err| {
+            tracing::warn!(agent = &*self.name, error = %err, "capabilities.files unavailable for this invocation");
+            wasmtime_wasi::WasiCtxBuilder::new().build()
+        });
+        let caps = InstanceCaps {
+            publish: capabilities::publish::PublishInstance::new(
+                self.grants.publish.clone(),
+                caller.clone(),
+            ),
+            state: capabilities::state::StateInstance::new(self.grants.state.clone()),
+            log: capabilities::log::LogInstance::new(caller),
+            config: capabilities::config::ConfigInstance::new(self.grants.config.clone()),
+        };
+        let memory = usize::try_from(limits.memory.as_u64()).unwrap_or(usize::MAX);
+        let data = StoreData {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter::new(memory),
+            caps,
+            stderr_tail,
+        };
+        let mut store = Store::new(self.pre.engine(), data);
+        store.limiter(|s| &mut s.limiter);
+        // Fuel is always metered (an engine-wide setting); 0 in the manifest means no budget.
+        let fuel = if limits.fuel == 0 {
+            u64::MAX
+        } else {
+            limits.fuel
+        };
+        if let Err(err) = store.set_fuel(fuel) {
+            tracing::error!(error = %err, "cannot set fuel; the engine was built without fuel metering");
+        }
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+
+    /// Maps how a call ended to an invocation error naming the limit or trap.
+    fn classify<R>(
+        &self,
+        result: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+        store: &Store<StoreData>,
+    ) -> Result<R, InvocationError> {
+        let limits = &self.manifest.limits;
+        let err = match result {
+            Err(_) => return Err(InvocationError::Timeout(limits.timeout)),
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(err)) => err,
+        };
+        if store.data().limiter.memory_hit {
+            return Err(InvocationError::MemoryLimit(limits.memory.as_u64()));
+        }
+        match err.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::OutOfFuel) => Err(InvocationError::FuelExhausted(limits.fuel)),
+            Some(trap) => Err(InvocationError::Trap(
+                match store.data().stderr_tail.text() {
+                    Some(said) => format!("{trap} (guest stderr: {said})"),
+                    None => trap.to_string(),
+                },
+            )),
+            None if store.data().limiter.table_hit => {
+                Err(InvocationError::Trap("table limit reached".into()))
+            }
+            None => Err(InvocationError::Instantiate(format!("{err:#}"))),
+        }
+    }
+}
+
+fn failure(f: types::Failure) -> InvocationError {
+    match f {
+        types::Failure::Retry(reason) => InvocationError::Retry(reason),
+        types::Failure::Reject(reason) => InvocationError::Rejected(reason),
+    }
+}
+
+impl AgentVersion {
+    /// Bytes of state this agent holds, when it is granted state.
+    pub fn state_used(&self) -> Option<u64> {
+        self.grants.state.as_ref().map(|s| s.used())
+    }
+}

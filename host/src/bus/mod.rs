@@ -1,0 +1,235 @@
+//! The event bus: what agents subscribe to and publish on.
+//!
+//! One trait, two implementations: the embedded durable log in sled (`local`, the default) and
+//! Kafka. The delivery engine (`crate::delivery`) is written against this trait only, so the
+//! at-least-once, per-partition-order, retry and dead-letter semantics are the same on both.
+//!
+//! The model is Kafka's: topics split into partitions, records addressed by offset, consumer
+//! groups owning partitions and committing the next offset to read.
+
+pub mod local;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+/// The header that carries the correlation id of a record, end to end.
+pub const CORRELATION_ID: &str = "correlation-id";
+
+/// A record header. Values are bytes, as in Kafka.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub key: String,
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+}
+
+impl Header {
+    pub fn new(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        Self {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// A record stored on the bus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<Header>,
+    /// Milliseconds since the Unix epoch, stamped when the bus accepted the record.
+    pub timestamp_ms: u64,
+}
+
+impl Record {
+    /// The value of the last header named `key`, if any.
+    pub fn header(&self, key: &str) -> Option<&[u8]> {
+        find_header(&self.headers, key)
+    }
+}
+
+/// The value of the last header named `key` in `headers` (later headers win, as in Kafka clients).
+pub fn find_header<'a>(headers: &'a [Header], key: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .rev()
+        .find(|h| h.key == key)
+        .map(|h| h.value.as_slice())
+}
+
+/// Sets header `key` to `value`, replacing every earlier header of that name.
+pub fn set_header(headers: &mut Vec<Header>, key: &str, value: impl Into<Vec<u8>>) {
+    headers.retain(|h| h.key != key);
+    headers.push(Header::new(key, value));
+}
+
+/// A record to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<Header>,
+}
+
+/// Where a published record was stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: u32,
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.topic, self.partition)
+    }
+}
+
+/// Where a reader outside any consumer group starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAt {
+    /// The oldest record still retained.
+    Beginning,
+    /// Only records published after the reader was created.
+    End,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopic { name: String, reason: &'static str },
+    #[error("consumer group {group:?} already has a member for topic {topic:?} in this host")]
+    GroupBusy { group: String, topic: String },
+    #[error("bus storage: {0}")]
+    Storage(String),
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+    #[error("the bus is shut down")]
+    Closed,
+}
+
+/// The bus every capability and the delivery engine talk to.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// `"local"` or `"kafka"`, for logs and metrics.
+    fn kind(&self) -> &'static str;
+
+    /// Publishes one record; returns once the bus has durably accepted it.
+    async fn publish(&self, record: Outgoing) -> Result<Receipt, BusError>;
+
+    /// Joins consumer group `group` for `topics`. Partitions are handed out through the
+    /// returned subscription's rebalances.
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[String],
+    ) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Reads `topic` outside any consumer group, from every partition (for `agenthost consume`).
+    async fn read(&self, topic: &str, start: StartAt) -> Result<Box<dyn TopicReader>, BusError>;
+}
+
+/// A change of what this group member owns.
+pub enum Rebalance {
+    /// These partitions are now ours; each reader starts at the group's committed offset.
+    Assigned(Vec<Box<dyn PartitionReader>>),
+    /// These partitions are being taken away. Stop dispatching them, let in-flight work finish
+    /// and commit, then send on `done` so the bus can release them.
+    Revoked {
+        partitions: Vec<TopicPartition>,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Membership of one consumer group.
+#[async_trait]
+pub trait Subscription: Send {
+    /// Waits for the next rebalance. The first call returns the initial assignment.
+    async fn next_rebalance(&mut self) -> Result<Rebalance, BusError>;
+}
+
+/// Reads one assigned partition in offset order and commits progress on it.
+#[async_trait]
+pub trait PartitionReader: Send {
+    fn topic_partition(&self) -> &TopicPartition;
+
+    /// The next record after the last one returned; waits until one is available.
+    async fn next(&mut self) -> Result<Record, BusError>;
+
+    /// Records that every offset below `next_offset` is finished for this group. Durable when
+    /// it returns: a restart resumes at `next_offset`.
+    async fn commit(&mut self, next_offset: u64) -> Result<(), BusError>;
+}
+
+/// Reads a topic's partitions outside any group.
+#[async_trait]
+pub trait TopicReader: Send {
+    /// The next record from any partition (offset order within each); waits until one arrives.
+    async fn next(&mut self) -> Result<Record, BusError>;
+}
+
+/// Checks a topic name the way Kafka does: 1–249 characters of `[a-zA-Z0-9._-]`, not `.`/`..`.
+pub fn validate_topic(name: &str) -> Result<(), BusError> {
+    let fail = |reason| {
+        Err(BusError::InvalidTopic {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return fail("must not be empty");
+    }
+    if name.len() > 249 {
+        return fail("must be at most 249 characters");
+    }
+    if name == "." || name == ".." {
+        return fail("must not be \".\" or \"..\"");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return fail("may contain only ASCII letters, digits, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic("ecommerce.price-changed.v1").is_ok());
+        assert!(validate_topic("a_b-C.9").is_ok());
+        for bad in ["", ".", "..", "has space", "slash/topic", "ünïcode"] {
+            assert!(validate_topic(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(validate_topic(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn later_headers_win() {
+        let mut headers = vec![
+            Header::new("a", "1"),
+            Header::new("b", "2"),
+            Header::new("a", "3"),
+        ];
+        assert_eq!(find_header(&headers, "a"), Some(&b"3"[..]));
+        set_header(&mut headers, "a", "4");
+        assert_eq!(headers.iter().filter(|h| h.key == "a").count(), 1);
+        assert_eq!(find_header(&headers, "a"), Some(&b"4"[..]));
+    }
+}

@@ -1,0 +1,54 @@
+//! `config`: an agent reads the `capabilities.config` values of its own manifest, nothing else.
+
+use crate::config::Manifest;
+use crate::runtime::StoreData;
+use crate::runtime::bindings::config as wit;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use wasmtime::component::{HasData, Linker};
+
+pub struct ConfigGrant {
+    values: BTreeMap<String, String>,
+}
+
+impl ConfigGrant {
+    pub fn new(manifest: &Manifest) -> Self {
+        Self {
+            values: manifest.capabilities.config.clone(),
+        }
+    }
+}
+
+pub struct ConfigInstance {
+    grant: Arc<ConfigGrant>,
+}
+
+impl ConfigInstance {
+    pub fn new(grant: Arc<ConfigGrant>) -> Self {
+        Self { grant }
+    }
+}
+
+impl wit::Host for ConfigInstance {
+    async fn get(&mut self, key: String) -> Option<String> {
+        self.grant.values.get(&key).cloned()
+    }
+
+    async fn get_all(&mut self) -> Vec<(String, String)> {
+        self.grant
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+struct HasConfig;
+impl HasData for HasConfig {
+    type Data<'a> = &'a mut ConfigInstance;
+}
+
+pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
+    wit::add_to_linker::<StoreData, HasConfig>(linker, |s| &mut s.caps.config)?;
+    Ok(())
+}

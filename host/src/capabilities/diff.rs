@@ -1,0 +1,176 @@
+//! The capability diff between two manifests of one agent: what a new version would be granted
+//! that the running one is not. Widening needs the operator's explicit approval; narrowing does
+//! not.
+
+use crate::config::{FileAccess, Manifest};
+use std::collections::BTreeSet;
+
+/// One line of a diff: `+ …` widens, `- …` narrows.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DiffLine {
+    pub widens: bool,
+    pub text: String,
+}
+
+impl std::fmt::Display for DiffLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", if self.widens { '+' } else { '-' }, self.text)
+    }
+}
+
+/// Every grant of a manifest that is a member of a set, one string each.
+fn grant_set(m: &Manifest) -> BTreeSet<String> {
+    let c = &m.capabilities;
+    let mut set = BTreeSet::new();
+    set.extend(
+        m.subscribe
+            .iter()
+            .map(|s| format!("subscribe {} (group {})", s.topic, m.group_of(s))),
+    );
+    set.extend(c.publish.iter().map(|p| format!("publish {p}")));
+    set.extend(c.http.iter().map(|h| format!("http {h}")));
+    set.extend(c.env.iter().map(|e| format!("env {e}")));
+    set.extend(c.a2a.iter().map(|p| format!("a2a {p}")));
+    for f in &c.files {
+        let access = match f.access {
+            FileAccess::Read => "read",
+            FileAccess::ReadWrite => "read-write",
+        };
+        set.insert(format!(
+            "files {} at {} ({access})",
+            f.path.display(),
+            f.mount
+        ));
+    }
+    for g in &c.mcp {
+        set.extend(g.tools.iter().map(|t| format!("mcp {}/{t}", g.server)));
+    }
+    set
+}
+
+/// What changes from `old` to `new`, widening lines first.
+pub fn diff(old: &Manifest, new: &Manifest) -> Vec<DiffLine> {
+    let (a, b) = (grant_set(old), grant_set(new));
+    let mut lines: Vec<DiffLine> = b
+        .difference(&a)
+        .map(|t| DiffLine {
+            widens: true,
+            text: t.clone(),
+        })
+        .collect();
+    lines.extend(a.difference(&b).map(|t| DiffLine {
+        widens: false,
+        text: t.clone(),
+    }));
+
+    let mut limit = |name: &str, old: u128, new: u128, show: &dyn Fn(u128) -> String| {
+        if old != new {
+            lines.push(DiffLine {
+                widens: new > old,
+                text: format!("{name} {} → {}", show(old), show(new)),
+            });
+        }
+    };
+    let size = |v: u128| bytesize::ByteSize::b(v as u64).to_string();
+    let state = |m: &Manifest| m.capabilities.state.map_or(0, |s| s.as_u64() as u128);
+    limit("state quota", state(old), state(new), &|v| {
+        if v == 0 { "none".into() } else { size(v) }
+    });
+    let (lo, ln) = (&old.limits, &new.limits);
+    limit(
+        "limits.memory",
+        lo.memory.as_u64().into(),
+        ln.memory.as_u64().into(),
+        &size,
+    );
+    limit(
+        "limits.timeout",
+        lo.timeout.as_millis(),
+        ln.timeout.as_millis(),
+        &|v| format!("{v}ms"),
+    );
+    limit(
+        "limits.instances",
+        lo.instances.into(),
+        ln.instances.into(),
+        &|v| v.to_string(),
+    );
+    // 0 fuel means unlimited, the widest budget there is.
+    let fuel = |f: u64| if f == 0 { u128::MAX } else { f.into() };
+    limit("limits.fuel", fuel(lo.fuel), fuel(ln.fuel), &|v| {
+        if v == u128::MAX {
+            "unlimited".into()
+        } else {
+            v.to_string()
+        }
+    });
+    if old.a2a.expose != new.a2a.expose {
+        lines.push(DiffLine {
+            widens: new.a2a.expose,
+            text: format!("a2a.expose {} → {}", old.a2a.expose, new.a2a.expose),
+        });
+    }
+    lines.sort_by_key(|l| !l.widens);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn m(extra: &str) -> Manifest {
+        Manifest::parse(
+            Path::new("a.toml"),
+            &format!("name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n{extra}"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn new_topics_and_bigger_limits_widen() {
+        let old = m("[capabilities]\npublish = [\"a\"]\nstate = \"1MiB\"");
+        let new = m(
+            "[limits]\nmemory = \"128MiB\"\n[capabilities]\npublish = [\"a\", \"b\"]\nstate = \"2MiB\"",
+        );
+        let d = diff(&old, &new);
+        let text: Vec<String> = d.iter().map(ToString::to_string).collect();
+        assert!(text.contains(&"+ publish b".to_string()), "{text:?}");
+        assert!(
+            text.iter().any(|l| l.starts_with("+ state quota")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|l| l.starts_with("+ limits.memory")),
+            "{text:?}"
+        );
+        assert!(d.iter().all(|l| l.widens));
+    }
+
+    #[test]
+    fn narrowing_is_not_widening() {
+        let old = m(
+            "[capabilities]\npublish = [\"a\", \"b\"]\nmcp = [{ server = \"s\", tools = [\"x\", \"y\"] }]",
+        );
+        let new = m(
+            "[limits]\nfuel = 1000\n[capabilities]\npublish = [\"a\"]\nmcp = [{ server = \"s\", tools = [\"x\"] }]",
+        );
+        let d = diff(&old, &new);
+        assert!(!d.is_empty() && d.iter().all(|l| !l.widens), "{d:?}");
+        assert!(diff(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn read_to_read_write_widens() {
+        let old =
+            m("[capabilities]\nfiles = [{ path = \".\", mount = \"/d\", access = \"read\" }]");
+        let new = m(
+            "[capabilities]\nfiles = [{ path = \".\", mount = \"/d\", access = \"read-write\" }]",
+        );
+        assert!(
+            diff(&old, &new)
+                .iter()
+                .any(|l| l.widens && l.text.contains("read-write"))
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! `log`: an agent writes into the host's log, tagged with the agent, version and correlation id.
+
+use super::Caller;
+use crate::runtime::StoreData;
+use crate::runtime::bindings::log as wit;
+use wasmtime::component::{HasData, Linker};
+
+/// Longer messages are cut: a guest must not be able to make the host hold unbounded text.
+const MAX_MESSAGE: usize = 16 * 1024;
+
+pub struct LogInstance {
+    caller: Caller,
+}
+
+impl LogInstance {
+    pub fn new(caller: Caller) -> Self {
+        Self { caller }
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, marking the cut.
+pub fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} bytes cut]", &text[..end], text.len() - end).into()
+}
+
+impl wit::Host for LogInstance {
+    async fn log(&mut self, level: wit::Level, message: String) {
+        let message = truncate(&message, MAX_MESSAGE);
+        let c = &self.caller;
+        let (agent, version, cid) = (&*c.agent, &*c.version, &*c.correlation_id);
+        match level {
+            wit::Level::Trace => {
+                tracing::trace!(target: "agent", agent, version, correlation_id = cid, "{message}")
+            }
+            wit::Level::Debug => {
+                tracing::debug!(target: "agent", agent, version, correlation_id = cid, "{message}")
+            }
+            wit::Level::Info => {
+                tracing::info!(target: "agent", agent, version, correlation_id = cid, "{message}")
+            }
+            wit::Level::Warn => {
+                tracing::warn!(target: "agent", agent, version, correlation_id = cid, "{message}")
+            }
+            wit::Level::Error => {
+                tracing::error!(target: "agent", agent, version, correlation_id = cid, "{message}")
+            }
+        }
+    }
+}
+
+struct HasLog;
+impl HasData for HasLog {
+    type Data<'a> = &'a mut LogInstance;
+}
+
+pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
+    wit::add_to_linker::<StoreData, HasLog>(linker, |s| &mut s.caps.log)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn truncation_keeps_char_boundaries() {
+        assert_eq!(super::truncate("short", 10), "short");
+        let cut = super::truncate("ééééé", 3);
+        assert!(cut.starts_with("é…"), "{cut}");
+        assert!(cut.contains("bytes cut"));
+    }
+}

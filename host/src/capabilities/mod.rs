@@ -1,0 +1,194 @@
+//! Capabilities: what an agent may touch, one module each.
+//!
+//! Each capability owns its manifest section's interpretation (the *grant*, built once per agent
+//! version at deploy), its per-instance state (built for every invocation), its linker
+//! registration, and its checks. Deny by default: an interface the manifest does not grant is
+//! refused at deploy, and every call of a granted one is checked again.
+
+pub mod config;
+pub mod diff;
+pub mod log;
+pub mod publish;
+pub mod state;
+pub mod wasi;
+
+use crate::bus::Bus;
+use crate::config::Manifest;
+use crate::metrics::Metrics;
+use crate::runtime::StoreData;
+use std::sync::Arc;
+use wasmtime::component::Linker;
+
+/// Who is calling: the agent and version an instance belongs to, and the request it serves.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub agent: Arc<str>,
+    pub version: Arc<str>,
+    pub correlation_id: Arc<str>,
+}
+
+/// What capabilities need from the host to build an agent's grants.
+#[derive(Clone)]
+pub struct HostServices {
+    pub bus: Arc<dyn Bus>,
+    pub db: sled::Db,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Every grant of one agent version, built from its manifest at deploy.
+pub struct Grants {
+    pub publish: Arc<publish::PublishGrant>,
+    pub state: Option<Arc<state::StateStore>>,
+    pub config: Arc<config::ConfigGrant>,
+    pub wasi: wasi::WasiGrant,
+}
+
+impl Grants {
+    pub fn from_manifest(manifest: &Manifest, services: &HostServices) -> anyhow::Result<Self> {
+        Ok(Self {
+            publish: Arc::new(publish::PublishGrant::new(manifest, services)),
+            state: state::StateStore::for_manifest(manifest, &services.db)?.map(Arc::new),
+            config: Arc::new(config::ConfigGrant::new(manifest)),
+            wasi: wasi::WasiGrant::from_manifest(manifest)?,
+        })
+    }
+}
+
+/// Registers every import this host provides. One linker serves every agent: what a given
+/// agent may use is decided by [`check_import`] at deploy and by its grants on every call.
+pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
+    wasi::add_to_linker(linker)?;
+    crate::runtime::bindings::types::add_to_linker::<
+        StoreData,
+        wasmtime::component::HasSelf<StoreData>,
+    >(linker, |s| s)?;
+    publish::add_to_linker(linker)?;
+    state::add_to_linker(linker)?;
+    log::add_to_linker(linker)?;
+    config::add_to_linker(linker)?;
+    Ok(())
+}
+
+impl crate::runtime::bindings::types::Host for StoreData {}
+
+/// Whether a component may import interface `name` under `manifest`. The error says which
+/// grant would allow it, or why it is never allowed.
+pub fn check_import(name: &str, manifest: &Manifest) -> Result<(), String> {
+    let (interface, version) = name.split_once('@').unwrap_or((name, ""));
+    let grants = &manifest.capabilities;
+    if let Some(local) = interface.strip_prefix("agenthost:agent/") {
+        if !version.is_empty() && !version.starts_with("0.1.") {
+            return Err(format!(
+                "imports `{name}`, but this host provides agenthost:agent@0.1.0: rebuild the agent against this version"
+            ));
+        }
+        return match local {
+            "types" | "log" | "config" => Ok(()),
+            "bus" if grants.publish.is_empty() => Err(format!(
+                "imports `{name}` but the manifest grants no topics: add them to `capabilities.publish`"
+            )),
+            "bus" => Ok(()),
+            "state" if grants.state.is_none() => Err(format!(
+                "imports `{name}` but the manifest grants no state: set a quota with `capabilities.state = \"16MiB\"`"
+            )),
+            "state" => Ok(()),
+            "mcp" | "a2a" => Err(format!(
+                "imports `{name}`, which this host does not provide yet: it has no {} support in this release",
+                if local == "mcp" {
+                    "MCP client"
+                } else {
+                    "A2A routing"
+                }
+            )),
+            _ => Err(format!(
+                "imports `{name}`, which is not part of agenthost:agent@0.1.0"
+            )),
+        };
+    }
+    match interface {
+        "wasi:cli/environment" | "wasi:cli/exit" | "wasi:cli/stdin" | "wasi:cli/stdout" | "wasi:cli/stderr"
+        | "wasi:cli/terminal-input" | "wasi:cli/terminal-output" | "wasi:cli/terminal-stdin"
+        | "wasi:cli/terminal-stdout" | "wasi:cli/terminal-stderr" | "wasi:clocks/wall-clock"
+        | "wasi:clocks/monotonic-clock" | "wasi:io/error" | "wasi:io/poll" | "wasi:io/streams"
+        | "wasi:random/random" | "wasi:random/insecure" | "wasi:random/insecure-seed"
+        // Linked for every agent because Rust's std imports them; with no `capabilities.files`
+        // there are no preopened directories, so nothing is reachable through them.
+        | "wasi:filesystem/types" | "wasi:filesystem/preopens" => Ok(()),
+        _ if interface.starts_with("wasi:sockets/") => Err(format!(
+            "imports `{name}`: raw sockets are never granted to agents; outbound HTTP goes through `capabilities.http`"
+        )),
+        _ if interface.starts_with("wasi:http/") => Err(format!(
+            "imports `{name}`, which this host does not provide yet: outbound HTTP (`capabilities.http`) arrives in a later release"
+        )),
+        _ => Err(format!(
+            "imports `{name}`, which agenthost does not provide (it provides agenthost:agent/* and a restricted set of wasi:cli, wasi:clocks, wasi:io, wasi:random and wasi:filesystem)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn manifest(extra: &str) -> Manifest {
+        Manifest::parse(
+            Path::new("a.toml"),
+            &format!("name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n{extra}"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn ungranted_interfaces_are_refused_naming_the_grant() {
+        let bare = manifest("");
+        let err = check_import("agenthost:agent/bus@0.1.0", &bare).unwrap_err();
+        assert!(err.contains("capabilities.publish"), "{err}");
+        let err = check_import("agenthost:agent/state@0.1.0", &bare).unwrap_err();
+        assert!(err.contains("capabilities.state"), "{err}");
+        for ok in [
+            "agenthost:agent/log@0.1.0",
+            "agenthost:agent/config@0.1.0",
+            "wasi:cli/stdout@0.2.6",
+        ] {
+            assert!(check_import(ok, &bare).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn granted_interfaces_are_allowed() {
+        let m = manifest("[capabilities]\npublish = [\"x\"]\nstate = \"1MiB\"");
+        assert!(check_import("agenthost:agent/bus@0.1.0", &m).is_ok());
+        assert!(check_import("agenthost:agent/state@0.1.0", &m).is_ok());
+    }
+
+    #[test]
+    fn unprovided_and_forbidden_interfaces_say_why() {
+        let m = manifest("");
+        assert!(
+            check_import("agenthost:agent/mcp@0.1.0", &m)
+                .unwrap_err()
+                .contains("does not provide yet")
+        );
+        assert!(
+            check_import("agenthost:agent/a2a@0.1.0", &m)
+                .unwrap_err()
+                .contains("does not provide yet")
+        );
+        assert!(
+            check_import("wasi:sockets/tcp@0.2.0", &m)
+                .unwrap_err()
+                .contains("never granted")
+        );
+        assert!(
+            check_import("agenthost:agent/bus@0.2.0", &m)
+                .unwrap_err()
+                .contains("0.1.0")
+        );
+        assert!(
+            check_import("acme:evil/thing", &m)
+                .unwrap_err()
+                .contains("does not provide")
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! `bus.publish`: an agent publishes only to topics matching its `capabilities.publish` patterns.
+//! The host stamps every record with the correlation id and its provenance, which an agent
+//! cannot forge.
+
+use super::{Caller, HostServices};
+use crate::bus::{self, Bus, Outgoing, set_header};
+use crate::config::{Manifest, TopicPattern};
+use crate::metrics::Metrics;
+use crate::runtime::StoreData;
+use crate::runtime::bindings::{bus as wit, types};
+use std::sync::Arc;
+use wasmtime::component::{HasData, Linker};
+
+/// Provenance headers the host sets on everything an agent publishes.
+pub const AGENT_HEADER: &str = "agenthost-agent";
+pub const VERSION_HEADER: &str = "agenthost-agent-version";
+
+pub struct PublishGrant {
+    patterns: Vec<TopicPattern>,
+    bus: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
+}
+
+impl PublishGrant {
+    pub fn new(manifest: &Manifest, services: &HostServices) -> Self {
+        Self {
+            patterns: manifest.capabilities.publish.clone(),
+            bus: services.bus.clone(),
+            metrics: services.metrics.clone(),
+        }
+    }
+
+    pub fn allows(&self, topic: &str) -> bool {
+        self.patterns.iter().any(|p| p.matches(topic))
+    }
+}
+
+pub struct PublishInstance {
+    grant: Arc<PublishGrant>,
+    caller: Caller,
+}
+
+impl PublishInstance {
+    pub fn new(grant: Arc<PublishGrant>, caller: Caller) -> Self {
+        Self { grant, caller }
+    }
+
+    async fn publish(&self, record: wit::Outgoing) -> Result<wit::Receipt, types::Error> {
+        let c = &self.caller;
+        let outcome = |outcome: &'static str| self.grant.metrics.record_publish(&c.agent, outcome);
+        if let Err(e) = bus::validate_topic(&record.topic) {
+            outcome("failed");
+            return Err(types::Error::Failed(e.to_string()));
+        }
+        if !self.grant.allows(&record.topic) {
+            outcome("denied");
+            tracing::warn!(target: "audit", agent = &*c.agent, version = &*c.version, correlation_id = &*c.correlation_id,
+                capability = "publish", target_topic = %record.topic, outcome = "denied", "publish denied");
+            let granted: Vec<&str> = self
+                .grant
+                .patterns
+                .iter()
+                .map(TopicPattern::as_str)
+                .collect();
+            return Err(types::Error::Denied(format!(
+                "agent {:?} may not publish to {:?}: it matches none of capabilities.publish {:?}",
+                &*c.agent, record.topic, granted
+            )));
+        }
+        let mut headers: Vec<bus::Header> = record
+            .headers
+            .into_iter()
+            .map(|h| bus::Header {
+                key: h.key,
+                value: h.value,
+            })
+            .collect();
+        set_header(
+            &mut headers,
+            bus::CORRELATION_ID,
+            c.correlation_id.as_bytes(),
+        );
+        set_header(&mut headers, AGENT_HEADER, c.agent.as_bytes());
+        set_header(&mut headers, VERSION_HEADER, c.version.as_bytes());
+        let outgoing = Outgoing {
+            topic: record.topic,
+            key: record.key,
+            payload: record.payload,
+            headers,
+        };
+        match self.grant.bus.publish(outgoing).await {
+            Ok(receipt) => {
+                outcome("ok");
+                tracing::debug!(target: "audit", agent = &*c.agent, correlation_id = &*c.correlation_id,
+                    capability = "publish", target_topic = %receipt.topic, partition = receipt.partition,
+                    offset = receipt.offset, outcome = "allowed", "published");
+                Ok(wit::Receipt {
+                    topic: receipt.topic,
+                    partition: receipt.partition,
+                    offset: receipt.offset,
+                })
+            }
+            Err(e) => {
+                outcome("failed");
+                Err(types::Error::Failed(format!("publish failed: {e}")))
+            }
+        }
+    }
+}
+
+impl wit::Host for PublishInstance {
+    async fn publish(&mut self, record: wit::Outgoing) -> Result<wit::Receipt, types::Error> {
+        PublishInstance::publish(self, record).await
+    }
+}
+
+struct HasPublish;
+impl HasData for HasPublish {
+    type Data<'a> = &'a mut PublishInstance;
+}
+
+pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
+    wit::add_to_linker::<StoreData, HasPublish>(linker, |s| &mut s.caps.publish)?;
+    Ok(())
+}

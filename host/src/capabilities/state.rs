@@ -1,0 +1,203 @@
+//! `state`: per-agent key-value storage in sled, within the quota `capabilities.state` grants.
+//!
+//! State belongs to the agent, not to a version: a new version sees what the old one wrote.
+
+use crate::config::Manifest;
+use crate::runtime::StoreData;
+use crate::runtime::bindings::{state as wit, types};
+use std::sync::{Arc, Mutex};
+use wasmtime::component::{HasData, Linker};
+
+const MAX_KEY: usize = 1024;
+
+pub struct StateStore {
+    tree: sled::Tree,
+    quota: u64,
+    /// Bytes of keys plus values stored; the lock also serialises writers so the quota check and
+    /// the write are one step.
+    used: Mutex<u64>,
+}
+
+impl StateStore {
+    /// The agent's store, or `None` when its manifest grants no state.
+    pub fn for_manifest(manifest: &Manifest, db: &sled::Db) -> anyhow::Result<Option<Self>> {
+        let Some(quota) = manifest.capabilities.state else {
+            return Ok(None);
+        };
+        Ok(Some(Self::open(
+            db,
+            manifest.name.as_str(),
+            quota.as_u64(),
+        )?))
+    }
+
+    pub fn open(db: &sled::Db, agent: &str, quota: u64) -> anyhow::Result<Self> {
+        let tree = db.open_tree(format!("state/{agent}"))?;
+        let mut used = 0u64;
+        for entry in tree.iter() {
+            let (k, v) = entry?;
+            used += (k.len() + v.len()) as u64;
+        }
+        Ok(Self {
+            tree,
+            quota,
+            used: Mutex::new(used),
+        })
+    }
+
+    pub fn used(&self) -> u64 {
+        *self.used.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_key(key: &str) -> Result<(), types::Error> {
+        if key.is_empty() || key.len() > MAX_KEY {
+            return Err(types::Error::Failed(format!(
+                "state keys must be 1-{MAX_KEY} bytes, got {}",
+                key.len()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, types::Error> {
+        Self::check_key(key)?;
+        self.tree
+            .get(key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(storage)
+    }
+
+    pub fn set(&self, key: &str, value: &[u8]) -> Result<(), types::Error> {
+        Self::check_key(key)?;
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self
+            .tree
+            .get(key)
+            .map_err(storage)?
+            .map_or(0, |v| (key.len() + v.len()) as u64);
+        let new_used = *used - old + (key.len() + value.len()) as u64;
+        if new_used > self.quota {
+            return Err(types::Error::Failed(format!(
+                "state quota exceeded: writing {key:?} ({} bytes) would use {} of {} bytes (capabilities.state)",
+                value.len(),
+                new_used,
+                self.quota
+            )));
+        }
+        self.tree.insert(key, value).map_err(storage)?;
+        *used = new_used;
+        Ok(())
+    }
+
+    pub fn delete(&self, key: &str) -> Result<(), types::Error> {
+        Self::check_key(key)?;
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = self.tree.remove(key).map_err(storage)? {
+            *used -= (key.len() + old.len()) as u64;
+        }
+        Ok(())
+    }
+
+    pub fn list_keys(&self, prefix: &str) -> Result<Vec<String>, types::Error> {
+        self.tree
+            .scan_prefix(prefix)
+            .keys()
+            .map(|k| {
+                k.map(|k| String::from_utf8_lossy(&k).into_owned())
+                    .map_err(storage)
+            })
+            .collect()
+    }
+}
+
+fn storage(e: sled::Error) -> types::Error {
+    types::Error::Failed(format!("state storage: {e}"))
+}
+
+/// Per-instance view: `None` when state is not granted (the import is then refused at deploy,
+/// but the check is repeated here so a call can never reach another agent's data).
+pub struct StateInstance {
+    store: Option<Arc<StateStore>>,
+}
+
+impl StateInstance {
+    pub fn new(store: Option<Arc<StateStore>>) -> Self {
+        Self { store }
+    }
+
+    fn store(&self) -> Result<&StateStore, types::Error> {
+        self.store.as_deref().ok_or_else(|| {
+            types::Error::Denied("this agent is granted no state (capabilities.state)".into())
+        })
+    }
+}
+
+impl wit::Host for StateInstance {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, types::Error> {
+        self.store()?.get(&key)
+    }
+    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), types::Error> {
+        self.store()?.set(&key, &value)
+    }
+    async fn delete(&mut self, key: String) -> Result<(), types::Error> {
+        self.store()?.delete(&key)
+    }
+    async fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, types::Error> {
+        self.store()?.list_keys(&prefix)
+    }
+}
+
+struct HasState;
+impl HasData for HasState {
+    type Data<'a> = &'a mut StateInstance;
+}
+
+pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
+    wit::add_to_linker::<StoreData, HasState>(linker, |s| &mut s.caps.state)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(quota: u64) -> (tempfile::TempDir, sled::Db, StateStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let s = StateStore::open(&db, "a", quota).unwrap();
+        (dir, db, s)
+    }
+
+    #[test]
+    fn quota_counts_keys_and_values_and_overwrites() {
+        let (_d, _db, s) = store(20);
+        s.set("k1", b"12345678").unwrap(); // 10
+        s.set("k1", b"123456789").unwrap(); // overwrite: 11, not 21
+        assert_eq!(s.used(), 11);
+        s.set("k2", b"1234567").unwrap(); // 11 + 9 = exactly the quota
+        assert_eq!(s.used(), 20);
+        match s.set("k3", b"x") {
+            Err(types::Error::Failed(m)) => assert!(m.contains("quota"), "{m}"),
+            other => panic!("expected quota failure, got {other:?}"),
+        }
+        s.delete("k1").unwrap();
+        assert_eq!(s.used(), 9);
+        s.set("k3", b"x").unwrap();
+    }
+
+    #[test]
+    fn usage_is_recomputed_on_reopen_and_namespaces_are_separate() {
+        let (_d, db, s) = store(1000);
+        s.set("p/1", b"a").unwrap();
+        s.set("p/2", b"b").unwrap();
+        s.set("q", b"c").unwrap();
+        assert_eq!(
+            s.list_keys("p/").unwrap(),
+            vec!["p/1".to_string(), "p/2".to_string()]
+        );
+        let again = StateStore::open(&db, "a", 1000).unwrap();
+        assert_eq!(again.used(), s.used());
+        let other = StateStore::open(&db, "b", 1000).unwrap();
+        assert_eq!(other.get("q").unwrap(), None);
+    }
+}

@@ -1,0 +1,251 @@
+//! The client verbs: thin wrappers over the host's HTTP API.
+
+use super::{Format, HostArgs};
+use crate::http::{
+    AgentsResponse, DeployRequest, ErrorBody, PublishRequest, PublishResponse, WireRecord,
+};
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use futures::StreamExt as _;
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(args: &HostArgs) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Self {
+            base: args.host.trim_end_matches('/').to_owned(),
+            token: args.token.clone(),
+            http,
+        })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    /// Sends and turns a non-2xx answer into its `error` message.
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the host at {}", self.base))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error)
+            .unwrap_or(text);
+        bail!("{message} (HTTP {})", status.as_u16())
+    }
+}
+
+pub async fn publish(
+    args: &HostArgs,
+    topic: &str,
+    payload: &str,
+    key: Option<String>,
+    headers: &[String],
+) -> anyhow::Result<()> {
+    let payload = if payload == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("cannot read the payload from stdin")?;
+        text
+    } else {
+        payload.to_owned()
+    };
+    let mut header_map = BTreeMap::new();
+    for h in headers {
+        let (k, v) = h
+            .split_once('=')
+            .with_context(|| format!("--header {h:?}: expected KEY=VALUE"))?;
+        header_map.insert(k.to_owned(), v.to_owned());
+    }
+    let client = Client::new(args)?;
+    let body = PublishRequest {
+        key,
+        payload: Some(payload),
+        payload_base64: None,
+        headers: header_map,
+    };
+    let path = format!("/v1/topics/{topic}/records");
+    let response: PublishResponse = client
+        .send(client.request(reqwest::Method::POST, &path).json(&body))
+        .await?
+        .json()
+        .await?;
+    println!(
+        "published to {}[{}]@{} correlation-id={}",
+        response.topic, response.partition, response.offset, response.correlation_id
+    );
+    Ok(())
+}
+
+pub async fn consume(
+    args: &HostArgs,
+    topic: &str,
+    from_beginning: bool,
+    count: Option<u64>,
+    timeout: Duration,
+    format: Format,
+) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let mut query = vec![
+        ("from_beginning", from_beginning.to_string()),
+        ("timeout", humantime::format_duration(timeout).to_string()),
+    ];
+    if let Some(n) = count {
+        query.push(("count", n.to_string()));
+    }
+    let path = format!("/v1/topics/{topic}/records");
+    let response = client
+        .send(client.request(reqwest::Method::GET, &path).query(&query))
+        .await?;
+    let mut stream = response.bytes_stream();
+    let mut buffer = Vec::new();
+    let mut seen = 0u64;
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = stream.next().await {
+        buffer.extend_from_slice(&chunk.context("the host closed the stream")?);
+        while let Some(pos) = buffer.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=pos).collect();
+            let record: WireRecord = match serde_json::from_slice(&line) {
+                Ok(r) => r,
+                Err(_) => {
+                    let err: ErrorBody =
+                        serde_json::from_slice(&line).context("unexpected line from the host")?;
+                    bail!("{}", err.error);
+                }
+            };
+            seen += 1;
+            match format {
+                Format::Json => writeln!(out, "{}", String::from_utf8_lossy(&line).trim_end())?,
+                Format::Text => {
+                    let key = record
+                        .key
+                        .as_deref()
+                        .map(|k| format!(" key={k}"))
+                        .unwrap_or_default();
+                    let payload = record.payload.clone().unwrap_or_else(|| {
+                        format!(
+                            "<{} bytes, base64 {}>",
+                            record.payload_bytes().len(),
+                            record.payload_base64.clone().unwrap_or_default()
+                        )
+                    });
+                    writeln!(
+                        out,
+                        "{}[{}]@{}{key} {payload}",
+                        record.topic, record.partition, record.offset
+                    )?;
+                }
+            }
+            out.flush()?;
+        }
+    }
+    if let Some(n) = count
+        && seen < n
+    {
+        bail!(
+            "timed out after {} with {seen} of {n} records",
+            humantime::format_duration(timeout)
+        );
+    }
+    Ok(())
+}
+
+pub async fn agents(args: &HostArgs, format: Format) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let response = client
+        .send(client.request(reqwest::Method::GET, "/v1/agents"))
+        .await?;
+    let list: AgentsResponse = response.json().await?;
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.agents.is_empty() {
+        println!("no agents deployed");
+    } else {
+        println!(
+            "{:<20} {:<10} {:<14} {:>12}  SUBSCRIBES",
+            "NAME", "VERSION", "DIGEST", "DEAD-LETTERS"
+        );
+        for a in &list.agents {
+            let digest: String = a
+                .digest
+                .trim_start_matches("sha256:")
+                .chars()
+                .take(12)
+                .collect();
+            println!(
+                "{:<20} {:<10} {:<14} {:>12}  {}",
+                a.name,
+                a.version,
+                digest,
+                a.dead_letters,
+                a.subscribe.join(", ")
+            );
+        }
+    }
+    for r in &list.refused {
+        println!("refused {}: {}", r.source, r.error.replace('\n', " "));
+    }
+    Ok(())
+}
+
+pub async fn deploy(args: &HostArgs, manifest_path: &Path, approve: bool) -> anyhow::Result<()> {
+    // Parse locally first: errors name the file and key before anything is uploaded.
+    let manifest = crate::config::Manifest::load(manifest_path)?;
+    let text = std::fs::read_to_string(manifest_path)?;
+    let component = crate::runtime::read_component(&manifest.component)?;
+    let client = Client::new(args)?;
+    let absolute =
+        std::fs::canonicalize(manifest_path).unwrap_or_else(|_| manifest_path.to_owned());
+    let body = DeployRequest {
+        manifest_path: absolute.display().to_string(),
+        manifest: text,
+        component_base64: base64::engine::general_purpose::STANDARD.encode(component),
+        approve,
+    };
+    let report: crate::host::DeployReport = client
+        .send(
+            client
+                .request(reqwest::Method::POST, "/v1/agents")
+                .json(&body),
+        )
+        .await?
+        .json()
+        .await?;
+    match &report.replaced {
+        Some(old) => println!(
+            "deployed {} {} (replacing {old}) {}",
+            report.agent, report.version, report.digest
+        ),
+        None => println!(
+            "deployed {} {} {}",
+            report.agent, report.version, report.digest
+        ),
+    }
+    for line in &report.diff {
+        println!("  {line}");
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! The `agenthost` command line. `serve` runs the host; every other verb but `inspect` is a
+//! client of a running host's HTTP API, so it works the same on the local bus and on Kafka.
+
+mod client;
+mod inspect;
+mod serve;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "agenthost",
+    version,
+    about = "Runs AI agents shipped as WebAssembly components"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct HostArgs {
+    /// The running host's base URL.
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:8080",
+        env = "AGENTHOST_URL"
+    )]
+    host: String,
+    /// Admin bearer token (default: $AGENTHOST_ADMIN_TOKEN).
+    #[arg(
+        long,
+        global = true,
+        env = "AGENTHOST_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host: deploy the configured agents, serve HTTP, deliver events.
+    Serve {
+        /// Host config file (default: ./agenthost.toml if it exists, else built-in defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Log format on stderr.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: Format,
+    },
+    /// Deploy an agent: upload its manifest and component to the running host.
+    Deploy {
+        manifest: PathBuf,
+        /// Accept a version that is granted more than the running one.
+        #[arg(long)]
+        approve: bool,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// List deployed agents and refused deployments.
+    Agents {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// Publish one record.
+    Publish {
+        topic: String,
+        /// The record's payload; `-` reads it from stdin.
+        payload: String,
+        #[arg(long)]
+        key: Option<String>,
+        /// A header, KEY=VALUE; repeatable.
+        #[arg(long = "header", value_name = "KEY=VALUE")]
+        headers: Vec<String>,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// Print records of a topic.
+    Consume {
+        topic: String,
+        /// Start at the oldest record instead of only new ones.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Stop after N records (exit 1 if fewer arrive before the timeout).
+        #[arg(long)]
+        count: Option<u64>,
+        /// How long to wait for records.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// Show a component's imports and exports and, with a manifest, what is granted or missing.
+    Inspect {
+        component: PathBuf,
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { config, log_format } => serve::run(config, log_format).await,
+            Command::Deploy {
+                manifest,
+                approve,
+                host,
+            } => client::deploy(&host, &manifest, approve).await,
+            Command::Agents { format, host } => client::agents(&host, format).await,
+            Command::Publish {
+                topic,
+                payload,
+                key,
+                headers,
+                host,
+            } => client::publish(&host, &topic, &payload, key, &headers).await,
+            Command::Consume {
+                topic,
+                from_beginning,
+                count,
+                timeout,
+                format,
+                host,
+            } => client::consume(&host, &topic, from_beginning, count, timeout, format).await,
+            Command::Inspect {
+                component,
+                manifest,
+                format,
+            } => inspect::run(&component, manifest.as_deref(), format),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the reason and its causes.
+            eprintln!("error: {}", format!("{err:#}").replace('\n', " "));
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! `agenthost serve`.
+
+use super::Format;
+use crate::config::HostConfig;
+use crate::host::Host;
+use crate::http::{AppState, router};
+use anyhow::Context as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+
+/// How long in-flight work may take to finish after SIGTERM / Ctrl-C.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(30);
+
+pub async fn run(config_path: Option<PathBuf>, log_format: Format) -> anyhow::Result<()> {
+    init_logging(log_format);
+    let config = match &config_path {
+        Some(path) => HostConfig::load(path)?,
+        None if std::path::Path::new("agenthost.toml").exists() => {
+            HostConfig::load(std::path::Path::new("agenthost.toml"))?
+        }
+        None => HostConfig::defaults_in(std::path::Path::new(".")),
+    };
+    let token = std::env::var(&config.admin.token_env)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Arc::<str>::from);
+    if token.is_none() && !config.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {} without an admin token: set ${} or listen on 127.0.0.1",
+            config.listen,
+            config.admin.token_env
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let host = Host::open(config).await?;
+    let app = router(AppState {
+        host: host.clone(),
+        token,
+    });
+    let server_stop = host.stop.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_stop.cancelled().await })
+            .await
+    });
+    tracing::info!(%address, data_dir = %host.config.data_dir.display(), bus = host.bus.kind(), "listening on http://{address}");
+    host.deploy_configured().await;
+    let agents = host.registry.read().len();
+    tracing::info!(agents, "ready");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight work");
+    host.shutdown(SHUTDOWN_BOUND).await;
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+        Err(_) => tracing::warn!("HTTP server did not stop in time"),
+        _ => {}
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging(format: Format) {
+    let filter = EnvFilter::try_from_env("AGENTHOST_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,cranelift=warn,wasmtime=warn,sled=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        Format::Json => builder.json().init(),
+        Format::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,536 @@
+//! The agent manifest, `agents/<name>.toml`: who the agent is, what it subscribes to, how its
+//! events are delivered, its resource limits, and every capability it is granted.
+
+use super::{ConfigError, TopicPattern, parse_toml};
+use bytesize::ByteSize;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// An agent's name: `[a-z0-9-]+`, at most 63 characters, not starting with `-`. Unique in a host;
+/// used in URLs, metric labels and consumer-group names, hence the narrow alphabet.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AgentName(String);
+
+impl AgentName {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let ok = !text.is_empty()
+            && text.len() <= 63
+            && !text.starts_with('-')
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!(
+                "agent name {text:?} is invalid: expected 1-63 characters of [a-z0-9-], not starting with '-'"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AgentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AgentName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: AgentName,
+    pub version: semver::Version,
+    /// Relative to the manifest's directory; resolved by [`Manifest::load`].
+    pub component: PathBuf,
+    /// `sha256:<hex>`; when present, deploy refuses a component whose digest differs.
+    #[serde(default, deserialize_with = "digest")]
+    pub digest: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub subscribe: Vec<SubscribeEntry>,
+    #[serde(default)]
+    pub delivery: Delivery,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    #[serde(default)]
+    pub a2a: A2aSection,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeEntry {
+    pub topic: String,
+    /// Consumer group; defaults to the agent's name.
+    pub group: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Delivery {
+    /// Attempts per event before it is dead-lettered (1 = no retry).
+    pub max_attempts: u32,
+    /// Base of the exponential backoff between attempts.
+    #[serde(with = "humantime_serde")]
+    pub backoff: Duration,
+    /// Upper bound of the backoff.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    pub dead_letter: String,
+    /// Events in flight at once across partitions; order is kept within a partition.
+    pub concurrency: u32,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            dead_letter: "agent.dead-letter.v1".into(),
+            concurrency: 8,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear memory cap per instance.
+    pub memory: ByteSize,
+    /// Wall clock per invocation, host calls included.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Instruction budget per invocation; 0 = unlimited.
+    pub fuel: u64,
+    /// Concurrent instances of this agent.
+    pub instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory: ByteSize::mib(64),
+            timeout: Duration::from_secs(5),
+            fuel: 0,
+            instances: 16,
+        }
+    }
+}
+
+/// Everything an agent may touch. Deny by default: what is absent is not granted.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capabilities {
+    /// Topics the agent may publish to.
+    pub publish: Vec<TopicPattern>,
+    /// Quota of the agent's key-value state; absent = no state import.
+    pub state: Option<ByteSize>,
+    /// Outbound HTTP allowlist, `scheme://host[:port]` with `*` wildcards.
+    pub http: Vec<String>,
+    pub files: Vec<FileGrant>,
+    /// Environment variables copied from the host's environment.
+    pub env: Vec<String>,
+    pub config: BTreeMap<String, String>,
+    pub mcp: Vec<McpGrant>,
+    /// A2A peers: agent names, skill ids or URLs.
+    pub a2a: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileGrant {
+    /// Host directory, relative to the manifest's directory.
+    pub path: PathBuf,
+    /// Absolute path the agent sees.
+    pub mount: String,
+    #[serde(default)]
+    pub access: FileAccess,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileAccess {
+    #[default]
+    Read,
+    ReadWrite,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct McpGrant {
+    pub server: String,
+    /// Tool names; `["*"]` grants every tool of the server.
+    pub tools: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct A2aSection {
+    /// Serve this agent's card and JSON-RPC endpoint.
+    pub expose: bool,
+}
+
+fn digest<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(d)?;
+    let hex = text.strip_prefix("sha256:").unwrap_or_default();
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(Some(format!("sha256:{}", hex.to_ascii_lowercase())))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "digest {text:?} is invalid: expected \"sha256:\" followed by 64 hex digits"
+        )))
+    }
+}
+
+impl Manifest {
+    /// Reads, parses and validates a manifest; the component and file paths come back resolved
+    /// against the manifest's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses manifest text as if it were read from `path` (used for messages and to resolve
+    /// relative paths).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let mut manifest: Manifest = parse_toml(path, text)?;
+        manifest
+            .validate()
+            .map_err(|message| ConfigError::invalid(path, message))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        manifest.component = base.join(&manifest.component);
+        for grant in &mut manifest.capabilities.files {
+            grant.path = base.join(&grant.path);
+        }
+        Ok(manifest)
+    }
+
+    /// The consumer group of a subscription: its `group`, or the agent's name.
+    pub fn group_of<'a>(&'a self, entry: &'a SubscribeEntry) -> &'a str {
+        entry.group.as_deref().unwrap_or(self.name.as_str())
+    }
+
+    /// Cross-field and range checks serde cannot express; the message names the key.
+    fn validate(&self) -> Result<(), String> {
+        let topic = |key: &str, name: &str| {
+            crate::bus::validate_topic(name).map_err(|e| format!("`{key}`: {e}"))
+        };
+        for (i, entry) in self.subscribe.iter().enumerate() {
+            topic(&format!("subscribe[{i}].topic"), &entry.topic)?;
+            if let Some(group) = &entry.group
+                && (group.is_empty()
+                    || group.len() > 249
+                    || group.chars().any(|c| c.is_control() || c == '/'))
+            {
+                return Err(format!(
+                    "`subscribe[{i}].group`: {group:?} is invalid: expected 1-249 characters without '/' or control characters"
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, entry) in self.subscribe.iter().enumerate() {
+            if !seen.insert((&entry.topic, self.group_of(entry))) {
+                return Err(format!(
+                    "`subscribe[{i}]`: topic {:?} is subscribed twice in group {:?}",
+                    entry.topic,
+                    self.group_of(entry)
+                ));
+            }
+        }
+        let d = &self.delivery;
+        topic("delivery.dead_letter", &d.dead_letter)?;
+        if d.max_attempts == 0 {
+            return Err("`delivery.max_attempts` must be at least 1".into());
+        }
+        if d.concurrency == 0 {
+            return Err("`delivery.concurrency` must be at least 1".into());
+        }
+        if d.max_backoff < d.backoff {
+            return Err(
+                "`delivery.max_backoff` must not be smaller than `delivery.backoff`".into(),
+            );
+        }
+        if self.subscribe.iter().any(|s| s.topic == d.dead_letter) {
+            return Err(format!(
+                "`delivery.dead_letter`: {:?} is also subscribed; a failing event would loop forever",
+                d.dead_letter
+            ));
+        }
+        let l = &self.limits;
+        if l.memory < ByteSize::mib(1) {
+            return Err(format!(
+                "`limits.memory` is {}; at least 1MiB is needed to run a component",
+                l.memory
+            ));
+        }
+        if l.timeout.is_zero() {
+            return Err("`limits.timeout` must be greater than 0".into());
+        }
+        if l.instances == 0 {
+            return Err("`limits.instances` must be at least 1".into());
+        }
+        let c = &self.capabilities;
+        if c.state == Some(ByteSize::b(0)) {
+            return Err(
+                "`capabilities.state` is 0: omit it to grant no state, or give a quota".into(),
+            );
+        }
+        for (i, rule) in c.http.iter().enumerate() {
+            validate_http_rule(rule).map_err(|e| format!("`capabilities.http[{i}]`: {e}"))?;
+        }
+        for (i, grant) in c.files.iter().enumerate() {
+            if !grant.mount.starts_with('/') {
+                return Err(format!(
+                    "`capabilities.files[{i}].mount`: {:?} must be an absolute path",
+                    grant.mount
+                ));
+            }
+            if grant.path.as_os_str().is_empty() {
+                return Err(format!("`capabilities.files[{i}].path` must not be empty"));
+            }
+        }
+        for (i, name) in c.env.iter().enumerate() {
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                return Err(format!(
+                    "`capabilities.env[{i}]`: {name:?} is not an environment variable name"
+                ));
+            }
+        }
+        for (i, grant) in c.mcp.iter().enumerate() {
+            if grant.server.is_empty() {
+                return Err(format!("`capabilities.mcp[{i}].server` must not be empty"));
+            }
+            if grant.tools.is_empty() || grant.tools.iter().any(String::is_empty) {
+                return Err(format!(
+                    "`capabilities.mcp[{i}].tools` must list tool names, or [\"*\"] for every tool"
+                ));
+            }
+        }
+        if let Some(i) = c.a2a.iter().position(String::is_empty) {
+            return Err(format!("`capabilities.a2a[{i}]` must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// `scheme://host[:port]`, where host may contain `*`; scheme is http or https.
+fn validate_http_rule(rule: &str) -> Result<(), String> {
+    let (scheme, rest) = rule
+        .split_once("://")
+        .ok_or_else(|| format!("{rule:?} is invalid: expected scheme://host[:port]"))?;
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("{rule:?}: scheme must be http or https"));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(format!(
+            "{rule:?}: expected scheme://host[:port] with no path"
+        ));
+    }
+    if let Some(port) = port
+        && port != "*"
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("{rule:?}: port {port:?} is not a number or '*'"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+name = "price-analysis"
+version = "1.2.0"
+component = "price_analysis.wasm"
+digest = "sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"
+description = "decides price changes"
+
+[[subscribe]]
+topic = "ecommerce.price-changed.v1"
+group = "price-analysis"
+
+[delivery]
+max_attempts = 3
+backoff = "200ms"
+dead_letter = "agent.dead-letter.v1"
+concurrency = 8
+
+[limits]
+memory = "64MiB"
+timeout = "5s"
+fuel = 0
+instances = 16
+
+[capabilities]
+publish = ["ecommerce.order-updated.v1", "agent.task-results.*"]
+state = "16MiB"
+http = ["http://127.0.0.1:8099"]
+files = [{ path = "data", mount = "/data", access = "read" }]
+env = ["LOG_LEVEL"]
+config = { threshold = "0.05" }
+mcp = [{ server = "inventory", tools = ["get_inventory"] }]
+a2a = ["order-update"]
+
+[a2a]
+expose = true
+"#;
+
+    fn parse(text: &str) -> Result<Manifest, String> {
+        Manifest::parse(Path::new("agents/x.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_design_example_parses_in_full() {
+        let m = parse(FULL).unwrap();
+        assert_eq!(m.name.as_str(), "price-analysis");
+        assert_eq!(m.version, semver::Version::new(1, 2, 0));
+        assert_eq!(m.component, Path::new("agents/price_analysis.wasm"));
+        assert_eq!(
+            m.digest.as_deref().map(|d| &d[..14]),
+            Some("sha256:0123456")
+        );
+        assert_eq!(m.delivery.backoff, Duration::from_millis(200));
+        assert_eq!(m.limits.memory, ByteSize::mib(64));
+        assert_eq!(m.capabilities.state, Some(ByteSize::mib(16)));
+        assert_eq!(m.capabilities.files[0].path, Path::new("agents/data"));
+        assert_eq!(m.capabilities.files[0].access, FileAccess::Read);
+        assert_eq!(m.capabilities.config["threshold"], "0.05");
+        assert!(m.a2a.expose);
+        assert_eq!(m.group_of(&m.subscribe[0]), "price-analysis");
+    }
+
+    #[test]
+    fn defaults_deny_everything() {
+        let m = parse("name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"").unwrap();
+        assert_eq!(m.capabilities, Capabilities::default());
+        assert!(m.capabilities.publish.is_empty() && m.capabilities.state.is_none());
+        assert_eq!(m.delivery, Delivery::default());
+        assert!(!m.a2a.expose);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_file_and_key() {
+        let err = parse("name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n[capabilities]\npublsh = [\"x\"]")
+            .unwrap_err();
+        assert!(err.starts_with("agents/x.toml: "), "{err}");
+        assert!(err.contains("publsh"), "{err}");
+        assert!(err.contains("line 5"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_what_was_expected() {
+        let base = "version = \"0.1.0\"\ncomponent = \"a.wasm\"\n";
+        let cases = [
+            (format!("name = \"Bad_Name\"\n{base}"), "[a-z0-9-]"),
+            (
+                "name = \"a\"\nversion = \"one\"\ncomponent = \"a.wasm\"".to_string(),
+                "version",
+            ),
+            (
+                format!("name = \"a\"\n{base}digest = \"md5:abc\""),
+                "64 hex digits",
+            ),
+            (
+                format!("name = \"a\"\n{base}[limits]\nmemory = \"lots\""),
+                "memory",
+            ),
+            (
+                format!("name = \"a\"\n{base}[limits]\ntimeout = \"soon\""),
+                "timeout",
+            ),
+            (
+                format!("name = \"a\"\n{base}[delivery]\nmax_attempts = 0"),
+                "`delivery.max_attempts`",
+            ),
+            (
+                format!("name = \"a\"\n{base}[[subscribe]]\ntopic = \"bad topic\""),
+                "`subscribe[0].topic`",
+            ),
+            (
+                format!("name = \"a\"\n{base}[capabilities]\npublish = [\"a/b\"]"),
+                "publish",
+            ),
+            (
+                format!("name = \"a\"\n{base}[capabilities]\nhttp = [\"ftp://x\"]"),
+                "`capabilities.http[0]`",
+            ),
+            (
+                format!(
+                    "name = \"a\"\n{base}[capabilities]\nfiles = [{{ path = \"d\", mount = \"rel\" }}]"
+                ),
+                "mount",
+            ),
+            (
+                format!("name = \"a\"\n{base}[[subscribe]]\ntopic = \"agent.dead-letter.v1\""),
+                "loop forever",
+            ),
+            (
+                format!(
+                    "name = \"a\"\n{base}[capabilities]\nmcp = [{{ server = \"s\", tools = [] }}]"
+                ),
+                "tools",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains(expected), "expected {expected:?} in: {err}");
+            assert!(err.starts_with("agents/x.toml: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = Manifest::load(Path::new("/nonexistent/agent.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/nonexistent/agent.toml") && err.contains("cannot read"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn http_rules() {
+        for ok in [
+            "http://127.0.0.1:8099",
+            "https://*.example.com",
+            "http://host:*",
+            "https://[::1]:443",
+        ] {
+            assert!(validate_http_rule(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "127.0.0.1",
+            "http://",
+            "http://h/path",
+            "http://h:port",
+            "file:///x",
+        ] {
+            assert!(validate_http_rule(bad).is_err(), "{bad}");
+        }
+    }
+}

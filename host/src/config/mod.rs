@@ -1,0 +1,52 @@
+//! Parsing and validating the two files users write: agent manifests (`agents/<name>.toml`) and
+//! the host config (`agenthost.toml`).
+//!
+//! Both are strict: unknown keys are errors, because a typo in a security policy must never
+//! silently grant or drop anything. Every error names the file, the key and what was expected.
+
+mod host;
+mod manifest;
+mod pattern;
+
+pub use host::{
+    AdminConfig, BusConfig, BusKind, HostConfig, KafkaConfig, LocalBusConfig, McpServerConfig,
+    RuntimeConfig,
+};
+pub use manifest::{
+    A2aSection, AgentName, Capabilities, Delivery, FileAccess, FileGrant, Limits, Manifest,
+    McpGrant, SubscribeEntry,
+};
+pub use pattern::TopicPattern;
+
+use std::path::{Path, PathBuf};
+
+/// A file that could not be read or did not parse; the message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(path: &Path, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses TOML text into `T`, mapping errors to ones that name the file. toml's own message
+/// already names the key, the line and column, and shows the offending text.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    toml::from_str(text)
+        .map_err(|e| ConfigError::invalid(path, e.to_string().trim_end().to_owned()))
+}

@@ -1,0 +1,347 @@
+//! The delivery engine: turns a consumer-group subscription into agent invocations with the
+//! promised semantics, on any [`Bus`].
+//!
+//! - One worker per assigned partition handles its records strictly in order, so order is kept
+//!   per partition, and a partition in backoff never blocks the others.
+//! - `delivery.concurrency` bounds invocations in flight across the subscription's partitions.
+//! - A record's offset is committed only after the agent returned ok or the record was written to
+//!   the dead-letter topic; a crash replays at most what was in flight (at-least-once).
+//! - Failures are retried with exponential backoff up to `max_attempts`; rejections and
+//!   exhausted records are dead-lettered with headers naming agent, version, attempts and error.
+
+use crate::agent::{AgentVersion, InvocationError};
+use crate::bus::{
+    self, Bus, Outgoing, PartitionReader, Rebalance, Record, TopicPartition, set_header,
+};
+use crate::capabilities::publish::{AGENT_HEADER, VERSION_HEADER};
+use crate::metrics::Metrics;
+use crate::registry::AgentCell;
+use crate::runtime::bindings::{agent, types};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Headers on a dead-lettered record, besides the original ones.
+pub const DL_ATTEMPTS: &str = "agenthost-attempts";
+pub const DL_ERROR: &str = "agenthost-error";
+pub const DL_SOURCE_TOPIC: &str = "agenthost-source-topic";
+pub const DL_SOURCE_PARTITION: &str = "agenthost-source-partition";
+pub const DL_SOURCE_OFFSET: &str = "agenthost-source-offset";
+
+/// How long a revoked or stopping partition may take to finish its in-flight record.
+const DRAIN_BOUND: Duration = Duration::from_secs(30);
+/// Pause before retrying a bus operation that failed (fetch, commit, dead-letter publish).
+const BUS_RETRY: Duration = Duration::from_millis(500);
+
+#[derive(Clone)]
+pub struct Deps {
+    pub bus: Arc<dyn Bus>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Runs one subscription of an agent until `stop` is cancelled.
+pub fn spawn_subscription(
+    deps: Deps,
+    cell: Arc<AgentCell>,
+    group: String,
+    topics: Vec<String>,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let agent = cell.name().to_owned();
+        let mut subscription = loop {
+            match deps.bus.subscribe(&group, &topics).await {
+                Ok(s) => break s,
+                Err(err) => {
+                    tracing::error!(agent, group, ?topics, error = %err, "cannot subscribe; retrying");
+                    if sleep_or_stop(Duration::from_secs(2), &stop).await {
+                        return;
+                    }
+                }
+            }
+        };
+        tracing::info!(agent, group, ?topics, bus = deps.bus.kind(), "subscribed");
+        let concurrency = Arc::new(Semaphore::new(
+            cell.current().manifest.delivery.concurrency as usize,
+        ));
+        let mut workers: BTreeMap<TopicPartition, (CancellationToken, JoinHandle<()>)> =
+            BTreeMap::new();
+        loop {
+            let rebalance = tokio::select! {
+                _ = stop.cancelled() => break,
+                r = subscription.next_rebalance() => r,
+            };
+            match rebalance {
+                Ok(Rebalance::Assigned(readers)) => {
+                    for reader in readers {
+                        let tp = reader.topic_partition().clone();
+                        tracing::info!(agent, group, partition = %tp, "partition assigned");
+                        let token = stop.child_token();
+                        let worker = PartitionWorker {
+                            deps: deps.clone(),
+                            cell: cell.clone(),
+                            concurrency: concurrency.clone(),
+                            stop: token.clone(),
+                        };
+                        workers.insert(tp, (token, tokio::spawn(worker.run(reader))));
+                    }
+                }
+                Ok(Rebalance::Revoked { partitions, done }) => {
+                    for tp in &partitions {
+                        if let Some((token, handle)) = workers.remove(tp) {
+                            token.cancel();
+                            drain(&agent, tp, handle).await;
+                        }
+                    }
+                    let _ = done.send(());
+                }
+                Err(err) => {
+                    tracing::warn!(agent, group, error = %err, "subscription error");
+                    if sleep_or_stop(BUS_RETRY, &stop).await {
+                        break;
+                    }
+                }
+            }
+        }
+        for (tp, (token, handle)) in std::mem::take(&mut workers) {
+            token.cancel();
+            drain(&agent, &tp, handle).await;
+        }
+        tracing::info!(agent, group, "subscription stopped");
+    })
+}
+
+async fn drain(agent: &str, tp: &TopicPartition, handle: JoinHandle<()>) {
+    match tokio::time::timeout(DRAIN_BOUND, handle).await {
+        Ok(_) => {}
+        Err(_) => {
+            tracing::warn!(agent, partition = %tp, "in-flight work did not finish in time; it will be redelivered")
+        }
+    }
+}
+
+/// Sleeps for `d`; returns true if `stop` was cancelled first.
+async fn sleep_or_stop(d: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+struct PartitionWorker {
+    deps: Deps,
+    cell: Arc<AgentCell>,
+    concurrency: Arc<Semaphore>,
+    stop: CancellationToken,
+}
+
+enum Finished {
+    /// Handled or dead-lettered: commit past it.
+    Done,
+    /// Stopped before the record was finished: do not commit; it will be delivered again.
+    Stopped,
+}
+
+impl PartitionWorker {
+    async fn run(self, mut reader: Box<dyn PartitionReader>) {
+        loop {
+            let record = tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => return,
+                r = reader.next() => r,
+            };
+            let record = match record {
+                Ok(r) => r,
+                Err(err) => {
+                    tracing::warn!(agent = self.cell.name(), partition = %reader.topic_partition(), error = %err, "fetch failed");
+                    if sleep_or_stop(BUS_RETRY, &self.stop).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if let Finished::Stopped = self.deliver(&record).await {
+                return;
+            }
+            // The record is finished; a commit that fails is retried, because giving up would
+            // only mean a redelivery — but never losing it.
+            while let Err(err) = reader.commit(record.offset + 1).await {
+                tracing::warn!(agent = self.cell.name(), partition = %reader.topic_partition(), error = %err, "commit failed; retrying");
+                if sleep_or_stop(BUS_RETRY, &self.stop).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, record: &Record) -> Finished {
+        let correlation_id = correlation_id_of(record);
+        let mut attempt = 1u32;
+        loop {
+            // The live version is looked up per attempt: after a swap, retries go to the new one.
+            let agent = self.cell.current();
+            let delivery = &agent.manifest.delivery;
+            let event = to_event(record, &correlation_id, attempt);
+            let result = {
+                let _permit = self.concurrency.acquire().await.ok();
+                agent.on_event(event).await
+            };
+            let err = match result {
+                Ok(()) => return Finished::Done,
+                Err(err) => err,
+            };
+            if err.is_permanent() || attempt >= delivery.max_attempts {
+                return self
+                    .dead_letter(record, &agent, &correlation_id, attempt, &err)
+                    .await;
+            }
+            let wait = backoff(delivery.backoff, delivery.max_backoff, attempt);
+            tracing::warn!(agent = &*agent.name, version = &*agent.version, correlation_id, topic = record.topic,
+                partition = record.partition, offset = record.offset, attempt, error = %err,
+                retry_in = %humantime::format_duration(wait), "invocation failed; will retry");
+            if sleep_or_stop(wait, &self.stop).await {
+                return Finished::Stopped;
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        record: &Record,
+        agent: &AgentVersion,
+        correlation_id: &str,
+        attempts: u32,
+        err: &InvocationError,
+    ) -> Finished {
+        let dl = dead_letter_record(record, agent, correlation_id, attempts, err);
+        tracing::warn!(agent = &*agent.name, version = &*agent.version, correlation_id, topic = record.topic,
+            partition = record.partition, offset = record.offset, attempts, error = %err,
+            dead_letter = dl.topic, "dead-lettering event");
+        // The offset may only move past this record once the dead letter is stored.
+        loop {
+            match self.deps.bus.publish(dl.clone()).await {
+                Ok(_) => {
+                    self.deps.metrics.record_dead_letter(&agent.name);
+                    self.cell
+                        .stats
+                        .dead_letters
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Finished::Done;
+                }
+                Err(e) => {
+                    tracing::error!(agent = &*agent.name, error = %e, "dead-letter publish failed; retrying");
+                    if sleep_or_stop(BUS_RETRY, &self.stop).await {
+                        return Finished::Stopped;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The correlation id of a record: its header, or a new one minted here, where it entered.
+pub fn correlation_id_of(record: &Record) -> String {
+    record
+        .header(bus::CORRELATION_ID)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+pub fn to_event(record: &Record, correlation_id: &str, attempt: u32) -> agent::Event {
+    agent::Event {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
+        key: record.key.clone(),
+        payload: record.payload.clone(),
+        headers: record
+            .headers
+            .iter()
+            .map(|h| types::Header {
+                key: h.key.clone(),
+                value: h.value.clone(),
+            })
+            .collect(),
+        timestamp_ms: record.timestamp_ms,
+        correlation_id: correlation_id.to_owned(),
+        attempt,
+    }
+}
+
+/// The original record, addressed to the dead-letter topic, with why and where it came from.
+pub fn dead_letter_record(
+    record: &Record,
+    agent: &AgentVersion,
+    correlation_id: &str,
+    attempts: u32,
+    err: &InvocationError,
+) -> Outgoing {
+    let mut headers = record.headers.clone();
+    set_header(&mut headers, bus::CORRELATION_ID, correlation_id);
+    set_header(&mut headers, AGENT_HEADER, agent.name.as_bytes());
+    set_header(&mut headers, VERSION_HEADER, agent.version.as_bytes());
+    set_header(&mut headers, DL_ATTEMPTS, attempts.to_string());
+    set_header(
+        &mut headers,
+        DL_ERROR,
+        crate::capabilities::log::truncate(&err.to_string(), 4096).as_bytes(),
+    );
+    set_header(&mut headers, DL_SOURCE_TOPIC, record.topic.as_bytes());
+    set_header(
+        &mut headers,
+        DL_SOURCE_PARTITION,
+        record.partition.to_string(),
+    );
+    set_header(&mut headers, DL_SOURCE_OFFSET, record.offset.to_string());
+    Outgoing {
+        topic: agent.manifest.delivery.dead_letter.clone(),
+        key: record.key.clone(),
+        payload: record.payload.clone(),
+        headers,
+    }
+}
+
+/// `base * 2^(attempt-1)`, capped at `max`.
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    base.checked_mul(factor).unwrap_or(max).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let (b, m) = (Duration::from_millis(200), Duration::from_secs(5));
+        assert_eq!(backoff(b, m, 1), Duration::from_millis(200));
+        assert_eq!(backoff(b, m, 2), Duration::from_millis(400));
+        assert_eq!(backoff(b, m, 3), Duration::from_millis(800));
+        assert_eq!(backoff(b, m, 10), m);
+        assert_eq!(backoff(b, m, 100), m);
+    }
+
+    #[test]
+    fn correlation_id_comes_from_the_header_or_is_minted() {
+        let mut r = Record {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            key: None,
+            payload: vec![],
+            headers: vec![bus::Header::new("correlation-id", "abc")],
+            timestamp_ms: 0,
+        };
+        assert_eq!(correlation_id_of(&r), "abc");
+        r.headers.clear();
+        let minted = correlation_id_of(&r);
+        assert_eq!(minted.len(), 36, "{minted}");
+    }
+}

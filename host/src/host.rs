@@ -1,0 +1,353 @@
+//! The host: opens storage and the bus, builds the runtime, deploys agents and runs their
+//! subscriptions. The HTTP server and CLI are thin layers over this.
+
+use crate::agent::AgentVersion;
+use crate::bus::Bus;
+use crate::bus::local::{LocalBus, LocalBusOptions};
+use crate::capabilities::HostServices;
+use crate::capabilities::diff::{DiffLine, diff};
+use crate::config::{BusKind, ConfigError, HostConfig, Manifest};
+use crate::delivery;
+use crate::metrics::Metrics;
+use crate::registry::{AgentCell, Refusal, Registry, Running};
+use crate::runtime::{LoadError, Runtime, read_component};
+use anyhow::Context as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+/// Why a deployment was refused. The running version, if any, keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{source_name}: {error}")]
+    Load {
+        source_name: String,
+        error: LoadError,
+    },
+    #[error("{agent} {new_version} asks for more than the running {old_version} is granted; deploy again with --approve to accept:\n{}", lines.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"))]
+    NeedsApproval {
+        agent: String,
+        old_version: String,
+        new_version: String,
+        lines: Vec<DiffLine>,
+    },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// What a successful deploy did.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DeployReport {
+    pub agent: String,
+    pub version: String,
+    pub digest: String,
+    /// The version it replaced, if any.
+    pub replaced: Option<String>,
+    pub diff: Vec<String>,
+}
+
+pub struct Host {
+    pub config: HostConfig,
+    pub db: sled::Db,
+    pub bus: Arc<dyn Bus>,
+    pub runtime: Arc<Runtime>,
+    pub metrics: Arc<Metrics>,
+    pub registry: Registry,
+    services: HostServices,
+    /// Cancelled at shutdown: every subscription stops taking new records.
+    pub stop: CancellationToken,
+    ready: AtomicBool,
+    /// One deploy at a time: deploys of the same agent must not interleave their swaps.
+    deploy_lock: tokio::sync::Mutex<()>,
+}
+
+impl Host {
+    /// Opens storage, the bus and the runtime. Agents are deployed by [`Host::deploy_configured`].
+    pub async fn open(config: HostConfig) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+        let db_path = config.data_dir.join("db");
+        let db = sled::Config::new().path(&db_path).open().with_context(|| {
+            format!(
+                "cannot open {} (is another agenthost using this data_dir?)",
+                db_path.display()
+            )
+        })?;
+        let metrics = Arc::new(Metrics::new());
+        let bus: Arc<dyn Bus> = match config.bus.kind {
+            BusKind::Local => {
+                let options = LocalBusOptions {
+                    partitions: config.bus.local.partitions,
+                    retention: config.bus.local.retention,
+                };
+                let bus =
+                    LocalBus::open(db.clone(), options).context("cannot open the local bus")?;
+                // Ends by itself when the last handle on the bus is dropped.
+                bus.spawn_retention();
+                Arc::new(bus)
+            }
+            BusKind::Kafka => anyhow::bail!(
+                "bus.kind = \"kafka\" is not supported by this build yet; use the embedded bus (bus.kind = \"local\")"
+            ),
+        };
+        let runtime_config = config.runtime.clone();
+        let data_dir = config.data_dir.clone();
+        let runtime = tokio::task::spawn_blocking(move || Runtime::new(&runtime_config, &data_dir))
+            .await?
+            .context("cannot start the WebAssembly runtime")?;
+        let services = HostServices {
+            bus: bus.clone(),
+            db: db.clone(),
+            metrics: metrics.clone(),
+        };
+        Ok(Arc::new(Self {
+            config,
+            db,
+            bus,
+            runtime: Arc::new(runtime),
+            metrics,
+            registry: Registry::default(),
+            services,
+            stop: CancellationToken::new(),
+            ready: AtomicBool::new(false),
+            deploy_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Deploys every manifest the `agents` globs match. A manifest that is refused is logged and
+    /// listed by `agenthost agents`; it does not stop the others.
+    pub async fn deploy_configured(&self) {
+        let mut paths = Vec::new();
+        for pattern in &self.config.agents {
+            match glob::glob(pattern) {
+                Ok(entries) => paths.extend(entries.filter_map(Result::ok)),
+                Err(e) => tracing::error!(pattern, error = %e, "invalid `agents` glob"),
+            }
+        }
+        paths.sort();
+        for path in paths {
+            match self.deploy_path(&path, true).await {
+                Ok(report) => {
+                    tracing::info!(
+                        agent = report.agent,
+                        version = report.version,
+                        digest = report.digest,
+                        "agent deployed"
+                    )
+                }
+                Err(err) => tracing::error!(manifest = %path.display(), "agent refused: {err}"),
+            }
+        }
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Deploys the manifest at `path` and the component it names.
+    pub async fn deploy_path(
+        &self,
+        path: &Path,
+        approve: bool,
+    ) -> Result<DeployReport, DeployError> {
+        let source = path.display().to_string();
+        let loaded = Manifest::load(path)
+            .map_err(DeployError::from)
+            .and_then(|m| {
+                let bytes = read_component(&m.component).map_err(|error| DeployError::Load {
+                    source_name: source.clone(),
+                    error,
+                })?;
+                Ok((m, bytes))
+            });
+        match loaded {
+            Ok((manifest, bytes)) => self.deploy(manifest, bytes, &source, approve).await,
+            Err(err) => {
+                self.refuse(&source, None, &err);
+                Err(err)
+            }
+        }
+    }
+
+    /// Validates and deploys a new version. The agent's running version, if any, serves until
+    /// the new one is ready, and keeps serving if it is refused.
+    pub async fn deploy(
+        &self,
+        manifest: Manifest,
+        bytes: Vec<u8>,
+        source: &str,
+        approve: bool,
+    ) -> Result<DeployReport, DeployError> {
+        let agent_name = manifest.name.to_string();
+        let result = self.deploy_inner(manifest, bytes, source, approve).await;
+        match &result {
+            Ok(_) => self.registry.clear_refusal(source),
+            Err(err) => self.refuse(source, Some(agent_name), err),
+        }
+        result
+    }
+
+    fn refuse(&self, source: &str, agent: Option<String>, err: &DeployError) {
+        self.registry.refuse(Refusal {
+            source: source.to_owned(),
+            agent,
+            error: err.to_string(),
+            at: SystemTime::now(),
+        });
+    }
+
+    async fn deploy_inner(
+        &self,
+        manifest: Manifest,
+        bytes: Vec<u8>,
+        source: &str,
+        approve: bool,
+    ) -> Result<DeployReport, DeployError> {
+        let load_err = |error| DeployError::Load {
+            source_name: source.to_owned(),
+            error,
+        };
+        // Compile and validate off the hot path, before touching the running version.
+        let compiled = self
+            .runtime
+            .compile_blocking(bytes)
+            .await
+            .map_err(load_err)?;
+        let _guard = self.deploy_lock.lock().await;
+        let name = manifest.name.to_string();
+        let existing = self.registry.get(&name);
+        let diff_lines = existing
+            .as_ref()
+            .map(|cell| diff(&cell.current().manifest, &manifest))
+            .unwrap_or_default();
+        if let Some(cell) = &existing
+            && !approve
+            && diff_lines.iter().any(|l| l.widens)
+        {
+            let current = cell.current();
+            return Err(DeployError::NeedsApproval {
+                agent: name,
+                old_version: current.version.to_string(),
+                new_version: manifest.version.to_string(),
+                lines: diff_lines,
+            });
+        }
+        let version = AgentVersion::deploy(&self.runtime, &self.services, manifest, &compiled)
+            .await
+            .map_err(load_err)?;
+        let subscriptions: Vec<(String, String)> = version
+            .manifest
+            .subscribe
+            .iter()
+            .map(|s| (version.manifest.group_of(s).to_owned(), s.topic.clone()))
+            .collect();
+        let report = DeployReport {
+            agent: name.clone(),
+            version: version.version.to_string(),
+            digest: version.digest.clone(),
+            replaced: None,
+            diff: diff_lines.iter().map(ToString::to_string).collect(),
+        };
+
+        let Some(cell) = existing else {
+            let cell = Arc::new(AgentCell::new(version));
+            let running = self.start_subscriptions(cell, subscriptions, source);
+            self.registry.write().insert(name, running);
+            return Ok(report);
+        };
+        let old = cell.swap(version);
+        let report = DeployReport {
+            replaced: Some(old.version.to_string()),
+            ..report
+        };
+        // Same subscriptions: the running tasks pick up the new version on their next record,
+        // with offsets untouched. Different ones: restart them for the new set.
+        let unchanged = self
+            .registry
+            .read()
+            .get(&name)
+            .is_some_and(|r| r.subscriptions == subscriptions);
+        if unchanged {
+            if let Some(r) = self.registry.write().get_mut(&name) {
+                r.source = source.to_owned();
+            }
+            return Ok(report);
+        }
+        let previous = self.registry.write().remove(&name);
+        if let Some(previous) = previous {
+            previous.stop.cancel();
+            for task in previous.tasks {
+                let _ = task.await;
+            }
+        }
+        let running = self.start_subscriptions(cell, subscriptions, source);
+        self.registry.write().insert(name, running);
+        Ok(report)
+    }
+
+    fn start_subscriptions(
+        &self,
+        cell: Arc<AgentCell>,
+        subscriptions: Vec<(String, String)>,
+        source: &str,
+    ) -> Running {
+        let stop = self.stop.child_token();
+        let deps = delivery::Deps {
+            bus: self.bus.clone(),
+            metrics: self.metrics.clone(),
+        };
+        // One consumer-group membership per group, covering all of its topics.
+        let mut by_group: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for (group, topic) in &subscriptions {
+            by_group.entry(group).or_default().push(topic.clone());
+        }
+        let tasks = by_group
+            .into_iter()
+            .map(|(group, topics)| {
+                delivery::spawn_subscription(
+                    deps.clone(),
+                    cell.clone(),
+                    group.to_owned(),
+                    topics,
+                    stop.clone(),
+                )
+            })
+            .collect();
+        Running {
+            cell,
+            stop,
+            tasks,
+            subscriptions,
+            source: source.to_owned(),
+        }
+    }
+
+    /// Stops intake, lets in-flight invocations finish (each bounded by its timeout and the
+    /// drain bound), and flushes storage.
+    pub async fn shutdown(&self, bound: Duration) {
+        self.ready.store(false, Ordering::Release);
+        self.stop.cancel();
+        let tasks: Vec<_> = self
+            .registry
+            .write()
+            .values_mut()
+            .flat_map(|r| std::mem::take(&mut r.tasks))
+            .collect();
+        if tokio::time::timeout(bound, futures::future::join_all(tasks))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "shutdown bound reached with work in flight; it will be redelivered on restart"
+            );
+        }
+        if let Err(e) = self.db.flush_async().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+}

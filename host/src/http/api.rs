@@ -1,0 +1,221 @@
+//! Handlers of the `/v1` API.
+
+use super::wire::{AgentsResponse, RefusalView, decode_b64};
+use super::{
+    AgentView, ApiError, AppState, ConsumeQuery, DeployRequest, PublishRequest, PublishResponse,
+    WireRecord,
+};
+use crate::bus::{self, Header, Outgoing, StartAt};
+use crate::config::Manifest;
+use crate::host::DeployError;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
+/// The longest a consume request may wait.
+const MAX_CONSUME_WAIT: Duration = Duration::from_secs(300);
+
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))
+}
+
+pub async fn publish(
+    State(s): State<AppState>,
+    Path(topic): Path<String>,
+    body: Result<Json<PublishRequest>, JsonRejection>,
+) -> Result<Json<PublishResponse>, ApiError> {
+    let req = json_body(body)?;
+    bus::validate_topic(&topic).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let payload = match (req.payload, req.payload_base64) {
+        (Some(text), None) => text.into_bytes(),
+        (None, Some(b64)) => decode_b64("payload_base64", &b64).map_err(ApiError::bad_request)?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of `payload` (text) and `payload_base64` (bytes)",
+            ));
+        }
+    };
+    let mut headers: Vec<Header> = req
+        .headers
+        .into_iter()
+        .map(|(k, v)| Header::new(k, v))
+        .collect();
+    // The edge of the system: a record without a correlation id gets one here.
+    let correlation_id = match bus::find_header(&headers, bus::CORRELATION_ID) {
+        Some(v) if !v.is_empty() => String::from_utf8_lossy(v).into_owned(),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            bus::set_header(&mut headers, bus::CORRELATION_ID, id.as_bytes());
+            id
+        }
+    };
+    let outgoing = Outgoing {
+        topic,
+        key: req.key.map(String::into_bytes),
+        payload,
+        headers,
+    };
+    let receipt = s
+        .host
+        .bus
+        .publish(outgoing)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    s.host.metrics.record_api_publish();
+    Ok(Json(PublishResponse {
+        topic: receipt.topic,
+        partition: receipt.partition,
+        offset: receipt.offset,
+        correlation_id,
+    }))
+}
+
+pub async fn consume(
+    State(s): State<AppState>,
+    Path(topic): Path<String>,
+    query: Result<Query<ConsumeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    bus::validate_topic(&topic).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let wait = match &q.timeout {
+        Some(t) => humantime::parse_duration(t)
+            .map_err(|e| ApiError::bad_request(format!("`timeout` {t:?}: {e}")))?,
+        None => Duration::from_secs(10),
+    }
+    .min(MAX_CONSUME_WAIT);
+    let start = if q.from_beginning {
+        StartAt::Beginning
+    } else {
+        StartAt::End
+    };
+    let mut reader = s
+        .host
+        .bus
+        .read(&topic, start)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(64);
+    let limit = q.count.unwrap_or(u64::MAX);
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut sent = 0;
+        while sent < limit {
+            let record = tokio::select! {
+                r = reader.next() => r,
+                _ = tokio::time::sleep_until(deadline) => break,
+                // The client went away: stop reading.
+                _ = tx.closed() => break,
+            };
+            let line = match record {
+                Ok(r) => serde_json::to_string(&WireRecord::from(&r)).map(|mut l| {
+                    l.push('\n');
+                    l
+                }),
+                Err(e) => Ok(format!(
+                    "{}\n",
+                    serde_json::json!({ "error": e.to_string() })
+                )),
+            };
+            let Ok(line) = line else { break };
+            if tx.send(Ok(line)).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+pub async fn agents(State(s): State<AppState>) -> Json<AgentsResponse> {
+    let agents = s
+        .host
+        .registry
+        .read()
+        .values()
+        .map(|running| {
+            let v = running.cell.current();
+            let m = &v.manifest;
+            AgentView {
+                name: v.name.to_string(),
+                version: v.version.to_string(),
+                digest: v.digest.clone(),
+                description: m.description.clone(),
+                source: running.source.clone(),
+                subscribe: m
+                    .subscribe
+                    .iter()
+                    .map(|e| format!("{} (group {})", e.topic, m.group_of(e)))
+                    .collect(),
+                publish: m
+                    .capabilities
+                    .publish
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                state_used: v.state_used(),
+                dead_letters: running
+                    .cell
+                    .stats
+                    .dead_letters
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                skills: v.card.skills.iter().map(|s| s.id.clone()).collect(),
+            }
+        })
+        .collect();
+    let refused = s
+        .host
+        .registry
+        .refusals()
+        .into_iter()
+        .map(|r| RefusalView {
+            source: r.source,
+            agent: r.agent,
+            error: r.error,
+        })
+        .collect();
+    Json(AgentsResponse { agents, refused })
+}
+
+pub async fn deploy(
+    State(s): State<AppState>,
+    body: Result<Json<DeployRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = json_body(body)?;
+    let path = std::path::Path::new(&req.manifest_path);
+    let bytes =
+        decode_b64("component_base64", &req.component_base64).map_err(ApiError::bad_request)?;
+    let manifest = match Manifest::parse(path, &req.manifest) {
+        Ok(m) => m,
+        Err(e) => {
+            let err = DeployError::from(e);
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                err.to_string(),
+            ));
+        }
+    };
+    match s
+        .host
+        .deploy(manifest, bytes, &req.manifest_path, req.approve)
+        .await
+    {
+        Ok(report) => Ok((StatusCode::OK, Json(report)).into_response()),
+        Err(err @ DeployError::NeedsApproval { .. }) => {
+            Err(ApiError::new(StatusCode::CONFLICT, err.to_string()))
+        }
+        Err(err) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            err.to_string(),
+        )),
+    }
+}

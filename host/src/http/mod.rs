@@ -1,0 +1,128 @@
+//! The one HTTP listener: `/healthz`, `/metrics`, and the `/v1` API the CLI verbs use.
+//!
+//! Everything under `/v1` requires the admin bearer token when one is configured (it reads
+//! topics, publishes and deploys); the host refuses to listen beyond loopback without one.
+
+mod api;
+mod wire;
+
+pub use wire::{
+    AgentView, AgentsResponse, ConsumeQuery, DeployRequest, ErrorBody, PublishRequest,
+    PublishResponse, RefusalView, WireRecord, decode_b64,
+};
+
+use crate::host::Host;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub host: Arc<Host>,
+    /// The admin bearer token, when configured.
+    pub token: Option<Arc<str>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route(
+            "/topics/{topic}/records",
+            post(api::publish).get(api::consume),
+        )
+        .route("/agents", get(api::agents).post(api::deploy))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .nest("/v1", v1)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .with_state(state)
+}
+
+async fn healthz(State(s): State<AppState>) -> Response {
+    if s.host.is_ready() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.host.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn require_token(State(s): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &s.token {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong admin token (Authorization: Bearer …)",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares secrets without exiting early on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An error answer: a status and a one-line reason, as JSON `{"error": …}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_comparison() {
+        assert!(super::constant_time_eq(b"secret", b"secret"));
+        assert!(!super::constant_time_eq(b"secret", b"secreT"));
+        assert!(!super::constant_time_eq(b"secret", b"secrets"));
+    }
+}

@@ -1,0 +1,14 @@
+//! agenthost: runs AI agents shipped as WebAssembly components, giving each only the
+//! capabilities its manifest grants.
+
+pub mod agent;
+pub mod bus;
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod host;
+pub mod http;
+pub mod metrics;
+pub mod registry;
+pub mod runtime;

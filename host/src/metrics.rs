@@ -1,0 +1,153 @@
+//! Prometheus metrics: per-agent invocations, failures by reason, dead letters, latency.
+
+use crate::agent::InvocationError;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InvocationLabels {
+    agent: String,
+    version: String,
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LatencyLabels {
+    agent: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AgentLabels {
+    agent: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    agent: String,
+    outcome: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    invocations: Family<InvocationLabels, Counter>,
+    latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
+    dead_letters: Family<AgentLabels, Counter>,
+    publishes: Family<OutcomeLabels, Counter>,
+    bus_publishes: Counter,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50µs … ~26s: covers an in-process call and an invocation that runs into its timeout.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.00005, 2.0, 20,
+    ))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("agenthost");
+        let invocations = Family::<InvocationLabels, Counter>::default();
+        let latency = Family::<LatencyLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let dead_letters = Family::<AgentLabels, Counter>::default();
+        let publishes = Family::<OutcomeLabels, Counter>::default();
+        let bus_publishes = Counter::default();
+        registry.register("invocations", "Agent invocations by outcome (ok, retry, reject, trap, timeout, memory, fuel, instantiate)", invocations.clone());
+        registry.register(
+            "invocation_duration_seconds",
+            "Wall-clock time of agent invocations, instantiation included",
+            latency.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Events written to the dead-letter topic",
+            dead_letters.clone(),
+        );
+        registry.register(
+            "agent_publishes",
+            "Publishes by agents, by outcome (ok, denied, failed)",
+            publishes.clone(),
+        );
+        registry.register(
+            "bus_publishes",
+            "Records published through the HTTP API",
+            bus_publishes.clone(),
+        );
+        Self {
+            registry,
+            invocations,
+            latency,
+            dead_letters,
+            publishes,
+            bus_publishes,
+        }
+    }
+
+    pub fn record_invocation(
+        &self,
+        agent: &str,
+        version: &str,
+        kind: &'static str,
+        elapsed: Duration,
+        error: Option<&InvocationError>,
+    ) {
+        let outcome = error.map_or("ok", InvocationError::label);
+        self.invocations
+            .get_or_create(&InvocationLabels {
+                agent: agent.into(),
+                version: version.into(),
+                kind,
+                outcome,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&LatencyLabels {
+                agent: agent.into(),
+                kind,
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_dead_letter(&self, agent: &str) {
+        self.dead_letters
+            .get_or_create(&AgentLabels {
+                agent: agent.into(),
+            })
+            .inc();
+    }
+
+    pub fn record_publish(&self, agent: &str, outcome: &'static str) {
+        self.publishes
+            .get_or_create(&OutcomeLabels {
+                agent: agent.into(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub fn record_api_publish(&self) {
+        self.bus_publishes.inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

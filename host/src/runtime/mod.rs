@@ -1,0 +1,260 @@
+//! The sandbox: one wasmtime engine for the host, components compiled once and cached, a fresh
+//! store with its limits for every invocation.
+
+pub mod bindings;
+mod cache;
+mod store;
+
+pub use cache::digest_of;
+pub use store::{InstanceCaps, Limiter, StoreData};
+
+use crate::capabilities;
+use crate::config::{Manifest, RuntimeConfig};
+use cache::ArtifactCache;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Why a component could not be loaded or does not fit its manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: cannot read component: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("digest mismatch: the manifest pins {expected} but the component is {actual}")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("not a valid WebAssembly component: {0}")]
+    Invalid(String),
+    #[error("component does not implement the agent world: {0}")]
+    WrongWorld(String),
+    #[error("component {0}")]
+    Import(String),
+}
+
+/// A compiled component and what it imports and exports.
+#[derive(Clone)]
+pub struct Compiled {
+    pub component: Component,
+    pub digest: String,
+}
+
+/// What a component asks for and offers, for `agenthost inspect` and deploy checks.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ComponentInfo {
+    pub digest: String,
+    pub size: usize,
+    pub imports: Vec<InterfaceInfo>,
+    pub exports: Vec<InterfaceInfo>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct InterfaceInfo {
+    pub name: String,
+    pub functions: Vec<String>,
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StoreData>,
+    cache: Option<ArtifactCache>,
+    max_memory: u64,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Builds the engine (component model, async, epoch interruption, fuel, pooling allocator),
+    /// the shared linker, the artifact cache under `data_dir`, and the epoch ticker thread.
+    pub fn new(config: &RuntimeConfig, data_dir: &Path) -> anyhow::Result<Self> {
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(true)
+            .max_wasm_stack(512 * 1024);
+        let n = config.pool_instances;
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            // A wasip2 component is a handful of core instances (the module plus shims).
+            .total_core_instances(n.saturating_mul(8))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(8))
+            .max_memories_per_component(2)
+            .max_tables_per_component(8)
+            .max_core_instances_per_component(16)
+            .max_component_instance_size(1 << 20)
+            .max_core_instance_size(1 << 20)
+            .table_elements(100_000)
+            .max_memory_size(usize::try_from(config.max_memory.as_u64()).unwrap_or(usize::MAX));
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm)?;
+
+        let mut linker = Linker::new(&engine);
+        capabilities::add_to_linker(&mut linker)?;
+
+        let cache = if config.cache {
+            Some(ArtifactCache::open(&data_dir.join("compiled"), &engine)?)
+        } else {
+            None
+        };
+
+        // Epoch ticks drive both fairness (a running guest yields to the executor every tick)
+        // and timeouts (the async deadline fires between ticks).
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop, tick) = (engine.clone(), stop_ticker.clone(), config.epoch_tick);
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    ticker_engine.increment_epoch();
+                }
+            })?;
+
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            max_memory: config.max_memory.as_u64(),
+            stop_ticker,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn linker(&self) -> &Linker<StoreData> {
+        &self.linker
+    }
+
+    pub fn max_memory(&self) -> u64 {
+        self.max_memory
+    }
+
+    /// Compiles component bytes, or loads the cached artifact of the same digest. Compilation is
+    /// CPU-heavy: callers on the async runtime should use [`Runtime::compile_blocking`].
+    pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, LoadError> {
+        let digest = digest_of(bytes);
+        if let Some(cache) = &self.cache
+            && let Some(component) = cache.get(&self.engine, &digest)
+        {
+            return Ok(Compiled { component, digest });
+        }
+        if wasmparser_is_core_module(bytes) {
+            return Err(LoadError::Invalid(
+                "this is a core WebAssembly module, not a component: build the agent for wasm32-wasip2 (cargo build --target wasm32-wasip2) or wrap it with `wasm-tools component new`".into(),
+            ));
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        if let Some(cache) = &self.cache
+            && let Err(err) = cache.put(&digest, &component)
+        {
+            tracing::warn!(%digest, error = %err, "could not cache compiled component; it will be compiled again next start");
+        }
+        Ok(Compiled { component, digest })
+    }
+
+    /// [`Runtime::compile`] on a blocking thread, off the async executor.
+    pub async fn compile_blocking(self: &Arc<Self>, bytes: Vec<u8>) -> Result<Compiled, LoadError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.compile(&bytes))
+            .await
+            .map_err(|e| LoadError::Invalid(format!("compilation aborted: {e}")))?
+    }
+
+    /// Imports and exports of a compiled component.
+    pub fn inspect(&self, compiled: &Compiled, size: usize) -> ComponentInfo {
+        let ty = compiled.component.component_type();
+        let describe = |name: &str, item: ComponentItem| InterfaceInfo {
+            name: name.to_owned(),
+            functions: match item {
+                ComponentItem::ComponentInstance(instance) => instance
+                    .exports(&self.engine)
+                    .filter(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_)))
+                    .map(|(f, _)| f.to_owned())
+                    .collect(),
+                _ => Vec::new(),
+            },
+        };
+        ComponentInfo {
+            digest: compiled.digest.clone(),
+            size,
+            imports: ty
+                .imports(&self.engine)
+                .map(|(n, i)| describe(n, i.ty))
+                .collect(),
+            exports: ty
+                .exports(&self.engine)
+                .map(|(n, i)| describe(n, i.ty))
+                .collect(),
+        }
+    }
+
+    /// Checks a compiled component against a manifest: it must export the agent interface and
+    /// import only what the manifest grants. Returns the pre-instantiated component.
+    pub fn prepare(
+        &self,
+        compiled: &Compiled,
+        manifest: &Manifest,
+    ) -> Result<bindings::AgentPluginPre<StoreData>, LoadError> {
+        if let Some(expected) = &manifest.digest
+            && *expected != compiled.digest
+        {
+            return Err(LoadError::DigestMismatch {
+                expected: expected.clone(),
+                actual: compiled.digest.clone(),
+            });
+        }
+        let ty = compiled.component.component_type();
+        let exports: Vec<&str> = ty.exports(&self.engine).map(|(n, _)| n).collect();
+        if !exports
+            .iter()
+            .any(|e| e.starts_with("agenthost:agent/agent@0.1."))
+        {
+            return Err(LoadError::WrongWorld(format!(
+                "it must export `{}`, but it exports {}",
+                bindings::AGENT_EXPORT,
+                if exports.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    format!("{exports:?}")
+                }
+            )));
+        }
+        let refused: Vec<String> = ty
+            .imports(&self.engine)
+            .filter_map(|(name, _)| capabilities::check_import(name, manifest).err())
+            .collect();
+        if !refused.is_empty() {
+            return Err(LoadError::Import(refused.join("; ")));
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&compiled.component)
+            .map_err(|e| LoadError::Import(format!("cannot be linked: {e:#}")))?;
+        bindings::AgentPluginPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A core module and a component share the magic number and differ in the version/layer field.
+fn wasmparser_is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+/// Loads the component a manifest names, with the file path in any error.
+pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}

@@ -1,0 +1,82 @@
+//! What one instance's store holds: its WASI context, its capability views, and the limiter
+//! that enforces `limits.memory`.
+
+use crate::capabilities::{
+    config::ConfigInstance, log::LogInstance, publish::PublishInstance, state::StateInstance,
+};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Per-instance views of the agent's grants, one per capability.
+pub struct InstanceCaps {
+    pub publish: PublishInstance,
+    pub state: StateInstance,
+    pub log: LogInstance,
+    pub config: ConfigInstance,
+}
+
+pub struct StoreData {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub limiter: Limiter,
+    pub caps: InstanceCaps,
+    pub stderr_tail: crate::capabilities::wasi::StderrTail,
+}
+
+impl WasiView for StoreData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Enforces an agent's memory and table limits and remembers that it did, so a failure can be
+/// reported as "memory limit reached" rather than as whatever the guest did when `memory.grow`
+/// returned -1.
+pub struct Limiter {
+    pub memory: usize,
+    pub table_elements: usize,
+    pub memory_hit: bool,
+    pub table_hit: bool,
+}
+
+impl Limiter {
+    pub fn new(memory: usize) -> Self {
+        Self {
+            memory,
+            table_elements: 100_000,
+            memory_hit: false,
+            table_hit: false,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.memory_hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.table_elements {
+            self.table_hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,50 @@
+//! `echo`: republishes every event unchanged and answers every A2A message with its own text.
+//!
+//! - **Bus**: for each event, publishes the payload unchanged, with the same key and the same
+//!   headers, to the topic named by the `out` config key. The headers the host owns
+//!   (`correlation-id`, `agenthost-agent`, `agenthost-agent-version`) are not copied: the host
+//!   sets them on every record an agent publishes, so the copy carries echo's provenance, not
+//!   the upstream one, and the correlation id flows through the host. A missing `out` rejects
+//!   the event (dead-letter) with a reason naming the key; a publish the manifest does not grant
+//!   rejects it too (`denied`), a failed publish is retried.
+//! - **A2A**: answers a message with the concatenation of its text parts, task completed.
+//!
+//! Config: `out` (required for events) — the topic to republish to.
+//!
+//! Imports: `bus` and `config` only.
+
+use agenthost_sdk::{Agent, Card, Event, Failure, Message, Reply, Skill, bus, config};
+
+struct Echo;
+
+impl Agent for Echo {
+    fn card() -> Card {
+        Card::new("echo", env!("CARGO_PKG_VERSION"))
+            .description("Republishes every event unchanged and answers messages with their text")
+            .skill(
+                Skill::new("echo", "Echo")
+                    .description("Answers with the text it was sent")
+                    .tag("test")
+                    .example("hello"),
+            )
+    }
+
+    fn on_event(event: Event) -> Result<(), Failure> {
+        let out = config::require("out")?;
+        let headers = event
+            .headers
+            .into_iter()
+            .filter(|header| !bus::HOST_HEADERS.contains(&header.key.as_str()));
+        bus::Record::new(out, event.payload)
+            .key_opt(event.key)
+            .headers(headers)
+            .publish()?;
+        Ok(())
+    }
+
+    fn on_message(message: Message) -> Result<Reply, Failure> {
+        Ok(Reply::text(message.text()))
+    }
+}
+
+agenthost_sdk::export_agent!(Echo);

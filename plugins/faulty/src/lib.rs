@@ -1,0 +1,114 @@
+//! `faulty`: a test agent whose behaviour on each event is chosen by the payload text
+//! (surrounding whitespace ignored):
+//!
+//! | payload  | behaviour                                                            |
+//! |----------|----------------------------------------------------------------------|
+//! | `trap`   | panics: the invocation traps                                         |
+//! | `retry`  | returns `Failure::Retry("asked to retry")`                           |
+//! | `reject` | returns `Failure::Reject("asked to reject")`                         |
+//! | `loop`   | spins forever (for the timeout / fuel limits)                        |
+//! | `alloc`  | allocates 1 MiB blocks and keeps them until allocation fails, which aborts (traps); for the memory limit |
+//! | `slow:…` | sleeps 20 ms (a host clock wait), then echoes; builds a backlog in crash tests |
+//! | other    | republishes the event like `echo`: payload, key and headers to `out`  |
+//!
+//! A2A messages get the same treatment from their text; the fallback answers with the text.
+//!
+//! Config: `out` — the topic for the fallback (missing → reject naming the key).
+//!
+//! Imports: `bus` and `config` only.
+
+use agenthost_sdk::{Agent, Card, Event, Failure, Message, Reply, Skill, bus, config};
+use std::hint::black_box;
+
+struct Faulty;
+
+/// What a payload asks for.
+enum Behaviour {
+    Trap,
+    Retry,
+    Reject,
+    Loop,
+    Alloc,
+    Slow,
+    Echo,
+}
+
+impl Behaviour {
+    fn of(payload: &[u8]) -> Self {
+        match std::str::from_utf8(payload).map(str::trim) {
+            Ok("trap") => Behaviour::Trap,
+            Ok("retry") => Behaviour::Retry,
+            Ok("reject") => Behaviour::Reject,
+            Ok("loop") => Behaviour::Loop,
+            Ok("alloc") => Behaviour::Alloc,
+            Ok(p) if p.starts_with("slow:") => Behaviour::Slow,
+            _ => Behaviour::Echo,
+        }
+    }
+
+    /// Misbehave as asked; returns only for [`Behaviour::Echo`].
+    fn act(self) -> Result<(), Failure> {
+        match self {
+            Behaviour::Trap => panic!("faulty: asked to trap"),
+            Behaviour::Retry => Err(Failure::retry("asked to retry")),
+            Behaviour::Reject => Err(Failure::reject("asked to reject")),
+            Behaviour::Loop => {
+                let mut spins: u64 = 0;
+                loop {
+                    spins = black_box(spins.wrapping_add(1));
+                }
+            }
+            Behaviour::Alloc => {
+                const BLOCK: usize = 1 << 20;
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    // Infallible allocation: when linear memory cannot grow any more the
+                    // allocator reports the failure and the invocation aborts (traps).
+                    let mut block = Vec::with_capacity(BLOCK);
+                    block.resize(BLOCK, 0xa5_u8);
+                    hoard.push(black_box(block));
+                }
+            }
+            Behaviour::Slow => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                Ok(())
+            }
+            Behaviour::Echo => Ok(()),
+        }
+    }
+}
+
+impl Agent for Faulty {
+    fn card() -> Card {
+        Card::new("faulty", env!("CARGO_PKG_VERSION"))
+            .description("Misbehaves on request, to test retries, dead-letters and limits")
+            .skill(
+                Skill::new("faulty", "Misbehave")
+                    .description("trap, retry, reject, loop or alloc; anything else is echoed")
+                    .tag("test")
+                    .example("retry"),
+            )
+    }
+
+    fn on_event(event: Event) -> Result<(), Failure> {
+        Behaviour::of(&event.payload).act()?;
+        let out = config::require("out")?;
+        let headers = event
+            .headers
+            .into_iter()
+            .filter(|header| !bus::HOST_HEADERS.contains(&header.key.as_str()));
+        bus::Record::new(out, event.payload)
+            .key_opt(event.key)
+            .headers(headers)
+            .publish()?;
+        Ok(())
+    }
+
+    fn on_message(message: Message) -> Result<Reply, Failure> {
+        let text = message.text();
+        Behaviour::of(text.as_bytes()).act()?;
+        Ok(Reply::text(text))
+    }
+}
+
+agenthost_sdk::export_agent!(Faulty);

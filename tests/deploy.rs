@@ -1,0 +1,243 @@
+//! Deploying: bad manifests and components are refused with a message naming the problem,
+//! while the agents already running keep running.
+
+use agenthost_tests::*;
+use std::time::Duration;
+
+const ECHO: &str = r#"
+name = "echo"
+version = "1.0.0"
+component = "{plugins}/echo.wasm"
+
+[[subscribe]]
+topic = "demo.in.v1"
+
+[capabilities]
+publish = ["demo.out.v1"]
+config = { out = "demo.out.v1" }
+"#;
+
+/// A manifest for `component` that would otherwise be fine.
+fn other(component: &str) -> String {
+    format!("name = \"other\"\nversion = \"0.1.0\"\ncomponent = \"{component}\"\n")
+}
+
+fn assert_refused(s: &Scenario, manifest: &std::path::Path, expected: &[&str]) {
+    let out = s.cli(&["deploy", manifest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one-line reason: {stderr}"
+    );
+    for e in expected {
+        assert!(stderr.contains(e), "expected {e:?} in: {stderr}");
+    }
+}
+
+#[test]
+fn bad_deploys_are_refused_and_running_agents_keep_running() {
+    let s = Scenario::new("");
+    s.manifest("echo", ECHO);
+    let host = s.start();
+    let incoming = s.path().join("incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    let write = |name: &str, text: &str| {
+        let p = incoming.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+
+    // A malformed manifest: the file, the key and the line are named.
+    let typo = write(
+        "typo.toml",
+        &format!("{}[capabilities]\npublsh = [\"x\"]\n", other("x.wasm")),
+    );
+    assert_refused(&s, &typo, &["typo.toml", "publsh", "line 5"]);
+    let bad_name = write(
+        "bad-name.toml",
+        "name = \"Not OK\"\nversion = \"1.0.0\"\ncomponent = \"x.wasm\"\n",
+    );
+    assert_refused(&s, &bad_name, &["bad-name.toml", "[a-z0-9-]"]);
+
+    // A missing component file: the path is named.
+    let missing = write("missing.toml", &other("does-not-exist.wasm"));
+    assert_refused(
+        &s,
+        &missing,
+        &["does-not-exist.wasm", "cannot read component"],
+    );
+
+    // Bytes that are not WebAssembly at all.
+    std::fs::write(incoming.join("garbage.wasm"), b"this is not wasm").unwrap();
+    let garbage = write("garbage.toml", &other("garbage.wasm"));
+    assert_refused(&s, &garbage, &["not a valid WebAssembly component"]);
+
+    // A core module rather than a component.
+    std::fs::write(
+        incoming.join("core.wasm"),
+        [0, b'a', b's', b'm', 1, 0, 0, 0],
+    )
+    .unwrap();
+    let core = write("core.toml", &other("core.wasm"));
+    assert_refused(&s, &core, &["core WebAssembly module, not a component"]);
+
+    // A real component of another world (a wasi:cli command).
+    let wrong = write(
+        "wrong.toml",
+        &other(&plugin("wrong-world").display().to_string()),
+    );
+    assert_refused(
+        &s,
+        &wrong,
+        &[
+            "does not implement the agent world",
+            "agenthost:agent/agent@0.1.0",
+        ],
+    );
+
+    // A component importing what its manifest does not grant: the interface and the grant.
+    let ungranted = write(
+        "ungranted.toml",
+        &format!(
+            "name = \"echo2\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n",
+            plugin("echo").display()
+        ),
+    );
+    assert_refused(
+        &s,
+        &ungranted,
+        &["agenthost:agent/bus@0.1.0", "capabilities.publish"],
+    );
+
+    // A pinned digest that does not match.
+    let pinned = write(
+        "pinned.toml",
+        &format!(
+            "name = \"echo3\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\ndigest = \"sha256:{}\"\n[capabilities]\npublish = [\"x\"]\n",
+            plugin("echo").display(),
+            "0".repeat(64)
+        ),
+    );
+    assert_refused(&s, &pinned, &["digest mismatch"]);
+
+    // Through all of that, echo kept serving.
+    publish(&host.url, "demo.in.v1", None, "still here", None).unwrap();
+    let out = consume(&host.url, "demo.out.v1", 1, Duration::from_secs(30));
+    assert_eq!(out.len(), 1, "log:\n{}", host.log_text());
+    assert_eq!(out[0].payload.as_deref(), Some("still here"));
+
+    // And `agents` shows echo running and the refusals with their reasons.
+    let agents = s.cli(&["agents"]);
+    assert!(agents.status.success(), "{}", describe(&agents));
+    let text = String::from_utf8_lossy(&agents.stdout);
+    assert!(text.contains("echo") && text.contains("1.0.0"), "{text}");
+    assert!(
+        text.contains("refused") && text.contains("digest mismatch"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bad_manifest_at_start_is_refused_and_the_others_run() {
+    let s = Scenario::new("");
+    s.manifest("echo", ECHO);
+    s.manifest(
+        "broken",
+        "name = \"broken\"\nversion = \"1.0.0\"\ncomponent = \"nope.wasm\"\nmystery = 1\n",
+    );
+    let host = s.start();
+    let agents = s.cli(&["agents", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&agents.stdout).unwrap();
+    assert_eq!(v["agents"][0]["name"], "echo");
+    let refusal = v["refused"][0]["error"].as_str().unwrap();
+    assert!(
+        refusal.contains("broken.toml") && refusal.contains("mystery"),
+        "{refusal}"
+    );
+    publish(&host.url, "demo.in.v1", None, "x", None).unwrap();
+    assert_eq!(
+        consume(&host.url, "demo.out.v1", 1, Duration::from_secs(30)).len(),
+        1
+    );
+}
+
+#[test]
+fn redeploying_with_more_capabilities_needs_approval() {
+    let s = Scenario::new("");
+    s.manifest("echo", ECHO);
+    let _host = s.start();
+    let upgrade = s.path().join("echo-2.toml");
+    std::fs::write(
+        &upgrade,
+        ECHO.replace("1.0.0", "2.0.0")
+            .replace(
+                "publish = [\"demo.out.v1\"]",
+                "publish = [\"demo.out.v1\", \"billing.*\"]",
+            )
+            .replace(
+                "{plugins}",
+                &target_dir().join("plugins").display().to_string(),
+            ),
+    )
+    .unwrap();
+    let refused = s.cli(&["deploy", upgrade.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("+ publish billing.*") && stderr.contains("--approve"),
+        "{stderr}"
+    );
+
+    let approved = s.cli(&["deploy", upgrade.to_str().unwrap(), "--approve"]);
+    assert!(approved.status.success(), "{}", describe(&approved));
+    assert!(
+        String::from_utf8_lossy(&approved.stdout).contains("deployed echo 2.0.0 (replacing 1.0.0)")
+    );
+    let agents = s.cli(&["agents", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&agents.stdout).unwrap();
+    assert_eq!(v["agents"][0]["version"], "2.0.0");
+}
+
+#[test]
+fn inspect_shows_imports_and_what_a_manifest_is_missing() {
+    let s = Scenario::new("");
+    let manifest = s.manifest("echo", &ECHO.replace("publish = [\"demo.out.v1\"]", ""));
+    let out = std::process::Command::new(agenthost_bin())
+        .args([
+            "inspect",
+            plugin("echo").to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("agenthost:agent/agent@0.1.0"), "{text}");
+    assert!(
+        text.contains("MISSING  agenthost:agent/bus@0.1.0"),
+        "{text}"
+    );
+    assert!(text.contains("capabilities.publish"), "{text}");
+    assert!(text.contains("deployable: no"), "{text}");
+    assert!(
+        !text.contains("agenthost:agent/mcp"),
+        "echo does not import mcp: {text}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = std::process::Command::new(agenthost_bin())
+        .args(["publish"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = std::process::Command::new(agenthost_bin())
+        .args(["frobnicate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

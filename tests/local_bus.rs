@@ -1,0 +1,420 @@
+//! End to end on the embedded bus: real `agenthost serve` processes, real components, driven
+//! through the HTTP API and the CLI.
+
+use agenthost_tests::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+const ECHO: &str = r#"
+name = "echo"
+version = "1.0.0"
+component = "{plugins}/echo.wasm"
+
+[[subscribe]]
+topic = "demo.in.v1"
+
+[delivery]
+max_attempts = 3
+backoff = "50ms"
+
+[capabilities]
+publish = ["demo.out.v1"]
+config = { out = "demo.out.v1" }
+"#;
+
+#[test]
+fn events_flow_through_echo_with_correlation_and_provenance() {
+    let s = Scenario::new("");
+    s.manifest("echo", ECHO);
+    let host = s.start();
+
+    let mut sent = BTreeMap::new();
+    for i in 0..20 {
+        let cid = format!("cid-{i}");
+        publish(
+            &host.url,
+            "demo.in.v1",
+            Some(&format!("key-{}", i % 3)),
+            &format!("{{\"n\":{i}}}"),
+            Some(&cid),
+        )
+        .unwrap();
+        sent.insert(cid, format!("{{\"n\":{i}}}"));
+    }
+    let out = consume(&host.url, "demo.out.v1", 20, Duration::from_secs(30));
+    assert_eq!(out.len(), 20, "log:\n{}", host.log_text());
+    for r in &out {
+        let cid = &r.headers["correlation-id"];
+        assert_eq!(r.payload.as_ref(), sent.get(cid), "payload kept for {cid}");
+        assert_eq!(r.headers["agenthost-agent"], "echo");
+        assert_eq!(r.headers["agenthost-agent-version"], "1.0.0");
+        let n: usize = cid.trim_start_matches("cid-").parse().unwrap();
+        assert_eq!(
+            r.key.as_deref(),
+            Some(format!("key-{}", n % 3).as_str()),
+            "key kept"
+        );
+    }
+    // Order is kept per key (each key maps to one partition).
+    let mut last_per_key: BTreeMap<String, usize> = BTreeMap::new();
+    for r in out.iter().filter(|r| r.partition == out[0].partition) {
+        let n: usize = r.headers["correlation-id"]
+            .trim_start_matches("cid-")
+            .parse()
+            .unwrap();
+        let key = r.key.clone().unwrap();
+        if let Some(prev) = last_per_key.insert(key, n) {
+            assert!(prev < n, "order within a partition");
+        }
+    }
+    assert!(
+        metric_value(
+            &host.metrics(),
+            "agenthost_invocations_total{agent=\"echo\",version=\"1.0.0\",kind=\"event\",outcome=\"ok\"}"
+        ) >= 20.0
+    );
+
+    // The CLI sees the same thing: publish with a header, consume as JSON lines.
+    let published = s.cli(&[
+        "publish",
+        "demo.in.v1",
+        "--key",
+        "k",
+        "--header",
+        "correlation-id=from-cli",
+        "hello",
+    ]);
+    assert!(published.status.success(), "{}", describe(&published));
+    assert!(String::from_utf8_lossy(&published.stdout).contains("correlation-id=from-cli"));
+    let consumed = s.cli(&[
+        "consume",
+        "demo.out.v1",
+        "--from-beginning",
+        "--count",
+        "21",
+        "--timeout",
+        "20s",
+        "--format",
+        "json",
+    ]);
+    assert!(consumed.status.success(), "{}", describe(&consumed));
+    let lines: Vec<WireRecord> = String::from_utf8_lossy(&consumed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 21);
+    assert!(lines.iter().any(
+        |r| r.payload.as_deref() == Some("hello") && r.headers["correlation-id"] == "from-cli"
+    ));
+}
+
+/// `faulty` echoes `slow:` payloads after 20 ms, so a backlog builds and a kill lands mid-stream.
+const SLOW_ECHO: &str = r#"
+name = "slow-echo"
+version = "1.0.0"
+component = "{plugins}/faulty.wasm"
+
+[[subscribe]]
+topic = "demo.in.v1"
+
+[delivery]
+concurrency = 4
+
+[capabilities]
+publish = ["demo.out.v1"]
+config = { out = "demo.out.v1" }
+"#;
+
+#[test]
+fn a_kill_9_mid_stream_loses_nothing() {
+    let s = Scenario::new("");
+    s.manifest("slow-echo", SLOW_ECHO);
+    let mut host = s.start();
+    let url = host.url.clone();
+
+    // Publish from another thread while the host is killed under it; only what the host
+    // acknowledged counts as accepted.
+    let publisher = std::thread::spawn(move || {
+        let mut accepted = Vec::new();
+        for i in 0..400 {
+            let payload = format!("slow:{i}");
+            match publish(
+                &url,
+                "demo.in.v1",
+                Some(&format!("p{}", i % 8)),
+                &payload,
+                Some(&payload),
+            ) {
+                Ok(_) => accepted.push(payload),
+                Err(_) => break,
+            }
+        }
+        accepted
+    });
+    // Kill once a good part of the stream is in, with a backlog still unhandled.
+    wait_for_metric(
+        &host,
+        "agenthost_invocations_total",
+        30.0,
+        Duration::from_secs(60),
+    );
+    let handled_before_kill = metric_value(&host.metrics(), "agenthost_invocations_total");
+    host.kill9();
+    let mut accepted = publisher.join().unwrap();
+    let killed_at = accepted.len();
+    let backlog = killed_at.saturating_sub(handled_before_kill as usize);
+    assert!(
+        backlog > 0,
+        "the kill must land mid-stream: {killed_at} accepted, {handled_before_kill} handled"
+    );
+
+    let host = s.start();
+    for i in 0..20 {
+        let payload = format!("slow:after-{i}");
+        publish(&host.url, "demo.in.v1", None, &payload, Some(&payload)).unwrap();
+        accepted.push(payload);
+    }
+    let expected: BTreeSet<&str> = accepted.iter().map(String::as_str).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut outputs;
+    loop {
+        outputs = consume(
+            &host.url,
+            "demo.out.v1",
+            usize::MAX >> 1,
+            Duration::from_secs(2),
+        );
+        let seen: BTreeSet<&str> = outputs
+            .iter()
+            .filter_map(|r| r.payload.as_deref())
+            .collect();
+        if expected.is_subset(&seen) || std::time::Instant::now() > deadline {
+            let missing: Vec<_> = expected.difference(&seen).collect();
+            assert!(
+                missing.is_empty(),
+                "{} accepted events produced no output: {:?}",
+                missing.len(),
+                &missing[..missing.len().min(10)]
+            );
+            break;
+        }
+    }
+    // Replays are bounded by what was in flight when the host died (at most `concurrency`
+    // records, one per partition worker), never the backlog or the whole stream.
+    let duplicates = outputs.len() - expected.len();
+    eprintln!(
+        "kill -9 with {killed_at} accepted and a backlog of {backlog}: {} outputs, {duplicates} duplicates",
+        outputs.len()
+    );
+    assert!(duplicates <= 4, "{duplicates} duplicates after one kill -9");
+}
+
+const FAULTY: &str = r#"
+name = "faulty"
+version = "0.3.0"
+component = "{plugins}/faulty.wasm"
+
+[[subscribe]]
+topic = "faulty.in.v1"
+
+[delivery]
+max_attempts = 3
+backoff = "20ms"
+dead_letter = "faulty.dead-letter.v1"
+
+[limits]
+timeout = "2s"
+memory = "32MiB"
+
+[capabilities]
+publish = ["faulty.out.v1"]
+config = { out = "faulty.out.v1" }
+"#;
+
+#[test]
+fn failures_are_retried_then_dead_lettered_with_the_reason() {
+    let s = Scenario::new("");
+    s.manifest("faulty", FAULTY);
+    let host = s.start();
+
+    publish(
+        &host.url,
+        "faulty.in.v1",
+        Some("a"),
+        "trap",
+        Some("cid-trap"),
+    )
+    .unwrap();
+    publish(
+        &host.url,
+        "faulty.in.v1",
+        Some("b"),
+        "reject",
+        Some("cid-reject"),
+    )
+    .unwrap();
+    publish(
+        &host.url,
+        "faulty.in.v1",
+        Some("c"),
+        "loop",
+        Some("cid-loop"),
+    )
+    .unwrap();
+    publish(
+        &host.url,
+        "faulty.in.v1",
+        Some("d"),
+        "alloc",
+        Some("cid-alloc"),
+    )
+    .unwrap();
+    publish(
+        &host.url,
+        "faulty.in.v1",
+        Some("e"),
+        "fine",
+        Some("cid-fine"),
+    )
+    .unwrap();
+
+    let dead = consume(
+        &host.url,
+        "faulty.dead-letter.v1",
+        4,
+        Duration::from_secs(60),
+    );
+    assert_eq!(dead.len(), 4, "log:\n{}", host.log_text());
+    let by_cid: BTreeMap<&str, &WireRecord> = dead
+        .iter()
+        .map(|r| (r.headers["correlation-id"].as_str(), r))
+        .collect();
+
+    let trap = by_cid["cid-trap"];
+    assert_eq!(
+        trap.headers["agenthost-attempts"], "3",
+        "a trap is retried up to max_attempts"
+    );
+    assert!(
+        trap.headers["agenthost-error"].contains("trapped"),
+        "{:?}",
+        trap.headers
+    );
+    assert!(
+        trap.headers["agenthost-error"].contains("asked to trap"),
+        "the guest's panic message is kept: {:?}",
+        trap.headers
+    );
+    assert_eq!(trap.headers["agenthost-agent"], "faulty");
+    assert_eq!(trap.headers["agenthost-agent-version"], "0.3.0");
+    assert_eq!(trap.headers["agenthost-source-topic"], "faulty.in.v1");
+    assert_eq!(
+        trap.payload.as_deref(),
+        Some("trap"),
+        "the original payload is dead-lettered"
+    );
+
+    let reject = by_cid["cid-reject"];
+    assert_eq!(
+        reject.headers["agenthost-attempts"], "1",
+        "a rejection is not retried"
+    );
+    assert!(reject.headers["agenthost-error"].contains("asked to reject"));
+
+    let looped = by_cid["cid-loop"];
+    assert!(
+        looped.headers["agenthost-error"].contains("limits.timeout"),
+        "{:?}",
+        looped.headers
+    );
+
+    let alloc = by_cid["cid-alloc"];
+    assert!(
+        alloc.headers["agenthost-error"].contains("limits.memory"),
+        "{:?}",
+        alloc.headers
+    );
+
+    // Neighbours are unaffected: the good event went through, and the host still serves.
+    let out = consume(&host.url, "faulty.out.v1", 1, Duration::from_secs(20));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].payload.as_deref(), Some("fine"));
+    let metrics = host.metrics();
+    assert_eq!(
+        metric_value(&metrics, "agenthost_dead_letters_total{agent=\"faulty\"}"),
+        4.0
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "agenthost_invocations_total{agent=\"faulty\",version=\"0.3.0\",kind=\"event\",outcome=\"trap\"}"
+        ),
+        3.0
+    );
+}
+
+#[test]
+fn a_denied_publish_is_seen_by_the_agent_and_dead_lettered() {
+    let s = Scenario::new("");
+    // echo is told to publish to a topic its manifest does not grant.
+    s.manifest(
+        "echo",
+        &ECHO.replace(
+            "config = { out = \"demo.out.v1\" }",
+            "config = { out = \"secret.topic.v1\" }",
+        ),
+    );
+    let host = s.start();
+    publish(&host.url, "demo.in.v1", None, "sneaky", Some("cid-denied")).unwrap();
+    let dead = consume(
+        &host.url,
+        "agent.dead-letter.v1",
+        1,
+        Duration::from_secs(30),
+    );
+    assert_eq!(dead.len(), 1, "log:\n{}", host.log_text());
+    let error = &dead[0].headers["agenthost-error"];
+    assert!(
+        error.contains("may not publish to \"secret.topic.v1\""),
+        "{error}"
+    );
+    assert_eq!(
+        dead[0].headers["agenthost-attempts"], "1",
+        "a denial is permanent: no retries"
+    );
+    assert!(consume(&host.url, "secret.topic.v1", 1, Duration::from_millis(500)).is_empty());
+    assert_eq!(
+        metric_value(
+            &host.metrics(),
+            "agenthost_agent_publishes_total{agent=\"echo\",outcome=\"denied\"}"
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn sigterm_exits_cleanly_and_a_restart_resumes_after_committed_offsets() {
+    let s = Scenario::new("");
+    s.manifest("echo", ECHO);
+    let mut host = s.start();
+    for i in 0..10 {
+        publish(&host.url, "demo.in.v1", None, &format!("first-{i}"), None).unwrap();
+    }
+    assert_eq!(
+        consume(&host.url, "demo.out.v1", 10, Duration::from_secs(30)).len(),
+        10
+    );
+    let status = host.terminate();
+    assert!(status.success(), "SIGTERM exits 0, got {status}");
+
+    let host = s.start();
+    publish(&host.url, "demo.in.v1", None, "second", None).unwrap();
+    let out = consume(&host.url, "demo.out.v1", 11, Duration::from_secs(30));
+    assert_eq!(out.len(), 11);
+    // Nothing was handled twice: committed offsets survived the restart.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        consume(&host.url, "demo.out.v1", 100, Duration::from_millis(500)).len(),
+        11
+    );
+}

@@ -1,0 +1,45 @@
+//! `cargo xtask <command>`: the project's scripts, in Rust (no clap, to stay fast to build).
+//!
+//! Add a command: a module with `pub fn run(args: Vec<String>) -> anyhow::Result<()>`, a line in
+//! `USAGE` and an arm in `main`.
+
+mod plugins;
+mod workspace;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args]
+
+commands:
+  plugins [NAME...]   build the agents under plugins/ (all, or those named) for wasm32-wasip2
+                      and copy them to target/plugins/<name>.wasm
+  help                show this message";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next();
+    let args: Vec<String> = args.collect();
+    let result = match command.as_deref() {
+        Some("plugins") => plugins::run(args),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("error: unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

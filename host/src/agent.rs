@@ -237,7 +237,13 @@ impl AgentVersion {
         (result, store)
     }
 
-    fn new_store(&self, correlation_id: &str) -> Store<StoreData> {
+    /// The pre-instantiated component (for embedders and benchmarks that manage instances).
+    pub fn pre(&self) -> &AgentPluginPre<StoreData> {
+        &self.pre
+    }
+
+    /// A store carrying this version's grants and limits, as every invocation gets.
+    pub fn new_store(&self, correlation_id: &str) -> Store<StoreData> {
         let caller = Caller {
             agent: self.name.clone(),
             version: self.version.clone(),

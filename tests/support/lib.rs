@@ -92,6 +92,11 @@ impl Scenario {
 
     /// Starts `agenthost serve` and waits until `/healthz` answers 200.
     pub fn start(&self) -> HostProcess {
+        self.start_with_env(&[])
+    }
+
+    /// [`Scenario::start`] with extra environment variables for the host process.
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> HostProcess {
         let log_path = self.path().join(format!("host-{}.log", rand_suffix()));
         let log = std::fs::File::create(&log_path).expect("log file");
         let child = Command::new(agenthost_bin())
@@ -101,6 +106,7 @@ impl Scenario {
             .current_dir(self.path())
             .env("AGENTHOST_LOG", "info,agenthost=debug")
             .env_remove("AGENTHOST_ADMIN_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

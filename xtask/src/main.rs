@@ -3,7 +3,10 @@
 //! Add a command: a module with `pub fn run(args: Vec<String>) -> anyhow::Result<()>`, a line in
 //! `USAGE` and an arm in `main`.
 
+mod bench;
+mod demo;
 mod plugins;
+mod test;
 mod workspace;
 
 use std::process::ExitCode;
@@ -14,6 +17,11 @@ usage: cargo xtask <command> [args]
 commands:
   plugins [NAME...]   build the agents under plugins/ (all, or those named) for wasm32-wasip2
                       and copy them to target/plugins/<name>.wasm
+  test [ARGS...]      install what the tests need, build plugins and host, run every test
+                      (ARGS go to `cargo test`, e.g. a test-name filter)
+  demo [--once]       the quickstart: run examples/quickstart on the embedded bus, feed it
+                      example events and show what the agents publish; --once checks and exits
+  bench               the benchmarks (DESIGN §9), each against a baseline from the same run
   help                show this message";
 
 fn main() -> ExitCode {
@@ -22,6 +30,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = args.collect();
     let result = match command.as_deref() {
         Some("plugins") => plugins::run(args),
+        Some("test") => test::run(args),
+        Some("demo") => demo::run(args),
+        Some("bench") => bench::run(args),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

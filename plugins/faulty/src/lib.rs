@@ -9,6 +9,9 @@
 //! | `loop`   | spins forever (for the timeout / fuel limits)                        |
 //! | `alloc`  | allocates 1 MiB blocks and keeps them until allocation fails, which aborts (traps); for the memory limit |
 //! | `slow:…` | sleeps 20 ms (a host clock wait), then echoes; builds a backlog in crash tests |
+//! | `env:NAME`   | publishes `NAME=<value>` or `NAME unset` (what the sandbox's environment shows) |
+//! | `read:PATH`  | publishes `read PATH: <contents>` or `read PATH failed: <error>`  |
+//! | `write:PATH` | publishes `write PATH: ok` or `write PATH failed: <error>`        |
 //! | other    | republishes the event like `echo`: payload, key and headers to `out`  |
 //!
 //! A2A messages get the same treatment from their text; the fallback answers with the text.
@@ -91,6 +94,10 @@ impl Agent for Faulty {
     }
 
     fn on_event(event: Event) -> Result<(), Failure> {
+        if let Some(report) = std::str::from_utf8(&event.payload).ok().and_then(probe) {
+            bus::publish(&config::require("out")?, report.into_bytes())?;
+            return Ok(());
+        }
         Behaviour::of(&event.payload).act()?;
         let out = config::require("out")?;
         let headers = event
@@ -109,6 +116,30 @@ impl Agent for Faulty {
         Behaviour::of(text.as_bytes()).act()?;
         Ok(Reply::text(text))
     }
+}
+
+/// Reports what the sandbox lets the agent see of the environment and the filesystem.
+fn probe(payload: &str) -> Option<String> {
+    let payload = payload.trim();
+    if let Some(name) = payload.strip_prefix("env:") {
+        return Some(match std::env::var(name) {
+            Ok(value) => format!("{name}={value}"),
+            Err(_) => format!("{name} unset"),
+        });
+    }
+    if let Some(path) = payload.strip_prefix("read:") {
+        return Some(match std::fs::read_to_string(path) {
+            Ok(text) => format!("read {path}: {}", text.trim_end()),
+            Err(e) => format!("read {path} failed: {e}"),
+        });
+    }
+    if let Some(path) = payload.strip_prefix("write:") {
+        return Some(match std::fs::write(path, b"written by faulty") {
+            Ok(()) => format!("write {path}: ok"),
+            Err(e) => format!("write {path} failed: {e}"),
+        });
+    }
+    None
 }
 
 agenthost_sdk::export_agent!(Faulty);

@@ -1,0 +1,203 @@
+//! S1 (DESIGN §9): one event through the `echo` agent in-process, at 100 B, 1 KB and 64 KB,
+//! against two baselines measured in the same run:
+//!
+//! - `rust`: a direct Rust function doing echo's work (copy the event into an outgoing record
+//!   and hand it to the bus);
+//! - `raw`: a raw wasmtime component call: `on-event` on one long-lived echo instance, with the
+//!   same imports, no per-invocation instance, limits or bookkeeping;
+//! - `agenthost`: `AgentVersion::on_event` — a fresh instance per event in the pooling
+//!   allocator, a new store with limits, fuel and epoch deadline, the timeout, the capability
+//!   checks and metrics. This is what every event pays.
+//!
+//! The bus is an in-memory sink here, so the figures are the dispatch cost, not storage.
+//! Run with `cargo xtask bench` (it builds target/plugins/echo.wasm first).
+
+use agenthost::agent::AgentVersion;
+use agenthost::bus::{Bus, BusError, Outgoing, Receipt, StartAt, Subscription, TopicReader};
+use agenthost::capabilities::HostServices;
+use agenthost::config::{Manifest, RuntimeConfig};
+use agenthost::delivery::to_event;
+use agenthost::metrics::Metrics;
+use agenthost::runtime::Runtime;
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Accepts every publish in memory.
+#[derive(Default)]
+struct SinkBus {
+    published: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl Bus for SinkBus {
+    fn kind(&self) -> &'static str {
+        "sink"
+    }
+    async fn publish(&self, record: Outgoing) -> Result<Receipt, BusError> {
+        let offset = self.published.fetch_add(1, Ordering::Relaxed);
+        black_box(&record);
+        Ok(Receipt {
+            topic: record.topic,
+            partition: 0,
+            offset,
+        })
+    }
+    async fn subscribe(&self, _: &str, _: &[String]) -> Result<Box<dyn Subscription>, BusError> {
+        Err(BusError::Unavailable(
+            "the benchmark bus only accepts publishes".into(),
+        ))
+    }
+    async fn read(&self, _: &str, _: StartAt) -> Result<Box<dyn TopicReader>, BusError> {
+        Err(BusError::Unavailable(
+            "the benchmark bus only accepts publishes".into(),
+        ))
+    }
+}
+
+/// echo's work, in plain Rust.
+async fn rust_echo(bus: &dyn Bus, record: &agenthost::bus::Record) -> Result<(), BusError> {
+    let out = Outgoing {
+        topic: "bench.out.v1".into(),
+        key: record.key.clone(),
+        payload: record.payload.clone(),
+        headers: record.headers.clone(),
+    };
+    bus.publish(out).await.map(|_| ())
+}
+
+/// Median of `rounds` rounds of `iters` calls, in nanoseconds per call.
+async fn measure<F, Fut>(rounds: usize, iters: u32, mut f: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for _ in 0..iters.min(200) {
+        f().await;
+    }
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for _ in 0..iters {
+            f().await;
+        }
+        samples.push(start.elapsed().as_nanos() as f64 / f64::from(iters));
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[rounds / 2]
+}
+
+fn show(ns: f64) -> String {
+    if ns >= 1_000_000.0 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1_000.0 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned();
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), Into::into);
+    let echo = target.join("plugins/echo.wasm");
+    let bytes = std::fs::read(&echo)
+        .map_err(|e| anyhow::anyhow!("{}: {e} (run `cargo xtask plugins`)", echo.display()))?;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let scratch = std::env::temp_dir().join(format!("agenthost-bench-{}", std::process::id()));
+        let runtime = Runtime::new(&RuntimeConfig { cache: false, ..RuntimeConfig::default() }, &scratch)?;
+        let db = sled::Config::new().temporary(true).path(scratch.join("db")).open()?;
+        let bus: Arc<dyn Bus> = Arc::new(SinkBus::default());
+        let services = HostServices { bus: bus.clone(), db, metrics: Arc::new(Metrics::new()) };
+        let manifest = Manifest::parse(
+            &root.join("bench.toml"),
+            &format!(
+                "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[limits]\ntimeout = \"5s\"\n[capabilities]\npublish = [\"bench.out.v1\"]\nconfig = {{ out = \"bench.out.v1\" }}\n",
+                echo.display()
+            ),
+        )?;
+
+        let compile_start = Instant::now();
+        let compiled = runtime.compile(&bytes)?;
+        let compile = compile_start.elapsed();
+        let agent = AgentVersion::deploy(&runtime, &services, manifest, &compiled).await?;
+
+        println!("S1: one event through `echo` in-process (median of 7 rounds; in-memory bus)");
+        println!("component: {} bytes, compiled in {:.1} ms", bytes.len(), compile.as_secs_f64() * 1e3);
+
+        let inst = measure(7, 2000, || async {
+            let mut store = agent.new_store("bench");
+            black_box(agent.pre().instantiate_async(&mut store).await.expect("instantiate"));
+        })
+        .await;
+        println!("instantiation (fresh store + instance from the pool): {}", show(inst));
+        println!();
+        println!("{:>8}  {:>12}  {:>12}  {:>12}  {:>10}  {:>10}", "payload", "rust", "raw wasm", "agenthost", "vs rust", "vs raw");
+
+        for size in [100usize, 1024, 64 * 1024] {
+            let record = agenthost::bus::Record {
+                topic: "bench.in.v1".into(),
+                partition: 0,
+                offset: 0,
+                key: Some(b"key".to_vec()),
+                payload: vec![b'x'; size],
+                headers: vec![agenthost::bus::Header::new("correlation-id", "bench")],
+                timestamp_ms: 0,
+            };
+            let iters = if size > 10_000 { 500 } else { 3000 };
+
+            let rust = measure(7, iters, || async {
+                rust_echo(bus.as_ref(), &record).await.expect("publish");
+            })
+            .await;
+
+            let mut store = agent.new_store("bench");
+            let plugin = agent.pre().instantiate_async(&mut store).await?;
+            let raw = {
+                let store = &mut store;
+                let plugin = &plugin;
+                let record = &record;
+                let mut samples = Vec::new();
+                for round in 0..8 {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        // Keep the long-lived instance within its fuel budget.
+                        store.set_fuel(u64::MAX)?;
+                        let event = to_event(record, "bench", 1);
+                        plugin.agenthost_agent_agent().call_on_event(&mut *store, &event).await?.map_err(|f| anyhow::anyhow!("{f:?}"))?;
+                    }
+                    if round > 0 {
+                        samples.push(start.elapsed().as_nanos() as f64 / f64::from(iters));
+                    }
+                }
+                samples.sort_by(f64::total_cmp);
+                samples[samples.len() / 2]
+            };
+
+            let hosted = measure(7, iters, || async {
+                agent.on_event(to_event(&record, "bench", 1)).await.expect("on_event");
+            })
+            .await;
+            println!(
+                "{:>8}  {:>12}  {:>12}  {:>12}  {:>9.1}x  {:>9.1}x",
+                if size >= 1024 { format!("{} KB", size / 1024) } else { format!("{size} B") },
+                show(rust),
+                show(raw),
+                show(hosted),
+                hosted / rust,
+                hosted / raw
+            );
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
+        anyhow::Ok(())
+    })
+}

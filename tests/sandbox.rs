@@ -1,0 +1,95 @@
+//! What an agent can see of its host: only the environment variables and directories its
+//! manifest grants, nothing else.
+
+use agenthost_tests::*;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const PROBE: &str = r#"
+name = "probe"
+version = "1.0.0"
+component = "{plugins}/faulty.wasm"
+
+[[subscribe]]
+topic = "probe.in.v1"
+
+[delivery]
+concurrency = 1
+
+[capabilities]
+publish = ["probe.out.v1"]
+env = ["AH_TEST_VISIBLE"]
+files = [
+  { path = "../shared", mount = "/data", access = "read" },
+  { path = "../scratch", mount = "/scratch", access = "read-write" },
+]
+config = { out = "probe.out.v1" }
+"#;
+
+#[test]
+fn an_agent_sees_only_the_env_and_directories_it_is_granted() {
+    let s = Scenario::new("");
+    std::fs::create_dir_all(s.path().join("shared")).unwrap();
+    std::fs::create_dir_all(s.path().join("scratch")).unwrap();
+    std::fs::write(s.path().join("shared/hello.txt"), "hello from the host").unwrap();
+    std::fs::write(s.path().join("secret.txt"), "top secret").unwrap();
+    s.manifest("probe", PROBE);
+    let host = s.start_with_env(&[("AH_TEST_VISIBLE", "yes"), ("AH_TEST_HIDDEN", "no")]);
+
+    let probes = [
+        "env:AH_TEST_VISIBLE",
+        "env:AH_TEST_HIDDEN",
+        "env:PATH",
+        "read:/data/hello.txt",
+        "read:/data/../secret.txt",
+        "read:/data/../../../../etc/passwd",
+        "read:/etc/passwd",
+        "write:/data/new.txt",
+        "write:/scratch/new.txt",
+    ];
+    for p in probes {
+        publish(&host.url, "probe.in.v1", Some("one-partition"), p, None).unwrap();
+    }
+    let out = consume(
+        &host.url,
+        "probe.out.v1",
+        probes.len(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.len(), probes.len(), "log:\n{}", host.log_text());
+    let reports: BTreeSet<String> = out.iter().filter_map(|r| r.payload.clone()).collect();
+    let has = |prefix: &str| reports.iter().any(|r| r.starts_with(prefix));
+
+    assert!(reports.contains("AH_TEST_VISIBLE=yes"), "{reports:#?}");
+    assert!(reports.contains("AH_TEST_HIDDEN unset"), "{reports:#?}");
+    assert!(reports.contains("PATH unset"), "{reports:#?}");
+    assert!(
+        reports.contains("read /data/hello.txt: hello from the host"),
+        "{reports:#?}"
+    );
+    assert!(
+        has("read /data/../secret.txt failed"),
+        "no escape through ..: {reports:#?}"
+    );
+    assert!(
+        has("read /data/../../../../etc/passwd failed"),
+        "{reports:#?}"
+    );
+    assert!(
+        has("read /etc/passwd failed"),
+        "no access outside preopens: {reports:#?}"
+    );
+    assert!(
+        has("write /data/new.txt failed"),
+        "read-only grant: {reports:#?}"
+    );
+    assert!(
+        reports.contains("write /scratch/new.txt: ok"),
+        "{reports:#?}"
+    );
+    assert!(!s.path().join("shared/new.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("scratch/new.txt")).unwrap(),
+        "written by faulty"
+    );
+}

@@ -418,3 +418,60 @@ fn sigterm_exits_cleanly_and_a_restart_resumes_after_committed_offsets() {
         11
     );
 }
+
+#[test]
+fn reused_instances_keep_each_events_correlation_and_drop_after_a_trap() {
+    let s = Scenario::new("");
+    s.manifest(
+        "faulty",
+        &FAULTY
+            .replace(
+                "[limits]\n",
+                "[limits]\nreuse_instances = true\ninstances = 2\n",
+            )
+            .replace("max_attempts = 3", "max_attempts = 1"),
+    );
+    let host = s.start();
+    for i in 0..30 {
+        let cid = format!("reuse-{i}");
+        let payload = if i == 10 {
+            "trap".to_string()
+        } else {
+            format!("event-{i}")
+        };
+        publish(
+            &host.url,
+            "faulty.in.v1",
+            Some(&format!("k{}", i % 4)),
+            &payload,
+            Some(&cid),
+        )
+        .unwrap();
+    }
+    let out = consume(&host.url, "faulty.out.v1", 29, Duration::from_secs(30));
+    assert_eq!(out.len(), 29, "log:\n{}", host.log_text());
+    for r in &out {
+        // Every output carries its own event's correlation id, not the one a reused instance
+        // served before.
+        let n = r.headers["correlation-id"].trim_start_matches("reuse-");
+        assert_eq!(r.payload.as_deref(), Some(format!("event-{n}").as_str()));
+    }
+    let dead = consume(
+        &host.url,
+        "faulty.dead-letter.v1",
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(dead[0].headers["correlation-id"], "reuse-10");
+    assert!(dead[0].headers["agenthost-error"].contains("asked to trap"));
+    // At most `instances` warm instances, plus the one the trap discarded (and the card read
+    // at deploy) — not one per event.
+    let created = metric_value(
+        &host.metrics(),
+        "agenthost_instantiations_total{agent=\"faulty\"}",
+    );
+    assert!(
+        (2.0..=6.0).contains(&created),
+        "{created} instances for 30 events"
+    );
+}

@@ -7,7 +7,8 @@
 //!   same imports, no per-invocation instance, limits or bookkeeping;
 //! - `agenthost`: `AgentVersion::on_event` — a fresh instance per event in the pooling
 //!   allocator, a new store with limits, fuel and epoch deadline, the timeout, the capability
-//!   checks and metrics. This is what every event pays.
+//!   checks and metrics. This is what every event pays by default.
+//! - `reuse`: the same with `limits.reuse_instances = true` (a warm instance per event).
 //!
 //! The bus is an in-memory sink here, so the figures are the dispatch cost, not storage.
 //! Run with `cargo xtask bench` (it builds target/plugins/echo.wasm first).
@@ -118,18 +119,21 @@ fn main() -> anyhow::Result<()> {
         let db = sled::Config::new().temporary(true).path(scratch.join("db")).open()?;
         let bus: Arc<dyn Bus> = Arc::new(SinkBus::default());
         let services = HostServices { bus: bus.clone(), db, metrics: Arc::new(Metrics::new()) };
-        let manifest = Manifest::parse(
-            &root.join("bench.toml"),
-            &format!(
-                "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[limits]\ntimeout = \"5s\"\n[capabilities]\npublish = [\"bench.out.v1\"]\nconfig = {{ out = \"bench.out.v1\" }}\n",
-                echo.display()
-            ),
-        )?;
+        let manifest = |reuse: bool| {
+            Manifest::parse(
+                &root.join("bench.toml"),
+                &format!(
+                    "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[limits]\ntimeout = \"5s\"\nreuse_instances = {reuse}\n[capabilities]\npublish = [\"bench.out.v1\"]\nconfig = {{ out = \"bench.out.v1\" }}\n",
+                    echo.display()
+                ),
+            )
+        };
 
         let compile_start = Instant::now();
         let compiled = runtime.compile(&bytes)?;
         let compile = compile_start.elapsed();
-        let agent = AgentVersion::deploy(&runtime, &services, manifest, &compiled).await?;
+        let agent = AgentVersion::deploy(&runtime, &services, manifest(false)?, &compiled).await?;
+        let reusing = AgentVersion::deploy(&runtime, &services, manifest(true)?, &compiled).await?;
 
         println!("S1: one event through `echo` in-process (median of 7 rounds; in-memory bus)");
         println!("component: {} bytes, compiled in {:.1} ms", bytes.len(), compile.as_secs_f64() * 1e3);
@@ -141,7 +145,10 @@ fn main() -> anyhow::Result<()> {
         .await;
         println!("instantiation (fresh store + instance from the pool): {}", show(inst));
         println!();
-        println!("{:>8}  {:>12}  {:>12}  {:>12}  {:>10}  {:>10}", "payload", "rust", "raw wasm", "agenthost", "vs rust", "vs raw");
+        println!(
+            "{:>8}  {:>10}  {:>10}  {:>10}  {:>8}  {:>8}  {:>10}  {:>8}",
+            "payload", "rust", "raw wasm", "agenthost", "vs rust", "vs raw", "reuse", "vs raw"
+        );
 
         for size in [100usize, 1024, 64 * 1024] {
             let record = agenthost::bus::Record {
@@ -187,14 +194,20 @@ fn main() -> anyhow::Result<()> {
                 agent.on_event(to_event(&record, "bench", 1)).await.expect("on_event");
             })
             .await;
+            let reused = measure(7, iters, || async {
+                reusing.on_event(to_event(&record, "bench", 1)).await.expect("on_event");
+            })
+            .await;
             println!(
-                "{:>8}  {:>12}  {:>12}  {:>12}  {:>9.1}x  {:>9.1}x",
+                "{:>8}  {:>10}  {:>10}  {:>10}  {:>7.1}x  {:>7.1}x  {:>10}  {:>7.1}x",
                 if size >= 1024 { format!("{} KB", size / 1024) } else { format!("{size} B") },
                 show(rust),
                 show(raw),
                 show(hosted),
                 hosted / rust,
-                hosted / raw
+                hosted / raw,
+                show(reused),
+                reused / raw
             );
         }
         let _ = std::fs::remove_dir_all(&scratch);

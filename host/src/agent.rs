@@ -4,7 +4,7 @@
 use crate::capabilities::{self, Caller, Grants, HostServices};
 use crate::config::Manifest;
 use crate::metrics::Metrics;
-use crate::runtime::bindings::{AgentPluginPre, agent, types};
+use crate::runtime::bindings::{AgentPlugin, AgentPluginPre, agent, types};
 use crate::runtime::{Compiled, InstanceCaps, Limiter, LoadError, Runtime, StoreData};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -69,6 +69,12 @@ pub struct SkillInfo {
     pub examples: Vec<String>,
 }
 
+/// An instance kept between invocations (`limits.reuse_instances`), with its store.
+struct WarmInstance {
+    store: Store<StoreData>,
+    plugin: AgentPlugin,
+}
+
 pub struct AgentVersion {
     pub manifest: Arc<Manifest>,
     pub name: Arc<str>,
@@ -79,6 +85,8 @@ pub struct AgentVersion {
     pre: AgentPluginPre<StoreData>,
     grants: Grants,
     instances: Semaphore,
+    /// Idle instances kept for reuse; empty unless `limits.reuse_instances`.
+    warm: std::sync::Mutex<Vec<WarmInstance>>,
     metrics: Arc<Metrics>,
 }
 
@@ -113,6 +121,7 @@ impl AgentVersion {
             },
             deployed_at: SystemTime::now(),
             instances: Semaphore::new(manifest.limits.instances as usize),
+            warm: std::sync::Mutex::new(Vec::new()),
             manifest: Arc::new(manifest),
             pre,
             grants,
@@ -126,12 +135,11 @@ impl AgentVersion {
     }
 
     async fn read_card(&self) -> Result<CardInfo, InvocationError> {
-        let (result, store) = self
+        let card = self
             .run("deploy", |plugin, store| {
                 Box::pin(async move { plugin.agenthost_agent_agent().call_card(store).await })
             })
-            .await;
-        let card = self.classify(result, &store)?;
+            .await?;
         Ok(CardInfo {
             name: card.name,
             description: card.description,
@@ -150,11 +158,11 @@ impl AgentVersion {
         })
     }
 
-    /// Delivers one bus event to a fresh instance.
+    /// Delivers one bus event to an instance.
     pub async fn on_event(&self, event: agent::Event) -> Result<(), InvocationError> {
         let started = Instant::now();
         let correlation_id = event.correlation_id.clone();
-        let (result, store) = self
+        let outcome = self
             .run(&correlation_id, move |plugin, store| {
                 Box::pin(async move {
                     plugin
@@ -163,9 +171,7 @@ impl AgentVersion {
                         .await
                 })
             })
-            .await;
-        let outcome = self
-            .classify(result, &store)
+            .await
             .and_then(|r| r.map_err(failure));
         self.metrics.record_invocation(
             &self.name,
@@ -177,14 +183,14 @@ impl AgentVersion {
         outcome
     }
 
-    /// Delivers one A2A message to a fresh instance.
+    /// Delivers one A2A message to an instance.
     pub async fn on_message(
         &self,
         message: types::Message,
         correlation_id: &str,
     ) -> Result<types::Reply, InvocationError> {
         let started = Instant::now();
-        let (result, store) = self
+        let outcome = self
             .run(correlation_id, move |plugin, store| {
                 Box::pin(async move {
                     plugin
@@ -193,9 +199,7 @@ impl AgentVersion {
                         .await
                 })
             })
-            .await;
-        let outcome = self
-            .classify(result, &store)
+            .await
             .and_then(|r| r.map_err(failure));
         self.metrics.record_invocation(
             &self.name,
@@ -207,34 +211,84 @@ impl AgentVersion {
         outcome
     }
 
-    /// Instantiates the component in a fresh store under this agent's limits and runs `call`,
-    /// bounded by `limits.timeout` (host calls included). Returns the store so the caller can
-    /// tell which limit, if any, ended the call.
+    /// Runs `call` on an instance under this agent's limits, bounded by `limits.timeout` (host
+    /// calls included), and names the limit or trap that ended it, if any.
+    ///
+    /// The instance is fresh unless `limits.reuse_instances` is set; then a warm instance from
+    /// an earlier invocation is used when one is idle, and returned afterwards — but only if
+    /// the call ended normally: one that trapped, timed out or hit a limit is discarded.
     async fn run<R>(
         &self,
         correlation_id: &str,
         call: impl for<'a> FnOnce(
-            &'a crate::runtime::bindings::AgentPlugin,
+            &'a AgentPlugin,
             &'a mut Store<StoreData>,
         ) -> futures::future::BoxFuture<'a, wasmtime::Result<R>>,
-    ) -> (
-        Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
-        Store<StoreData>,
-    )
+    ) -> Result<R, InvocationError>
     where
         R: Send,
     {
         // The semaphore is never closed, so acquire cannot fail; a closed one would mean the
         // agent is being torn down, and running without a permit is still bounded by the pool.
         let _permit = self.instances.acquire().await.ok();
-        let mut store = self.new_store(correlation_id);
         let limits = &self.manifest.limits;
+        let (mut store, warm_plugin) = match self.take_warm() {
+            Some(mut warm) => {
+                warm.store.data().caller.set_correlation_id(correlation_id);
+                self.refresh(&mut warm.store);
+                (warm.store, Some(warm.plugin))
+            }
+            None => (self.new_store(correlation_id), None),
+        };
         let result = tokio::time::timeout(limits.timeout, async {
-            let plugin = self.pre.instantiate_async(&mut store).await?;
-            call(&plugin, &mut store).await
+            let plugin = match warm_plugin {
+                Some(plugin) => plugin,
+                None => {
+                    self.metrics.record_instantiation(&self.name);
+                    self.pre.instantiate_async(&mut store).await?
+                }
+            };
+            let value = call(&plugin, &mut store).await?;
+            wasmtime::Result::Ok((plugin, value))
         })
         .await;
-        (result, store)
+        let (plugin, value) = self.classify(result, &store)?;
+        if limits.reuse_instances {
+            self.warm
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(WarmInstance { store, plugin });
+        }
+        Ok(value)
+    }
+
+    fn take_warm(&self) -> Option<WarmInstance> {
+        if !self.manifest.limits.reuse_instances {
+            return None;
+        }
+        self.warm.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    /// Resets what one invocation may have used up, for the next one on a reused instance.
+    fn refresh(&self, store: &mut Store<StoreData>) {
+        let data = store.data_mut();
+        data.limiter.memory_hit = false;
+        data.limiter.table_hit = false;
+        data.stderr_tail.clear();
+        self.set_budgets(store);
+    }
+
+    /// Fuel and the epoch deadline for one invocation.
+    fn set_budgets(&self, store: &mut Store<StoreData>) {
+        // Fuel is always metered (an engine-wide setting); 0 in the manifest means no budget.
+        let fuel = match self.manifest.limits.fuel {
+            0 => u64::MAX,
+            fuel => fuel,
+        };
+        if let Err(err) = store.set_fuel(fuel) {
+            tracing::error!(error = %err, "cannot set fuel; the engine was built without fuel metering");
+        }
+        store.epoch_deadline_async_yield_and_update(1);
     }
 
     /// The pre-instantiated component (for embedders and benchmarks that manage instances).
@@ -244,11 +298,7 @@ impl AgentVersion {
 
     /// A store carrying this version's grants and limits, as every invocation gets.
     pub fn new_store(&self, correlation_id: &str) -> Store<StoreData> {
-        let caller = Caller {
-            agent: self.name.clone(),
-            version: self.version.clone(),
-            correlation_id: correlation_id.into(),
-        };
+        let caller = Caller::new(self.name.clone(), self.version.clone(), correlation_id);
         let limits = &self.manifest.limits;
         // A grant whose directories vanished since deploy gives the instance no WASI files
         // rather than failing every event; the deploy check already reported it once.
@@ -263,7 +313,7 @@ impl AgentVersion {
                 caller.clone(),
             ),
             state: capabilities::state::StateInstance::new(self.grants.state.clone()),
-            log: capabilities::log::LogInstance::new(caller),
+            log: capabilities::log::LogInstance::new(caller.clone()),
             config: capabilities::config::ConfigInstance::new(self.grants.config.clone()),
         };
         let memory = usize::try_from(limits.memory.as_u64()).unwrap_or(usize::MAX);
@@ -273,19 +323,11 @@ impl AgentVersion {
             limiter: Limiter::new(memory),
             caps,
             stderr_tail,
+            caller,
         };
         let mut store = Store::new(self.pre.engine(), data);
         store.limiter(|s| &mut s.limiter);
-        // Fuel is always metered (an engine-wide setting); 0 in the manifest means no budget.
-        let fuel = if limits.fuel == 0 {
-            u64::MAX
-        } else {
-            limits.fuel
-        };
-        if let Err(err) = store.set_fuel(fuel) {
-            tracing::error!(error = %err, "cannot set fuel; the engine was built without fuel metering");
-        }
-        store.epoch_deadline_async_yield_and_update(1);
+        self.set_budgets(&mut store);
         store
     }
 

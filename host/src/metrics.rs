@@ -40,6 +40,7 @@ pub struct Metrics {
     dead_letters: Family<AgentLabels, Counter>,
     publishes: Family<OutcomeLabels, Counter>,
     bus_publishes: Counter,
+    instantiations: Family<AgentLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -65,6 +66,7 @@ impl Metrics {
         let dead_letters = Family::<AgentLabels, Counter>::default();
         let publishes = Family::<OutcomeLabels, Counter>::default();
         let bus_publishes = Counter::default();
+        let instantiations = Family::<AgentLabels, Counter>::default();
         registry.register("invocations", "Agent invocations by outcome (ok, retry, reject, trap, timeout, memory, fuel, instantiate)", invocations.clone());
         registry.register(
             "invocation_duration_seconds",
@@ -86,6 +88,11 @@ impl Metrics {
             "Records published through the HTTP API",
             bus_publishes.clone(),
         );
+        registry.register(
+            "instantiations",
+            "Component instances created (one per invocation unless limits.reuse_instances)",
+            instantiations.clone(),
+        );
         Self {
             registry,
             invocations,
@@ -93,6 +100,7 @@ impl Metrics {
             dead_letters,
             publishes,
             bus_publishes,
+            instantiations,
         }
     }
 
@@ -134,6 +142,14 @@ impl Metrics {
             .get_or_create(&OutcomeLabels {
                 agent: agent.into(),
                 outcome,
+            })
+            .inc();
+    }
+
+    pub fn record_instantiation(&self, agent: &str) {
+        self.instantiations
+            .get_or_create(&AgentLabels {
+                agent: agent.into(),
             })
             .inc();
     }

@@ -104,6 +104,16 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<DiffLine> {
             v.to_string()
         }
     });
+    // Reused instances keep memory between events: weaker isolation than a fresh instance.
+    if lo.reuse_instances != ln.reuse_instances {
+        lines.push(DiffLine {
+            widens: ln.reuse_instances,
+            text: format!(
+                "limits.reuse_instances {} → {}",
+                lo.reuse_instances, ln.reuse_instances
+            ),
+        });
+    }
     if old.a2a.expose != new.a2a.expose {
         lines.push(DiffLine {
             widens: new.a2a.expose,
@@ -158,6 +168,18 @@ mod tests {
         let d = diff(&old, &new);
         assert!(!d.is_empty() && d.iter().all(|l| !l.widens), "{d:?}");
         assert!(diff(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn reusing_instances_widens() {
+        let old = m("");
+        let new = m("[limits]\nreuse_instances = true");
+        assert!(
+            diff(&old, &new)
+                .iter()
+                .any(|l| l.widens && l.text.contains("reuse_instances"))
+        );
+        assert!(diff(&new, &old).iter().all(|l| !l.widens));
     }
 
     #[test]

@@ -34,7 +34,8 @@ impl wit::Host for LogInstance {
     async fn log(&mut self, level: wit::Level, message: String) {
         let message = truncate(&message, MAX_MESSAGE);
         let c = &self.caller;
-        let (agent, version, cid) = (&*c.agent, &*c.version, &*c.correlation_id);
+        let cid = c.correlation_id();
+        let (agent, version, cid) = (&*c.agent, &*c.version, &*cid);
         match level {
             wit::Level::Trace => {
                 tracing::trace!(target: "agent", agent, version, correlation_id = cid, "{message}")

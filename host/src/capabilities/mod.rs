@@ -20,11 +20,38 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 
 /// Who is calling: the agent and version an instance belongs to, and the request it serves.
+/// Clones share the correlation id, so a reused instance's capabilities all follow the request
+/// it is serving now.
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub agent: Arc<str>,
     pub version: Arc<str>,
-    pub correlation_id: Arc<str>,
+    correlation_id: Arc<std::sync::RwLock<Arc<str>>>,
+}
+
+impl Caller {
+    pub fn new(agent: Arc<str>, version: Arc<str>, correlation_id: &str) -> Self {
+        Self {
+            agent,
+            version,
+            correlation_id: Arc::new(std::sync::RwLock::new(correlation_id.into())),
+        }
+    }
+
+    pub fn correlation_id(&self) -> Arc<str> {
+        self.correlation_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Points every clone at a new request (a reused instance serving its next event).
+    pub fn set_correlation_id(&self, correlation_id: &str) {
+        *self
+            .correlation_id
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = correlation_id.into();
+    }
 }
 
 /// What capabilities need from the host to build an agent's grants.

@@ -47,6 +47,7 @@ impl PublishInstance {
 
     async fn publish(&self, record: wit::Outgoing) -> Result<wit::Receipt, types::Error> {
         let c = &self.caller;
+        let cid = c.correlation_id();
         let outcome = |outcome: &'static str| self.grant.metrics.record_publish(&c.agent, outcome);
         if let Err(e) = bus::validate_topic(&record.topic) {
             outcome("failed");
@@ -54,7 +55,7 @@ impl PublishInstance {
         }
         if !self.grant.allows(&record.topic) {
             outcome("denied");
-            tracing::warn!(target: "audit", agent = &*c.agent, version = &*c.version, correlation_id = &*c.correlation_id,
+            tracing::warn!(target: "audit", agent = &*c.agent, version = &*c.version, correlation_id = &*cid,
                 capability = "publish", target_topic = %record.topic, outcome = "denied", "publish denied");
             let granted: Vec<&str> = self
                 .grant
@@ -75,11 +76,7 @@ impl PublishInstance {
                 value: h.value,
             })
             .collect();
-        set_header(
-            &mut headers,
-            bus::CORRELATION_ID,
-            c.correlation_id.as_bytes(),
-        );
+        set_header(&mut headers, bus::CORRELATION_ID, cid.as_bytes());
         set_header(&mut headers, AGENT_HEADER, c.agent.as_bytes());
         set_header(&mut headers, VERSION_HEADER, c.version.as_bytes());
         let outgoing = Outgoing {
@@ -91,7 +88,7 @@ impl PublishInstance {
         match self.grant.bus.publish(outgoing).await {
             Ok(receipt) => {
                 outcome("ok");
-                tracing::debug!(target: "audit", agent = &*c.agent, correlation_id = &*c.correlation_id,
+                tracing::debug!(target: "audit", agent = &*c.agent, correlation_id = &*cid,
                     capability = "publish", target_topic = %receipt.topic, partition = receipt.partition,
                     offset = receipt.offset, outcome = "allowed", "published");
                 Ok(wit::Receipt {

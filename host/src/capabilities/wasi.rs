@@ -136,6 +136,11 @@ impl StderrTail {
     }
 
     /// The kept lines joined with " | ", if the guest wrote any.
+    /// Forgets what was kept (a reused instance starting a new invocation).
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     pub fn text(&self) -> Option<String> {
         let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
         (!lines.is_empty()).then(|| {
@@ -190,7 +195,7 @@ impl LineLogger {
         }
         let c = &self.target.caller;
         tracing::info!(target: "agent", agent = &*c.agent, version = &*c.version,
-            correlation_id = &*c.correlation_id, stream = self.target.stream, "{}", text.trim_end());
+            correlation_id = &*c.correlation_id(), stream = self.target.stream, "{}", text.trim_end());
         self.line.clear();
     }
 }

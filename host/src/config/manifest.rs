@@ -120,6 +120,11 @@ pub struct Limits {
     pub fuel: u64,
     /// Concurrent instances of this agent.
     pub instances: u32,
+    /// Keep instances between invocations instead of a fresh one per event: an order of
+    /// magnitude cheaper per event (see the S1 benchmark), but an instance's memory (globals,
+    /// heap) then persists across the events it serves. An instance that trapped, timed out or
+    /// hit a limit is always discarded.
+    pub reuse_instances: bool,
 }
 
 impl Default for Limits {
@@ -129,6 +134,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(5),
             fuel: 0,
             instances: 16,
+            reuse_instances: false,
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct StoreData {
     pub limiter: Limiter,
     pub caps: InstanceCaps,
     pub stderr_tail: crate::capabilities::wasi::StderrTail,
+    /// Shared with every capability of this instance.
+    pub caller: crate::capabilities::Caller,
 }
 
 impl WasiView for StoreData {

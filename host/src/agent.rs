@@ -160,27 +160,16 @@ impl AgentVersion {
 
     /// Delivers one bus event to an instance.
     pub async fn on_event(&self, event: agent::Event) -> Result<(), InvocationError> {
-        let started = Instant::now();
         let correlation_id = event.correlation_id.clone();
-        let outcome = self
-            .run(&correlation_id, move |plugin, store| {
-                Box::pin(async move {
-                    plugin
-                        .agenthost_agent_agent()
-                        .call_on_event(store, &event)
-                        .await
-                })
+        self.invoke("event", &correlation_id, move |plugin, store| {
+            Box::pin(async move {
+                plugin
+                    .agenthost_agent_agent()
+                    .call_on_event(store, &event)
+                    .await
             })
-            .await
-            .and_then(|r| r.map_err(failure));
-        self.metrics.record_invocation(
-            &self.name,
-            &self.version,
-            "event",
-            started.elapsed(),
-            outcome.as_ref().err(),
-        );
-        outcome
+        })
+        .await
     }
 
     /// Delivers one A2A message to an instance.
@@ -189,22 +178,40 @@ impl AgentVersion {
         message: types::Message,
         correlation_id: &str,
     ) -> Result<types::Reply, InvocationError> {
+        self.invoke("message", correlation_id, move |plugin, store| {
+            Box::pin(async move {
+                plugin
+                    .agenthost_agent_agent()
+                    .call_on_message(store, &message)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// [`AgentVersion::run`] for an export that answers `result<_, failure>`: the agent's own
+    /// failure becomes an invocation error, and the outcome is counted in the metrics.
+    async fn invoke<R: Send>(
+        &self,
+        kind: &'static str,
+        correlation_id: &str,
+        call: impl for<'a> FnOnce(
+            &'a AgentPlugin,
+            &'a mut Store<StoreData>,
+        ) -> futures::future::BoxFuture<
+            'a,
+            wasmtime::Result<Result<R, types::Failure>>,
+        >,
+    ) -> Result<R, InvocationError> {
         let started = Instant::now();
         let outcome = self
-            .run(correlation_id, move |plugin, store| {
-                Box::pin(async move {
-                    plugin
-                        .agenthost_agent_agent()
-                        .call_on_message(store, &message)
-                        .await
-                })
-            })
+            .run(correlation_id, call)
             .await
             .and_then(|r| r.map_err(failure));
         self.metrics.record_invocation(
             &self.name,
             &self.version,
-            "message",
+            kind,
             started.elapsed(),
             outcome.as_ref().err(),
         );

@@ -147,10 +147,7 @@ impl Default for RuntimeConfig {
 impl HostConfig {
     /// Reads a config file; relative paths in it are resolved against its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = super::read(path)?;
         Self::parse(path, &text)
     }
 

@@ -208,10 +208,7 @@ impl Manifest {
     /// Reads, parses and validates a manifest; the component and file paths come back resolved
     /// against the manifest's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = super::read(path)?;
         Self::parse(path, &text)
     }
 

@@ -41,6 +41,14 @@ impl ConfigError {
     }
 }
 
+/// Reads a config file, naming it in the error.
+pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// Parses TOML text into `T`, mapping errors to ones that name the file. toml's own message
 /// already names the key, the line and column, and shows the offending text.
 pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(

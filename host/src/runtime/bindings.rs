@@ -7,8 +7,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use agenthost::agent::{bus, config, log, state, types};
-pub use exports::agenthost::agent::agent;
+pub use self::agenthost::agent::{bus, config, log, state, types};
+pub use self::exports::agenthost::agent::agent;
 
 /// The fully-qualified name of the export every agent must provide.
 pub const AGENT_EXPORT: &str = "agenthost:agent/agent@0.1.0";

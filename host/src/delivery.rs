@@ -11,7 +11,8 @@
 
 use crate::agent::{AgentVersion, InvocationError};
 use crate::bus::{
-    self, Bus, Outgoing, PartitionReader, Rebalance, Record, TopicPartition, set_header,
+    self, Bus, BusError, Outgoing, PartitionReader, Rebalance, Record, Subscription,
+    TopicPartition, set_header,
 };
 use crate::capabilities::publish::{AGENT_HEADER, VERSION_HEADER};
 use crate::metrics::Metrics;
@@ -42,7 +43,8 @@ pub struct Deps {
     pub metrics: Arc<Metrics>,
 }
 
-/// Runs one subscription of an agent until `stop` is cancelled.
+/// Runs one subscription of an agent until `stop` is cancelled. If the membership ends (the
+/// bus closed it), it subscribes again.
 pub fn spawn_subscription(
     deps: Deps,
     cell: Arc<AgentCell>,
@@ -52,75 +54,98 @@ pub fn spawn_subscription(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let agent = cell.name().to_owned();
-        let mut subscription = loop {
-            match deps.bus.subscribe(&group, &topics).await {
-                Ok(s) => break s,
+        while !stop.is_cancelled() {
+            let subscription = match deps.bus.subscribe(&group, &topics).await {
+                Ok(s) => s,
                 Err(err) => {
                     tracing::error!(agent, group, ?topics, error = %err, "cannot subscribe; retrying");
                     if sleep_or_stop(Duration::from_secs(2), &stop).await {
-                        return;
-                    }
-                }
-            }
-        };
-        tracing::info!(agent, group, ?topics, bus = deps.bus.kind(), "subscribed");
-        let concurrency = Arc::new(Semaphore::new(
-            cell.current().manifest.delivery.concurrency as usize,
-        ));
-        let mut workers: BTreeMap<TopicPartition, (CancellationToken, JoinHandle<()>)> =
-            BTreeMap::new();
-        loop {
-            let rebalance = tokio::select! {
-                _ = stop.cancelled() => break,
-                r = subscription.next_rebalance() => r,
-            };
-            match rebalance {
-                Ok(Rebalance::Assigned(readers)) => {
-                    for reader in readers {
-                        let tp = reader.topic_partition().clone();
-                        tracing::info!(agent, group, partition = %tp, "partition assigned");
-                        let token = stop.child_token();
-                        let worker = PartitionWorker {
-                            deps: deps.clone(),
-                            cell: cell.clone(),
-                            concurrency: concurrency.clone(),
-                            stop: token.clone(),
-                        };
-                        workers.insert(tp, (token, tokio::spawn(worker.run(reader))));
-                    }
-                }
-                Ok(Rebalance::Revoked { partitions, done }) => {
-                    for tp in &partitions {
-                        if let Some((token, handle)) = workers.remove(tp) {
-                            token.cancel();
-                            drain(&agent, tp, handle).await;
-                        }
-                    }
-                    let _ = done.send(());
-                }
-                Err(err) => {
-                    tracing::warn!(agent, group, error = %err, "subscription error");
-                    if sleep_or_stop(BUS_RETRY, &stop).await {
                         break;
                     }
+                    continue;
                 }
-            }
-        }
-        for (tp, (token, handle)) in std::mem::take(&mut workers) {
-            token.cancel();
-            drain(&agent, &tp, handle).await;
+            };
+            tracing::info!(agent, group, ?topics, bus = deps.bus.kind(), "subscribed");
+            run_membership(&deps, &cell, &group, subscription, &stop).await;
         }
         tracing::info!(agent, group, "subscription stopped");
     })
 }
 
-async fn drain(agent: &str, tp: &TopicPartition, handle: JoinHandle<()>) {
-    match tokio::time::timeout(DRAIN_BOUND, handle).await {
-        Ok(_) => {}
-        Err(_) => {
-            tracing::warn!(agent, partition = %tp, "in-flight work did not finish in time; it will be redelivered")
+/// Serves one membership of the group: a worker per assigned partition, until `stop` or until
+/// the bus ends the membership. Leaves the group after every worker finished.
+async fn run_membership(
+    deps: &Deps,
+    cell: &Arc<AgentCell>,
+    group: &str,
+    mut subscription: Box<dyn Subscription>,
+    stop: &CancellationToken,
+) {
+    let agent = cell.name();
+    let concurrency = Arc::new(Semaphore::new(
+        cell.current().manifest.delivery.concurrency as usize,
+    ));
+    let mut workers: BTreeMap<TopicPartition, (CancellationToken, JoinHandle<()>)> =
+        BTreeMap::new();
+    loop {
+        let rebalance = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = subscription.next_rebalance() => r,
+        };
+        match rebalance {
+            Ok(Rebalance::Assigned(readers)) => {
+                for reader in readers {
+                    let tp = reader.topic_partition().clone();
+                    tracing::info!(agent, group, partition = %tp, "partition assigned");
+                    let token = stop.child_token();
+                    let worker = PartitionWorker {
+                        deps: deps.clone(),
+                        cell: cell.clone(),
+                        concurrency: concurrency.clone(),
+                        stop: token.clone(),
+                    };
+                    workers.insert(tp, (token, tokio::spawn(worker.run(reader))));
+                }
+            }
+            Ok(Rebalance::Revoked { partitions, done }) => {
+                let revoked = partitions
+                    .iter()
+                    .filter_map(|tp| workers.remove(tp).map(|w| (tp.clone(), w)));
+                drain(agent, revoked.collect()).await;
+                let _ = done.send(());
+            }
+            Err(BusError::Closed) => {
+                tracing::warn!(
+                    agent,
+                    group,
+                    "the bus ended the group membership; rejoining"
+                );
+                break;
+            }
+            Err(err) => {
+                tracing::warn!(agent, group, error = %err, "subscription error");
+                if sleep_or_stop(BUS_RETRY, stop).await {
+                    break;
+                }
+            }
         }
     }
+    drain(agent, std::mem::take(&mut workers).into_iter().collect()).await;
+    subscription.close().await;
+}
+
+/// Stops the workers of `partitions` after their in-flight record, all within one bound.
+async fn drain(
+    agent: &str,
+    partitions: Vec<(TopicPartition, (CancellationToken, JoinHandle<()>))>,
+) {
+    let waits = partitions.into_iter().map(|(tp, (token, handle))| async move {
+        token.cancel();
+        if tokio::time::timeout(DRAIN_BOUND, handle).await.is_err() {
+            tracing::warn!(agent, partition = %tp, "in-flight work did not finish in time; it will be redelivered");
+        }
+    });
+    futures::future::join_all(waits).await;
 }
 
 /// Sleeps for `d`; returns true if `stop` was cancelled first.
@@ -155,6 +180,8 @@ impl PartitionWorker {
             };
             let record = match record {
                 Ok(r) => r,
+                // Revoked: the partition belongs to another member now.
+                Err(BusError::Closed) => return,
                 Err(err) => {
                     tracing::warn!(agent = self.cell.name(), partition = %reader.topic_partition(), error = %err, "fetch failed");
                     if sleep_or_stop(BUS_RETRY, &self.stop).await {
@@ -169,6 +196,9 @@ impl PartitionWorker {
             // The record is finished; a commit that fails is retried, because giving up would
             // only mean a redelivery — but never losing it.
             while let Err(err) = reader.commit(record.offset + 1).await {
+                if matches!(err, BusError::Closed) {
+                    return;
+                }
                 tracing::warn!(agent = self.cell.name(), partition = %reader.topic_partition(), error = %err, "commit failed; retrying");
                 if sleep_or_stop(BUS_RETRY, &self.stop).await {
                     return;

@@ -90,8 +90,10 @@ impl Host {
                 bus.spawn_retention();
                 Arc::new(bus)
             }
-            BusKind::Kafka => anyhow::bail!(
-                "bus.kind = \"kafka\" is not supported by this build yet; use the embedded bus (bus.kind = \"local\")"
+            BusKind::Kafka => Arc::new(
+                crate::bus::kafka::KafkaBus::connect(&config.bus.kafka, metrics.clone())
+                    .await
+                    .context("cannot set up the Kafka bus")?,
             ),
         };
         let runtime_config = config.runtime.clone();

@@ -4,6 +4,7 @@ use crate::agent::InvocationError;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::time::Duration;
@@ -28,6 +29,18 @@ struct AgentLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LagLabels {
+    group: String,
+    topic: String,
+    partition: u32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BusErrorLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     agent: String,
     outcome: &'static str,
@@ -41,6 +54,8 @@ pub struct Metrics {
     publishes: Family<OutcomeLabels, Counter>,
     bus_publishes: Counter,
     instantiations: Family<AgentLabels, Counter>,
+    consumer_lag: Family<LagLabels, Gauge>,
+    bus_errors: Family<BusErrorLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -67,6 +82,8 @@ impl Metrics {
         let publishes = Family::<OutcomeLabels, Counter>::default();
         let bus_publishes = Counter::default();
         let instantiations = Family::<AgentLabels, Counter>::default();
+        let consumer_lag = Family::<LagLabels, Gauge>::default();
+        let bus_errors = Family::<BusErrorLabels, Counter>::default();
         registry.register("invocations", "Agent invocations by outcome (ok, retry, reject, trap, timeout, memory, fuel, instantiate)", invocations.clone());
         registry.register(
             "invocation_duration_seconds",
@@ -93,6 +110,16 @@ impl Metrics {
             "Component instances created (one per invocation unless limits.reuse_instances)",
             instantiations.clone(),
         );
+        registry.register(
+            "consumer_lag",
+            "Records not yet finished per consumer group and partition (Kafka bus)",
+            consumer_lag.clone(),
+        );
+        registry.register(
+            "bus_errors",
+            "Bus errors the host recovered from, by kind (e.g. poll_exceeded, transport, commit)",
+            bus_errors.clone(),
+        );
         Self {
             registry,
             invocations,
@@ -101,6 +128,8 @@ impl Metrics {
             publishes,
             bus_publishes,
             instantiations,
+            consumer_lag,
+            bus_errors,
         }
     }
 
@@ -151,6 +180,21 @@ impl Metrics {
             .get_or_create(&AgentLabels {
                 agent: agent.into(),
             })
+            .inc();
+    }
+
+    pub fn set_consumer_lag(&self, group: &str, topic: &str, partition: u32, lag: i64) {
+        let labels = LagLabels {
+            group: group.into(),
+            topic: topic.into(),
+            partition,
+        };
+        self.consumer_lag.get_or_create(&labels).set(lag);
+    }
+
+    pub fn record_bus_error(&self, kind: &'static str) {
+        self.bus_errors
+            .get_or_create(&BusErrorLabels { kind })
             .inc();
     }
 

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 pub use agenthost::http::WireRecord;
 
+pub mod kafka;
+pub use kafka::{Broker, TestBus};
+
 /// The workspace's `target` directory.
 pub fn target_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
@@ -63,8 +66,16 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn new(extra_config: &str) -> Self {
+        Self::with_port(extra_config, free_port())
+    }
+
+    /// A scenario on `bus`.
+    pub fn on(bus: &TestBus) -> Self {
+        Self::new(&bus.config())
+    }
+
+    fn with_port(extra_config: &str, port: u16) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         std::fs::create_dir_all(dir.path().join("agents")).expect("agents dir");
         let config = format!(
             "data_dir = \"data\"\nagents = [\"agents/*.toml\"]\nlisten = \"127.0.0.1:{port}\"\n\n[runtime]\npool_instances = 64\n{extra_config}\n"
@@ -104,7 +115,7 @@ impl Scenario {
             .arg("--config")
             .arg(self.path().join("agenthost.toml"))
             .current_dir(self.path())
-            .env("AGENTHOST_LOG", "info,agenthost=debug")
+            .env("AGENTHOST_LOG", "info,agenthost=debug,librdkafka=debug")
             .env_remove("AGENTHOST_ADMIN_TOKEN")
             .envs(env.iter().copied())
             .stdout(Stdio::null())

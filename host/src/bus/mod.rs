@@ -7,6 +7,7 @@
 //! The model is Kafka's: topics split into partitions, records addressed by offset, consumer
 //! groups owning partitions and committing the next offset to read.
 
+pub mod kafka;
 pub mod local;
 
 use async_trait::async_trait;
@@ -157,7 +158,12 @@ pub enum Rebalance {
 #[async_trait]
 pub trait Subscription: Send {
     /// Waits for the next rebalance. The first call returns the initial assignment.
+    /// `Err(Closed)` means the membership ended; subscribe again to rejoin.
     async fn next_rebalance(&mut self) -> Result<Rebalance, BusError>;
+
+    /// Leaves the group, committing what the readers stored. Dropping a subscription leaves too,
+    /// but without waiting for that to finish.
+    async fn close(self: Box<Self>) {}
 }
 
 /// Reads one assigned partition in offset order and commits progress on it.
@@ -166,10 +172,14 @@ pub trait PartitionReader: Send {
     fn topic_partition(&self) -> &TopicPartition;
 
     /// The next record after the last one returned; waits until one is available.
+    /// `Err(Closed)` means the partition was revoked: stop reading it. Cancel-safe.
     async fn next(&mut self) -> Result<Record, BusError>;
 
-    /// Records that every offset below `next_offset` is finished for this group. Durable when
-    /// it returns: a restart resumes at `next_offset`.
+    /// Records that every offset below `next_offset` is finished for this group. The local bus
+    /// makes it durable before returning; Kafka commits stored offsets within
+    /// `auto.commit.interval.ms` and always before the partition is released or the group left.
+    /// Either way a restart resumes at or before `next_offset`, never after it.
+    /// `Err(Closed)` means the partition was revoked: the new owner will redeliver.
     async fn commit(&mut self, next_offset: u64) -> Result<(), BusError>;
 }
 

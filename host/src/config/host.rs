@@ -73,8 +73,13 @@ pub enum BusKind {
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     pub brokers: String,
-    /// Passed to librdkafka as they are (SASL, TLS, timeouts …).
+    /// Passed to librdkafka as they are (SASL, TLS, timeouts …); they override the host's
+    /// defaults.
     pub properties: BTreeMap<String, String>,
+    /// Partitions of a topic the host creates (Kafka topics are created on first use).
+    pub partitions: u32,
+    /// Replication factor of a topic the host creates; -1 = the broker's default.
+    pub replication_factor: i32,
 }
 
 impl Default for KafkaConfig {
@@ -82,6 +87,8 @@ impl Default for KafkaConfig {
         Self {
             brokers: "127.0.0.1:9092".into(),
             properties: BTreeMap::new(),
+            partitions: 4,
+            replication_factor: -1,
         }
     }
 }

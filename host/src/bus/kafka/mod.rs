@@ -1,0 +1,225 @@
+//! The Kafka bus, on rdkafka (librdkafka): consumer groups with per-partition queues, an
+//! idempotent producer shared by every publish and dead letter, topics created on first use.
+//!
+//! Delivery semantics live in `crate::delivery` and are the same as on the local bus; this module
+//! maps the [`Bus`] trait onto Kafka:
+//!
+//! - every assigned partition gets its own queue (split before the assignment takes effect, so
+//!   no record ever reaches the shared queue and per-partition order holds);
+//! - `commit` stores the next offset in librdkafka, which commits stored offsets every
+//!   `auto.commit.interval.ms` and synchronously when a partition is revoked or the group is
+//!   left — only offsets of finished records are ever stored;
+//! - a revoke waits (bounded) for the delivery engine to finish the partitions' in-flight records
+//!   before they are released to another member.
+
+mod group;
+mod reader;
+
+use super::{Bus, BusError, Outgoing, Receipt, StartAt, Subscription, TopicReader, validate_topic};
+use crate::config::KafkaConfig;
+use crate::metrics::Metrics;
+use async_trait::async_trait;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a publish may wait for the broker's acknowledgement before it fails.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct KafkaBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: KafkaConfig,
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+    /// Topics known to exist: creation is attempted once per topic and process.
+    known_topics: Mutex<HashSet<String>>,
+    /// (group, topic) pairs with a live member in this process (see [`BusError::GroupBusy`]).
+    claims: Arc<Mutex<HashSet<(String, String)>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl KafkaBus {
+    /// Creates the producer and admin clients. librdkafka connects in the background and keeps
+    /// reconnecting, so an unreachable broker is logged here, not fatal: the host starts and
+    /// catches up when the broker appears.
+    pub async fn connect(config: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Self, BusError> {
+        let producer: FutureProducer = client_config(
+            config,
+            &[
+                // Idempotence: retries never duplicate or reorder a partition's records.
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                // librdkafka's default of 300 s would make a publish hang through an outage.
+                ("message.timeout.ms", "30000"),
+                ("linger.ms", "2"),
+            ],
+        )
+        .create()
+        .map_err(|e| BusError::Unavailable(format!("cannot create the Kafka producer: {e}")))?;
+        let admin: AdminClient<DefaultClientContext> =
+            client_config(config, &[]).create().map_err(|e| {
+                BusError::Unavailable(format!("cannot create the Kafka admin client: {e}"))
+            })?;
+        let bus = Self {
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                producer,
+                admin,
+                known_topics: Mutex::new(HashSet::new()),
+                claims: Arc::new(Mutex::new(HashSet::new())),
+                metrics,
+            }),
+        };
+        let probe = bus.inner.producer.clone();
+        let reachable = tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer as _;
+            probe
+                .client()
+                .fetch_metadata(None, Duration::from_secs(5))
+                .map(|_| ())
+        })
+        .await;
+        match reachable {
+            Ok(Ok(())) => tracing::info!(brokers = config.brokers, "connected to Kafka"),
+            Ok(Err(e)) => {
+                tracing::warn!(brokers = config.brokers, error = %e, "Kafka not reachable yet; will keep trying")
+            }
+            Err(e) => tracing::warn!(error = %e, "Kafka probe aborted"),
+        }
+        Ok(bus)
+    }
+
+    /// Creates `topic` if it does not exist (some brokers, tansu among them, never create
+    /// topics on first use).
+    async fn ensure_topic(&self, topic: &str) -> Result<(), BusError> {
+        validate_topic(topic)?;
+        if self
+            .inner
+            .known_topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(topic)
+        {
+            return Ok(());
+        }
+        let config = &self.inner.config;
+        let partitions = i32::try_from(config.partitions).unwrap_or(i32::MAX);
+        let new_topic = NewTopic::new(
+            topic,
+            partitions,
+            TopicReplication::Fixed(config.replication_factor),
+        );
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = self
+            .inner
+            .admin
+            .create_topics([&new_topic], &options)
+            .await
+            .map_err(|e| BusError::Unavailable(format!("cannot create topic {topic:?}: {e}")))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(BusError::Unavailable(format!(
+                        "cannot create topic {name:?}: {code}"
+                    )));
+                }
+            }
+        }
+        self.inner
+            .known_topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(topic.to_owned());
+        Ok(())
+    }
+}
+
+/// The host's defaults for every client, then `extra` for this kind of client, then the user's
+/// `[bus.kafka.properties]`, which win.
+fn client_config(config: &KafkaConfig, extra: &[(&str, &str)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("client.id", "agenthost");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    for (k, v) in &config.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+#[async_trait]
+impl Bus for KafkaBus {
+    fn kind(&self) -> &'static str {
+        "kafka"
+    }
+
+    async fn publish(&self, record: Outgoing) -> Result<Receipt, BusError> {
+        self.ensure_topic(&record.topic).await?;
+        let headers = record.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(record.headers.len()),
+            |hs, h| {
+                hs.insert(KafkaHeader {
+                    key: h.key.as_str(),
+                    value: Some(h.value.as_slice()),
+                })
+            },
+        );
+        let mut kafka_record = FutureRecord::<[u8], [u8]>::to(&record.topic)
+            .payload(record.payload.as_slice())
+            .headers(headers);
+        if let Some(key) = record.key.as_deref() {
+            kafka_record = kafka_record.key(key);
+        }
+        match self
+            .inner
+            .producer
+            .send(kafka_record, Timeout::After(PUBLISH_TIMEOUT))
+            .await
+        {
+            Ok(delivery) => Ok(Receipt {
+                topic: record.topic,
+                partition: u32::try_from(delivery.partition).unwrap_or(0),
+                // An idempotent retry the broker recognised as a duplicate is acknowledged
+                // without an offset: the record is stored once, where is unknown.
+                offset: u64::try_from(delivery.offset).unwrap_or(u64::MAX),
+            }),
+            Err((e, _)) => {
+                self.inner.metrics.record_bus_error("publish");
+                Err(BusError::Unavailable(format!(
+                    "publish to {:?} failed: {e}",
+                    record.topic
+                )))
+            }
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[String],
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        for topic in topics {
+            self.ensure_topic(topic).await?;
+        }
+        group::subscribe(self.inner.clone(), group, topics).await
+    }
+
+    async fn read(&self, topic: &str, start: StartAt) -> Result<Box<dyn TopicReader>, BusError> {
+        self.ensure_topic(topic).await?;
+        reader::open(&self.inner.config, topic, start).await
+    }
+}

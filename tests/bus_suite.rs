@@ -108,23 +108,6 @@ fn events_flow_through_echo_with_correlation_and_provenance(bus: TestBus) {
     ));
 }
 
-/// `faulty` echoes `slow:` payloads after 20 ms, so a backlog builds and a kill lands mid-stream.
-const SLOW_ECHO: &str = r#"
-name = "slow-echo"
-version = "1.0.0"
-component = "{plugins}/faulty.wasm"
-
-[[subscribe]]
-topic = "demo.in.v1"
-
-[delivery]
-concurrency = 4
-
-[capabilities]
-publish = ["demo.out.v1"]
-config = { out = "demo.out.v1" }
-"#;
-
 fn a_kill_9_mid_stream_loses_nothing(bus: TestBus) {
     let s = Scenario::on(&bus);
     s.manifest("slow-echo", SLOW_ECHO);
@@ -139,7 +122,7 @@ fn a_kill_9_mid_stream_loses_nothing(bus: TestBus) {
             let payload = format!("slow:{i}");
             match publish(
                 &url,
-                "demo.in.v1",
+                "work.in.v1",
                 Some(&format!("p{}", i % 8)),
                 &payload,
                 Some(&payload),
@@ -170,7 +153,7 @@ fn a_kill_9_mid_stream_loses_nothing(bus: TestBus) {
     let host = s.start();
     for i in 0..20 {
         let payload = format!("slow:after-{i}");
-        publish(&host.url, "demo.in.v1", None, &payload, Some(&payload)).unwrap();
+        publish(&host.url, "work.in.v1", None, &payload, Some(&payload)).unwrap();
         accepted.push(payload);
     }
     let expected: BTreeSet<&str> = accepted.iter().map(String::as_str).collect();
@@ -179,7 +162,7 @@ fn a_kill_9_mid_stream_loses_nothing(bus: TestBus) {
     loop {
         outputs = consume(
             &host.url,
-            "demo.out.v1",
+            "work.out.v1",
             usize::MAX >> 1,
             Duration::from_secs(2),
         );

@@ -19,23 +19,6 @@ publish = ["orders.echoed.v1"]
 config = { out = "orders.echoed.v1" }
 "#;
 
-/// slow-echo: 20 ms per `slow:` event, so work is in flight when something happens.
-const SLOW_ECHO: &str = r#"
-name = "slow-echo"
-version = "1.0.0"
-component = "{plugins}/faulty.wasm"
-
-[[subscribe]]
-topic = "work.in.v1"
-
-[delivery]
-concurrency = 4
-
-[capabilities]
-publish = ["work.out.v1"]
-config = { out = "work.out.v1" }
-"#;
-
 #[test]
 fn an_independent_kafka_client_sees_every_output_with_its_correlation_id() {
     let bus = TestBus::kafka();

@@ -11,6 +11,25 @@ use std::time::{Duration, Instant};
 pub use agenthost::http::WireRecord;
 
 pub mod kafka;
+
+/// slow-echo: the `faulty` plugin echoing `slow:…` payloads from `work.in.v1` to `work.out.v1`
+/// after 20 ms each, four partitions at a time — so a backlog builds and work is in flight when
+/// a test kills, freezes or rebalances something.
+pub const SLOW_ECHO: &str = r#"
+name = "slow-echo"
+version = "1.0.0"
+component = "{plugins}/faulty.wasm"
+
+[[subscribe]]
+topic = "work.in.v1"
+
+[delivery]
+concurrency = 4
+
+[capabilities]
+publish = ["work.out.v1"]
+config = { out = "work.out.v1" }
+"#;
 pub use kafka::{Broker, TestBus};
 
 /// The workspace's `target` directory.

@@ -147,14 +147,18 @@ fn a_rebalance_between_two_hosts_loses_nothing_and_keeps_per_key_order() {
     b.manifest("slow-echo", SLOW_ECHO);
     let host_a = a.start();
 
+    // Publish at a steady pace (below what one host can handle) until the second host has
+    // clearly taken over part of the group, so the rebalance happens mid-stream.
     let keys = 8;
-    let per_key = 40;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let url = host_a.url.clone();
+    let stop_publishing = stop.clone();
     let publisher = std::thread::spawn(move || {
         let mut accepted = BTreeSet::new();
-        for seq in 0..per_key {
+        let mut seq = 0;
+        while !stop_publishing.load(std::sync::atomic::Ordering::Relaxed) && seq < 200 {
             for key in 0..keys {
-                let payload = format!("slow:{key}:{seq:03}");
+                let payload = format!("slow:{key}:{seq:04}");
                 publish(
                     &url,
                     "work.in.v1",
@@ -165,6 +169,8 @@ fn a_rebalance_between_two_hosts_loses_nothing_and_keeps_per_key_order() {
                 .unwrap();
                 accepted.insert(payload);
             }
+            seq += 1;
+            std::thread::sleep(Duration::from_millis(60));
         }
         accepted
     });
@@ -176,7 +182,19 @@ fn a_rebalance_between_two_hosts_loses_nothing_and_keeps_per_key_order() {
     );
     // A second member joins mid-stream: the group rebalances and splits the partitions.
     let host_b = b.start();
+    let b_started = wait_for_metric(
+        &host_b,
+        "agenthost_invocations_total",
+        40.0,
+        Duration::from_secs(90),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let accepted = publisher.join().unwrap();
+    assert!(
+        b_started >= 40.0,
+        "the second host never got partitions; log:\n{}",
+        host_b.log_text()
+    );
     let out = outputs_until(&host_a, "work.out.v1", &accepted, Duration::from_secs(180));
 
     // Both members did part of the work.
@@ -185,6 +203,17 @@ fn a_rebalance_between_two_hosts_loses_nothing_and_keeps_per_key_order() {
     assert!(
         done_a > 0.0 && done_b > 0.0,
         "work was not shared: a={done_a} b={done_b}"
+    );
+    // Lag is exported per group and partition (from librdkafka's statistics, every 5 s).
+    let lag_line = "agenthost_consumer_lag{group=\"slow-echo\",topic=\"work.in.v1\"";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !host_a.metrics().contains(lag_line) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        host_a.metrics().contains(lag_line),
+        "no consumer lag metric:\n{}",
+        host_a.metrics()
     );
 
     // Per key, the first time each record shows up is in publish order (a replay after the

@@ -10,10 +10,13 @@
 //!   checks and metrics. This is what every event pays by default.
 //! - `reuse`: the same with `limits.reuse_instances = true` (a warm instance per event).
 //!
-//! The bus is an in-memory sink here, so the figures are the dispatch cost, not storage.
+//! The bus is an in-memory sink here, so the figures are the dispatch cost, not bus storage;
+//! they include the audit entries every capability use writes (echo reads its config and
+//! publishes: two per event).
 //! Run with `cargo xtask bench` (it builds target/plugins/echo.wasm first).
 
 use agenthost::agent::AgentVersion;
+use agenthost::audit::AuditLog;
 use agenthost::bus::{Bus, BusError, Outgoing, Receipt, StartAt, Subscription, TopicReader};
 use agenthost::capabilities::HostServices;
 use agenthost::config::{Manifest, RuntimeConfig};
@@ -24,7 +27,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Accepts every publish in memory.
 #[derive(Default)]
@@ -118,7 +121,9 @@ fn main() -> anyhow::Result<()> {
         let runtime = Runtime::new(&RuntimeConfig { cache: false, ..RuntimeConfig::default() }, &scratch)?;
         let db = sled::Config::new().temporary(true).path(scratch.join("db")).open()?;
         let bus: Arc<dyn Bus> = Arc::new(SinkBus::default());
-        let services = HostServices { bus: bus.clone(), db, metrics: Arc::new(Metrics::new()) };
+        let metrics = Arc::new(Metrics::new());
+        let audit = Arc::new(AuditLog::open(&db, Duration::from_secs(3600), 1_000_000, metrics.clone())?);
+        let services = HostServices { bus: bus.clone(), db, metrics, audit };
         let manifest = |reuse: bool| {
             Manifest::parse(
                 &root.join("bench.toml"),

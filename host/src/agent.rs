@@ -319,9 +319,17 @@ impl AgentVersion {
                 self.grants.publish.clone(),
                 caller.clone(),
             ),
-            state: capabilities::state::StateInstance::new(self.grants.state.clone()),
+            state: capabilities::state::StateInstance::new(
+                self.grants.state.clone(),
+                caller.clone(),
+                self.grants.audit.clone(),
+            ),
             log: capabilities::log::LogInstance::new(caller.clone()),
-            config: capabilities::config::ConfigInstance::new(self.grants.config.clone()),
+            config: capabilities::config::ConfigInstance::new(
+                self.grants.config.clone(),
+                caller.clone(),
+                self.grants.audit.clone(),
+            ),
         };
         let memory = usize::try_from(limits.memory.as_u64()).unwrap_or(usize::MAX);
         let data = StoreData {

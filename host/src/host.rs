@@ -2,6 +2,7 @@
 //! subscriptions. The HTTP server and CLI are thin layers over this.
 
 use crate::agent::AgentVersion;
+use crate::audit::{AuditEntry, AuditLog, Outcome};
 use crate::bus::Bus;
 use crate::bus::local::{LocalBus, LocalBusOptions};
 use crate::capabilities::HostServices;
@@ -57,6 +58,7 @@ pub struct Host {
     pub runtime: Arc<Runtime>,
     pub metrics: Arc<Metrics>,
     pub registry: Registry,
+    pub audit: Arc<AuditLog>,
     services: HostServices,
     /// Cancelled at shutdown: every subscription stops taking new records.
     pub stop: CancellationToken,
@@ -101,10 +103,21 @@ impl Host {
         let runtime = tokio::task::spawn_blocking(move || Runtime::new(&runtime_config, &data_dir))
             .await?
             .context("cannot start the WebAssembly runtime")?;
+        let audit = Arc::new(
+            AuditLog::open(
+                &db,
+                config.audit.retention,
+                config.audit.max_entries,
+                metrics.clone(),
+            )
+            .context("cannot open the audit log")?,
+        );
+        audit.spawn_pruning();
         let services = HostServices {
             bus: bus.clone(),
             db: db.clone(),
             metrics: metrics.clone(),
+            audit: audit.clone(),
         };
         Ok(Arc::new(Self {
             config,
@@ -113,6 +126,7 @@ impl Host {
             runtime: Arc::new(runtime),
             metrics,
             registry: Registry::default(),
+            audit,
             services,
             stop: CancellationToken::new(),
             ready: AtomicBool::new(false),
@@ -186,11 +200,28 @@ impl Host {
         approve: bool,
     ) -> Result<DeployReport, DeployError> {
         let agent_name = manifest.name.to_string();
+        let version = manifest.version.to_string();
         let result = self.deploy_inner(manifest, bytes, source, approve).await;
-        match &result {
-            Ok(_) => self.registry.clear_refusal(source),
-            Err(err) => self.refuse(source, Some(agent_name), err),
-        }
+        let (outcome, detail) = match &result {
+            Ok(report) => {
+                self.registry.clear_refusal(source);
+                (Outcome::Allowed, report.diff.join("; "))
+            }
+            Err(err) => {
+                self.refuse(source, Some(agent_name.clone()), err);
+                (Outcome::Denied, err.to_string())
+            }
+        };
+        self.audit.record(AuditEntry {
+            time_ms: 0,
+            agent: agent_name,
+            version,
+            correlation_id: String::new(),
+            capability: "deploy".into(),
+            target: source.to_owned(),
+            outcome,
+            detail,
+        });
         result
     }
 

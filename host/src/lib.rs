@@ -2,6 +2,7 @@
 //! capabilities its manifest grants.
 
 pub mod agent;
+pub mod audit;
 pub mod bus;
 pub mod capabilities;
 pub mod cli;

@@ -41,6 +41,12 @@ struct BusErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuditLabels {
+    capability: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     agent: String,
     outcome: &'static str,
@@ -56,6 +62,7 @@ pub struct Metrics {
     instantiations: Family<AgentLabels, Counter>,
     consumer_lag: Family<LagLabels, Gauge>,
     bus_errors: Family<BusErrorLabels, Counter>,
+    audit: Family<AuditLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -84,6 +91,7 @@ impl Metrics {
         let instantiations = Family::<AgentLabels, Counter>::default();
         let consumer_lag = Family::<LagLabels, Gauge>::default();
         let bus_errors = Family::<BusErrorLabels, Counter>::default();
+        let audit = Family::<AuditLabels, Counter>::default();
         registry.register("invocations", "Agent invocations by outcome (ok, retry, reject, trap, timeout, memory, fuel, instantiate)", invocations.clone());
         registry.register(
             "invocation_duration_seconds",
@@ -120,6 +128,11 @@ impl Metrics {
             "Bus errors the host recovered from, by kind (e.g. poll_exceeded, transport, commit)",
             bus_errors.clone(),
         );
+        registry.register(
+            "audit_events",
+            "Audited capability uses and deploy decisions, by capability and outcome (allowed, denied, failed)",
+            audit.clone(),
+        );
         Self {
             registry,
             invocations,
@@ -130,6 +143,7 @@ impl Metrics {
             instantiations,
             consumer_lag,
             bus_errors,
+            audit,
         }
     }
 
@@ -195,6 +209,15 @@ impl Metrics {
     pub fn record_bus_error(&self, kind: &'static str) {
         self.bus_errors
             .get_or_create(&BusErrorLabels { kind })
+            .inc();
+    }
+
+    pub fn record_audit(&self, capability: &str, outcome: &'static str) {
+        self.audit
+            .get_or_create(&AuditLabels {
+                capability: capability.into(),
+                outcome,
+            })
             .inc();
     }
 

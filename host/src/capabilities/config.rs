@@ -1,5 +1,7 @@
 //! `config`: an agent reads the `capabilities.config` values of its own manifest, nothing else.
 
+use super::Caller;
+use crate::audit::{AuditLog, Outcome};
 use crate::config::Manifest;
 use crate::runtime::StoreData;
 use crate::runtime::bindings::config as wit;
@@ -21,20 +23,30 @@ impl ConfigGrant {
 
 pub struct ConfigInstance {
     grant: Arc<ConfigGrant>,
+    caller: Caller,
+    audit: Arc<AuditLog>,
 }
 
 impl ConfigInstance {
-    pub fn new(grant: Arc<ConfigGrant>) -> Self {
-        Self { grant }
+    pub fn new(grant: Arc<ConfigGrant>, caller: Caller, audit: Arc<AuditLog>) -> Self {
+        Self {
+            grant,
+            caller,
+            audit,
+        }
     }
 }
 
 impl wit::Host for ConfigInstance {
     async fn get(&mut self, key: String) -> Option<String> {
+        self.caller
+            .audit(&self.audit, "config", &key, Outcome::Allowed, "");
         self.grant.values.get(&key).cloned()
     }
 
     async fn get_all(&mut self) -> Vec<(String, String)> {
+        self.caller
+            .audit(&self.audit, "config", "*", Outcome::Allowed, "");
         self.grant
             .values
             .iter()

@@ -12,6 +12,7 @@ pub mod publish;
 pub mod state;
 pub mod wasi;
 
+use crate::audit::{AuditEntry, AuditLog, Outcome};
 use crate::bus::Bus;
 use crate::config::Manifest;
 use crate::metrics::Metrics;
@@ -45,6 +46,27 @@ impl Caller {
             .clone()
     }
 
+    /// Records one use of `capability` on `target` in the audit log.
+    pub fn audit(
+        &self,
+        log: &AuditLog,
+        capability: &str,
+        target: &str,
+        outcome: Outcome,
+        detail: &str,
+    ) {
+        log.record(AuditEntry {
+            time_ms: 0,
+            agent: self.agent.to_string(),
+            version: self.version.to_string(),
+            correlation_id: self.correlation_id().to_string(),
+            capability: capability.to_owned(),
+            target: target.to_owned(),
+            outcome,
+            detail: detail.to_owned(),
+        });
+    }
+
     /// Points every clone at a new request (a reused instance serving its next event).
     pub fn set_correlation_id(&self, correlation_id: &str) {
         *self
@@ -60,6 +82,7 @@ pub struct HostServices {
     pub bus: Arc<dyn Bus>,
     pub db: sled::Db,
     pub metrics: Arc<Metrics>,
+    pub audit: Arc<AuditLog>,
 }
 
 /// Every grant of one agent version, built from its manifest at deploy.
@@ -68,6 +91,7 @@ pub struct Grants {
     pub state: Option<Arc<state::StateStore>>,
     pub config: Arc<config::ConfigGrant>,
     pub wasi: wasi::WasiGrant,
+    pub audit: Arc<AuditLog>,
 }
 
 impl Grants {
@@ -76,6 +100,7 @@ impl Grants {
             publish: Arc::new(publish::PublishGrant::new(manifest, services)),
             state: state::StateStore::for_manifest(manifest, &services.db)?.map(Arc::new),
             config: Arc::new(config::ConfigGrant::new(manifest)),
+            audit: services.audit.clone(),
             wasi: wasi::WasiGrant::from_manifest(manifest)?,
         })
     }

@@ -3,6 +3,7 @@
 //! cannot forge.
 
 use super::{Caller, HostServices};
+use crate::audit::{AuditLog, Outcome};
 use crate::bus::{self, Bus, Outgoing, set_header};
 use crate::config::{Manifest, TopicPattern};
 use crate::metrics::Metrics;
@@ -19,6 +20,7 @@ pub struct PublishGrant {
     patterns: Vec<TopicPattern>,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
+    audit: Arc<AuditLog>,
 }
 
 impl PublishGrant {
@@ -27,6 +29,7 @@ impl PublishGrant {
             patterns: manifest.capabilities.publish.clone(),
             bus: services.bus.clone(),
             metrics: services.metrics.clone(),
+            audit: services.audit.clone(),
         }
     }
 
@@ -45,18 +48,34 @@ impl PublishInstance {
         Self { grant, caller }
     }
 
+    /// Publishes if the grant allows it; every attempt is counted and audited once.
     async fn publish(&self, record: wit::Outgoing) -> Result<wit::Receipt, types::Error> {
+        let topic = record.topic.clone();
+        let result = self.checked_publish(record).await;
+        let (outcome, metric, detail) = match &result {
+            Ok(_) => (Outcome::Allowed, "ok", ""),
+            Err(types::Error::Denied(reason)) => (Outcome::Denied, "denied", reason.as_str()),
+            Err(types::Error::Failed(reason)) => (Outcome::Failed, "failed", reason.as_str()),
+        };
         let c = &self.caller;
-        let cid = c.correlation_id();
-        let outcome = |outcome: &'static str| self.grant.metrics.record_publish(&c.agent, outcome);
-        if let Err(e) = bus::validate_topic(&record.topic) {
-            outcome("failed");
-            return Err(types::Error::Failed(e.to_string()));
+        self.grant.metrics.record_publish(&c.agent, metric);
+        c.audit(&self.grant.audit, "publish", &topic, outcome, detail);
+        if outcome == Outcome::Denied {
+            tracing::warn!(
+                agent = &*c.agent,
+                version = &*c.version,
+                correlation_id = &*c.correlation_id(),
+                topic,
+                "publish denied"
+            );
         }
+        result
+    }
+
+    async fn checked_publish(&self, record: wit::Outgoing) -> Result<wit::Receipt, types::Error> {
+        let c = &self.caller;
+        bus::validate_topic(&record.topic).map_err(|e| types::Error::Failed(e.to_string()))?;
         if !self.grant.allows(&record.topic) {
-            outcome("denied");
-            tracing::warn!(target: "audit", agent = &*c.agent, version = &*c.version, correlation_id = &*cid,
-                capability = "publish", target_topic = %record.topic, outcome = "denied", "publish denied");
             let granted: Vec<&str> = self
                 .grant
                 .patterns
@@ -76,7 +95,11 @@ impl PublishInstance {
                 value: h.value,
             })
             .collect();
-        set_header(&mut headers, bus::CORRELATION_ID, cid.as_bytes());
+        set_header(
+            &mut headers,
+            bus::CORRELATION_ID,
+            c.correlation_id().as_bytes(),
+        );
         set_header(&mut headers, AGENT_HEADER, c.agent.as_bytes());
         set_header(&mut headers, VERSION_HEADER, c.version.as_bytes());
         let outgoing = Outgoing {
@@ -85,23 +108,17 @@ impl PublishInstance {
             payload: record.payload,
             headers,
         };
-        match self.grant.bus.publish(outgoing).await {
-            Ok(receipt) => {
-                outcome("ok");
-                tracing::debug!(target: "audit", agent = &*c.agent, correlation_id = &*cid,
-                    capability = "publish", target_topic = %receipt.topic, partition = receipt.partition,
-                    offset = receipt.offset, outcome = "allowed", "published");
-                Ok(wit::Receipt {
-                    topic: receipt.topic,
-                    partition: receipt.partition,
-                    offset: receipt.offset,
-                })
-            }
-            Err(e) => {
-                outcome("failed");
-                Err(types::Error::Failed(format!("publish failed: {e}")))
-            }
-        }
+        let receipt = self
+            .grant
+            .bus
+            .publish(outgoing)
+            .await
+            .map_err(|e| types::Error::Failed(format!("publish failed: {e}")))?;
+        Ok(wit::Receipt {
+            topic: receipt.topic,
+            partition: receipt.partition,
+            offset: receipt.offset,
+        })
     }
 }
 

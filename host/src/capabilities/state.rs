@@ -2,6 +2,8 @@
 //!
 //! State belongs to the agent, not to a version: a new version sees what the old one wrote.
 
+use super::Caller;
+use crate::audit::{AuditLog, Outcome};
 use crate::config::Manifest;
 use crate::runtime::StoreData;
 use crate::runtime::bindings::{state as wit, types};
@@ -118,32 +120,57 @@ fn storage(e: sled::Error) -> types::Error {
 /// but the check is repeated here so a call can never reach another agent's data).
 pub struct StateInstance {
     store: Option<Arc<StateStore>>,
+    caller: Caller,
+    audit: Arc<AuditLog>,
 }
 
 impl StateInstance {
-    pub fn new(store: Option<Arc<StateStore>>) -> Self {
-        Self { store }
+    pub fn new(store: Option<Arc<StateStore>>, caller: Caller, audit: Arc<AuditLog>) -> Self {
+        Self {
+            store,
+            caller,
+            audit,
+        }
     }
 
-    fn store(&self) -> Result<&StateStore, types::Error> {
-        self.store.as_deref().ok_or_else(|| {
-            types::Error::Denied("this agent is granted no state (capabilities.state)".into())
-        })
+    /// Runs one operation on the agent's store and audits it.
+    fn audited<T>(
+        &self,
+        capability: &str,
+        target: &str,
+        op: impl FnOnce(&StateStore) -> Result<T, types::Error>,
+    ) -> Result<T, types::Error> {
+        let result = match self.store.as_deref() {
+            Some(store) => op(store),
+            None => Err(types::Error::Denied(
+                "this agent is granted no state (capabilities.state)".into(),
+            )),
+        };
+        let (outcome, detail) = match &result {
+            Ok(_) => (Outcome::Allowed, ""),
+            Err(types::Error::Denied(r)) => (Outcome::Denied, r.as_str()),
+            Err(types::Error::Failed(r)) => (Outcome::Failed, r.as_str()),
+        };
+        self.caller
+            .audit(&self.audit, capability, target, outcome, detail);
+        result
     }
 }
 
 impl wit::Host for StateInstance {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, types::Error> {
-        self.store()?.get(&key)
+        self.audited("state.get", &key, |s| s.get(&key))
     }
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), types::Error> {
-        self.store()?.set(&key, &value)
+        self.audited("state.set", &key, |s| s.set(&key, &value))
     }
     async fn delete(&mut self, key: String) -> Result<(), types::Error> {
-        self.store()?.delete(&key)
+        self.audited("state.delete", &key, |s| s.delete(&key))
     }
     async fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, types::Error> {
-        self.store()?.list_keys(&prefix)
+        self.audited("state.list", &format!("{prefix}*"), |s| {
+            s.list_keys(&prefix)
+        })
     }
 }
 

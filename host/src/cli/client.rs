@@ -249,3 +249,49 @@ pub async fn deploy(args: &HostArgs, manifest_path: &Path, approve: bool) -> any
     }
     Ok(())
 }
+
+pub async fn audit(
+    args: &HostArgs,
+    query: &crate::audit::AuditQuery,
+    format: Format,
+) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let response = client
+        .send(
+            client
+                .request(reqwest::Method::GET, "/v1/audit")
+                .query(query),
+        )
+        .await?;
+    let entries: Vec<crate::audit::AuditEntry> = response.json().await?;
+    if format == Format::Json {
+        for e in &entries {
+            println!("{}", serde_json::to_string(e)?);
+        }
+        return Ok(());
+    }
+    for e in &entries {
+        let time = humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + Duration::from_millis(e.time_ms),
+        );
+        let detail = if e.detail.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", e.detail.replace('\n', " "))
+        };
+        println!(
+            "{time}  {:<8} {}@{}  {} {}  correlation-id={}{detail}",
+            e.outcome.as_str(),
+            e.agent,
+            e.version,
+            e.capability,
+            e.target,
+            if e.correlation_id.is_empty() {
+                "-"
+            } else {
+                &e.correlation_id
+            }
+        );
+    }
+    Ok(())
+}

@@ -103,6 +103,28 @@ enum Command {
         #[command(flatten)]
         host: HostArgs,
     },
+    /// Show the audit log: capability uses and deploy decisions.
+    Audit {
+        /// Only this agent's entries.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only denials.
+        #[arg(long)]
+        denied: bool,
+        /// Only entries newer than this, e.g. 10m, 2h.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this request's entries.
+        #[arg(long)]
+        correlation_id: Option<String>,
+        /// At most this many, the newest.
+        #[arg(long, default_value = "200")]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        host: HostArgs,
+    },
     /// Show a component's imports and exports and, with a manifest, what is granted or missing.
     Inspect {
         component: PathBuf,
@@ -149,6 +171,24 @@ pub fn main() -> ExitCode {
                 format,
                 host,
             } => client::consume(&host, &topic, from_beginning, count, timeout, format).await,
+            Command::Audit {
+                agent,
+                denied,
+                since,
+                correlation_id,
+                limit,
+                format,
+                host,
+            } => {
+                let query = crate::audit::AuditQuery {
+                    agent,
+                    denied,
+                    since,
+                    correlation_id,
+                    limit: Some(limit),
+                };
+                client::audit(&host, &query, format).await
+            }
             Command::Inspect {
                 component,
                 manifest,

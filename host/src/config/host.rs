@@ -21,6 +21,26 @@ pub struct HostConfig {
     pub bus: BusConfig,
     pub mcp: McpConfig,
     pub runtime: RuntimeConfig,
+    pub audit: AuditConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Entries older than this are deleted.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// At most this many entries are kept; the oldest go first.
+    pub max_entries: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(30 * 24 * 3600),
+            max_entries: 1_000_000,
+        }
+    }
 }
 
 impl Default for HostConfig {
@@ -33,6 +53,7 @@ impl Default for HostConfig {
             bus: BusConfig::default(),
             mcp: McpConfig::default(),
             runtime: RuntimeConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }

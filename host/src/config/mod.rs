@@ -9,8 +9,8 @@ mod manifest;
 mod pattern;
 
 pub use host::{
-    AdminConfig, BusConfig, BusKind, HostConfig, KafkaConfig, LocalBusConfig, McpServerConfig,
-    RuntimeConfig,
+    AdminConfig, AuditConfig, BusConfig, BusKind, HostConfig, KafkaConfig, LocalBusConfig,
+    McpServerConfig, RuntimeConfig,
 };
 pub use manifest::{
     A2aSection, AgentName, Capabilities, Delivery, FileAccess, FileGrant, Limits, Manifest,

@@ -219,3 +219,16 @@ pub async fn deploy(
         )),
     }
 }
+
+pub async fn audit(
+    State(s): State<AppState>,
+    query: Result<Query<crate::audit::AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<crate::audit::AuditEntry>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let log = s.host.audit.clone();
+    let entries = tokio::task::spawn_blocking(move || log.query(&q))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::bad_request)?;
+    Ok(Json(entries))
+}

@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
             post(api::publish).get(api::consume),
         )
         .route("/agents", get(api::agents).post(api::deploy))
+        .route("/audit", get(api::audit))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(healthz))

@@ -1,0 +1,285 @@
+//! The audit log: every use of a capability that reaches outside an agent — allowed, denied or
+//! failed — and every deploy decision, with time, agent, version, correlation id, capability,
+//! target and outcome. Stored in sled with bounded retention; queried over HTTP and by
+//! `agenthost audit`; counted in `/metrics`.
+
+use crate::metrics::Metrics;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Allowed,
+    Denied,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Denied => "denied",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One audited event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    pub agent: String,
+    pub version: String,
+    pub correlation_id: String,
+    /// `publish`, `state.get`, `state.set`, `state.delete`, `state.list`, `config`, `deploy`.
+    pub capability: String,
+    /// What was touched: a topic, a state key, a config key, a manifest.
+    pub target: String,
+    pub outcome: Outcome,
+    /// Why, for denials and failures.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// Which entries a query wants.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct AuditQuery {
+    pub agent: Option<String>,
+    /// Only denials.
+    #[serde(default)]
+    pub denied: bool,
+    /// Only entries newer than this (humantime, e.g. "10m").
+    pub since: Option<String>,
+    pub correlation_id: Option<String>,
+    /// At most this many (the newest); default 1000.
+    pub limit: Option<usize>,
+}
+
+pub struct AuditLog {
+    tree: sled::Tree,
+    /// Distinguishes entries written in the same millisecond.
+    seq: AtomicU64,
+    retention: Duration,
+    max_entries: usize,
+    metrics: Arc<Metrics>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl AuditLog {
+    pub fn open(
+        db: &sled::Db,
+        retention: Duration,
+        max_entries: usize,
+        metrics: Arc<Metrics>,
+    ) -> sled::Result<Self> {
+        let tree = db.open_tree("audit")?;
+        // Continue the sequence after the newest stored entry, so keys stay unique and ordered
+        // across restarts.
+        let seq = tree.last()?.map_or(0, |(k, _)| key_seq(&k).wrapping_add(1));
+        Ok(Self {
+            tree,
+            seq: AtomicU64::new(seq),
+            retention,
+            max_entries,
+            metrics,
+        })
+    }
+
+    /// Records an entry. Auditing never fails the audited call: a storage error is logged.
+    pub fn record(&self, mut entry: AuditEntry) {
+        if entry.time_ms == 0 {
+            entry.time_ms = now_ms();
+        }
+        self.metrics
+            .record_audit(&entry.capability, entry.outcome.as_str());
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&entry.time_ms.to_be_bytes());
+        key[8..].copy_from_slice(&self.seq.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+        let result = serde_json::to_vec(&entry)
+            .map_err(|e| e.to_string())
+            .and_then(|value| {
+                self.tree
+                    .insert(key, value)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cannot write an audit entry");
+        }
+    }
+
+    /// Entries matching `query`, oldest first (the newest `limit` of them).
+    pub fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, String> {
+        let since_ms = match &query.since {
+            Some(s) => {
+                let d = humantime::parse_duration(s).map_err(|e| format!("`since` {s:?}: {e}"))?;
+                now_ms().saturating_sub(d.as_millis() as u64)
+            }
+            None => 0,
+        };
+        let limit = query.limit.unwrap_or(1000);
+        let mut out = Vec::new();
+        // Newest first, so the limit keeps the most recent entries.
+        for item in self.tree.range(since_ms.to_be_bytes().to_vec()..).rev() {
+            let (_, value) = item.map_err(|e| format!("audit storage: {e}"))?;
+            let Ok(entry) = serde_json::from_slice::<AuditEntry>(&value) else {
+                continue;
+            };
+            let wanted = query.agent.as_ref().is_none_or(|a| *a == entry.agent)
+                && (!query.denied || entry.outcome == Outcome::Denied)
+                && query
+                    .correlation_id
+                    .as_ref()
+                    .is_none_or(|c| *c == entry.correlation_id);
+            if wanted {
+                out.push(entry);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Deletes entries older than the retention, then the oldest beyond `max_entries`.
+    pub fn prune(&self) -> sled::Result<usize> {
+        let cutoff = now_ms().saturating_sub(self.retention.as_millis() as u64);
+        let mut removed = 0;
+        for item in self.tree.range(..cutoff.to_be_bytes().to_vec()) {
+            self.tree.remove(item?.0)?;
+            removed += 1;
+        }
+        let excess = self.tree.len().saturating_sub(self.max_entries);
+        for item in self.tree.iter().take(excess) {
+            self.tree.remove(item?.0)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Prunes every minute until the log is dropped.
+    pub fn spawn_pruning(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(log) = weak.upgrade() else { return };
+                match tokio::task::spawn_blocking(move || log.prune()).await {
+                    Ok(Ok(n)) if n > 0 => tracing::debug!(removed = n, "audit log pruned"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "audit pruning failed"),
+                    _ => {}
+                }
+            }
+        });
+    }
+}
+
+fn key_seq(key: &[u8]) -> u64 {
+    key.get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(agent: &str, outcome: Outcome, time_ms: u64) -> AuditEntry {
+        AuditEntry {
+            time_ms,
+            agent: agent.into(),
+            version: "1.0.0".into(),
+            correlation_id: format!("c-{agent}"),
+            capability: "publish".into(),
+            target: "t".into(),
+            outcome,
+            detail: String::new(),
+        }
+    }
+
+    fn log(max: usize) -> (tempfile::TempDir, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let log = AuditLog::open(
+            &db,
+            Duration::from_secs(3600),
+            max,
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        (dir, log)
+    }
+
+    #[test]
+    fn queries_filter_by_agent_outcome_and_correlation() {
+        let (_d, log) = log(100);
+        log.record(entry("a", Outcome::Allowed, 0));
+        log.record(entry("a", Outcome::Denied, 0));
+        log.record(entry("b", Outcome::Denied, 0));
+        assert_eq!(log.query(&AuditQuery::default()).unwrap().len(), 3);
+        let q = AuditQuery {
+            agent: Some("a".into()),
+            ..Default::default()
+        };
+        assert_eq!(log.query(&q).unwrap().len(), 2);
+        let q = AuditQuery {
+            denied: true,
+            ..Default::default()
+        };
+        assert!(
+            log.query(&q)
+                .unwrap()
+                .iter()
+                .all(|e| e.outcome == Outcome::Denied)
+        );
+        let q = AuditQuery {
+            correlation_id: Some("c-b".into()),
+            ..Default::default()
+        };
+        assert_eq!(log.query(&q).unwrap()[0].agent, "b");
+        let q = AuditQuery {
+            limit: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            log.query(&q).unwrap()[0].agent,
+            "b",
+            "the limit keeps the newest"
+        );
+        assert!(
+            log.query(&AuditQuery {
+                since: Some("soon".into()),
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn pruning_bounds_age_and_count() {
+        let (_d, log) = log(2);
+        log.record(entry("old", Outcome::Allowed, 1_000)); // 1970: older than the retention
+        for i in 0..4 {
+            log.record(entry(&format!("new{i}"), Outcome::Allowed, 0));
+        }
+        assert_eq!(log.prune().unwrap(), 3);
+        let left: Vec<String> = log
+            .query(&AuditQuery::default())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.agent)
+            .collect();
+        assert_eq!(left, vec!["new2".to_string(), "new3".to_string()]);
+    }
+}

@@ -379,6 +379,9 @@ impl Host {
                 "shutdown bound reached with work in flight; it will be redelivered on restart"
             );
         }
+        // Pending audit entries first, so the final flush makes them durable too.
+        let audit = self.audit.clone();
+        let _ = tokio::task::spawn_blocking(move || audit.flush()).await;
         if let Err(e) = self.db.flush_async().await {
             tracing::error!(error = %e, "final flush failed");
         }

@@ -241,3 +241,35 @@ fn usage_errors_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_restart_loads_compiled_components_from_the_cache() {
+    let s = Scenario::new("");
+    s.manifest("echo", ECHO);
+    let mut host = s.start();
+    let compiled = s.path().join("data/compiled");
+    let artifacts = || -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+        let mut found: Vec<_> = std::fs::read_dir(&compiled)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| (e.path(), e.metadata().unwrap().modified().unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    };
+    let first = artifacts();
+    assert_eq!(first.len(), 1, "one compiled artifact for echo: {first:?}");
+    assert!(first[0].0.extension().is_some_and(|e| e == "cwasm"));
+    assert!(host.terminate().success());
+
+    let host = s.start();
+    // Loaded, not rewritten: the same file with the same modification time.
+    assert_eq!(artifacts(), first);
+    publish(&host.url, "demo.in.v1", None, "from the cache", None).unwrap();
+    assert_eq!(
+        consume(&host.url, "demo.out.v1", 1, Duration::from_secs(30)).len(),
+        1
+    );
+}

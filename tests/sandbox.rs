@@ -93,3 +93,73 @@ fn an_agent_sees_only_the_env_and_directories_it_is_granted() {
         "written by faulty"
     );
 }
+
+const NOISY: &str = r#"
+name = "noisy"
+version = "1.0.0"
+component = "{plugins}/faulty.wasm"
+
+[[subscribe]]
+topic = "noisy.in.v1"
+
+[limits]
+log_rate = 50
+publish_size = "1MiB"
+
+[capabilities]
+publish = ["noisy.out.v1"]
+config = { out = "noisy.out.v1" }
+"#;
+
+#[test]
+fn an_agent_cannot_flood_the_log_or_push_out_oversized_records() {
+    let s = Scenario::new("");
+    s.manifest("noisy", NOISY);
+    let host = s.start();
+
+    // 10,000 log lines in one invocation: at most 50 a second reach the host's log; the rest
+    // are dropped and counted, and the event itself completes.
+    publish(
+        &host.url,
+        "noisy.in.v1",
+        Some("k"),
+        "flood",
+        Some("cid-flood"),
+    )
+    .unwrap();
+    let out = consume(&host.url, "noisy.out.v1", 1, Duration::from_secs(30));
+    assert_eq!(out.len(), 1, "log:\n{}", host.log_text());
+    assert_eq!(out[0].payload.as_deref(), Some("flood"));
+    let dropped = wait_for_metric(
+        &host,
+        "agenthost_log_lines_dropped_total{agent=\"noisy\"}",
+        9_000.0,
+        Duration::from_secs(10),
+    );
+    assert!(dropped >= 9_000.0, "only {dropped} lines dropped");
+    let logged = host
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("flood"))
+        .count();
+    assert!(logged <= 150, "{logged} flood lines reached the host log");
+
+    // A 2 MiB record against a 1 MiB limit: refused, naming the limit; the event is
+    // dead-lettered at once, and the host keeps serving.
+    publish(&host.url, "noisy.in.v1", Some("k"), "big", Some("cid-big")).unwrap();
+    let dead = consume(
+        &host.url,
+        "agent.dead-letter.v1",
+        1,
+        Duration::from_secs(30),
+    );
+    assert_eq!(dead.len(), 1);
+    let error = &dead[0].headers["agenthost-error"];
+    assert!(error.contains("limits.publish_size"), "{error}");
+    assert_eq!(dead[0].headers["agenthost-attempts"], "1");
+    publish(&host.url, "noisy.in.v1", Some("k"), "still fine", None).unwrap();
+    assert_eq!(
+        consume(&host.url, "noisy.out.v1", 2, Duration::from_secs(30)).len(),
+        2
+    );
+}

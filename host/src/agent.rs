@@ -310,7 +310,7 @@ impl AgentVersion {
         // A grant whose directories vanished since deploy gives the instance no WASI files
         // rather than failing every event; the deploy check already reported it once.
         let stderr_tail = capabilities::wasi::StderrTail::default();
-        let wasi = self.grants.wasi.build(&caller, &stderr_tail).unwrap_or_else(|err| {
+        let wasi = self.grants.wasi.build(&caller, &stderr_tail, &self.grants.log).unwrap_or_else(|err| {
             tracing::warn!(agent = &*self.name, error = %err, "capabilities.files unavailable for this invocation");
             wasmtime_wasi::WasiCtxBuilder::new().build()
         });
@@ -324,7 +324,7 @@ impl AgentVersion {
                 caller.clone(),
                 self.grants.audit.clone(),
             ),
-            log: capabilities::log::LogInstance::new(caller.clone()),
+            log: capabilities::log::LogInstance::new(caller.clone(), self.grants.log.clone()),
             config: capabilities::config::ConfigInstance::new(
                 self.grants.config.clone(),
                 caller.clone(),

@@ -63,6 +63,7 @@ pub struct Metrics {
     consumer_lag: Family<LagLabels, Gauge>,
     bus_errors: Family<BusErrorLabels, Counter>,
     audit: Family<AuditLabels, Counter>,
+    log_dropped: Family<AgentLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -92,6 +93,7 @@ impl Metrics {
         let consumer_lag = Family::<LagLabels, Gauge>::default();
         let bus_errors = Family::<BusErrorLabels, Counter>::default();
         let audit = Family::<AuditLabels, Counter>::default();
+        let log_dropped = Family::<AgentLabels, Counter>::default();
         registry.register("invocations", "Agent invocations by outcome (ok, retry, reject, trap, timeout, memory, fuel, instantiate)", invocations.clone());
         registry.register(
             "invocation_duration_seconds",
@@ -133,6 +135,11 @@ impl Metrics {
             "Audited capability uses and deploy decisions, by capability and outcome (allowed, denied, failed)",
             audit.clone(),
         );
+        registry.register(
+            "log_lines_dropped",
+            "Agent log lines dropped because the agent exceeded limits.log_rate",
+            log_dropped.clone(),
+        );
         Self {
             registry,
             invocations,
@@ -144,6 +151,7 @@ impl Metrics {
             consumer_lag,
             bus_errors,
             audit,
+            log_dropped,
         }
     }
 
@@ -217,6 +225,14 @@ impl Metrics {
             .get_or_create(&AuditLabels {
                 capability: capability.into(),
                 outcome,
+            })
+            .inc();
+    }
+
+    pub fn record_log_dropped(&self, agent: &str) {
+        self.log_dropped
+            .get_or_create(&AgentLabels {
+                agent: agent.into(),
             })
             .inc();
     }

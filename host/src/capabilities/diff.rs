@@ -95,6 +95,18 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<DiffLine> {
         ln.instances.into(),
         &|v| v.to_string(),
     );
+    limit(
+        "limits.publish_size",
+        lo.publish_size.as_u64().into(),
+        ln.publish_size.as_u64().into(),
+        &size,
+    );
+    limit(
+        "limits.log_rate",
+        lo.log_rate.into(),
+        ln.log_rate.into(),
+        &|v| format!("{v}/s"),
+    );
     // 0 fuel means unlimited, the widest budget there is.
     let fuel = |f: u64| if f == 0 { u128::MAX } else { f.into() };
     limit("limits.fuel", fuel(lo.fuel), fuel(ln.fuel), &|v| {

@@ -1,20 +1,83 @@
 //! `log`: an agent writes into the host's log, tagged with the agent, version and correlation id.
 
 use super::Caller;
+use crate::metrics::Metrics;
 use crate::runtime::StoreData;
 use crate::runtime::bindings::log as wit;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use wasmtime::component::{HasData, Linker};
 
 /// Longer messages are cut: a guest must not be able to make the host hold unbounded text.
 const MAX_MESSAGE: usize = 16 * 1024;
 
+/// `limits.log_rate`: log lines per second across an agent version's instances, in fixed
+/// one-second windows. Lines beyond it are dropped; the drops are counted and reported once per
+/// window, so a flooding agent cannot flood the host's log.
+pub struct LogBudget {
+    agent: Arc<str>,
+    rate: u32,
+    window: Mutex<Window>,
+    metrics: Arc<Metrics>,
+}
+
+struct Window {
+    start: Instant,
+    used: u32,
+    dropped: u64,
+}
+
+impl LogBudget {
+    pub fn new(agent: Arc<str>, rate: u32, metrics: Arc<Metrics>) -> Self {
+        Self {
+            agent,
+            rate,
+            window: Mutex::new(Window {
+                start: Instant::now(),
+                used: 0,
+                dropped: 0,
+            }),
+            metrics,
+        }
+    }
+
+    /// Whether one more line may be written now.
+    pub fn admit(&self) -> bool {
+        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        if w.start.elapsed() >= Duration::from_secs(1) {
+            if w.dropped > 0 {
+                tracing::warn!(
+                    agent = &*self.agent,
+                    dropped = w.dropped,
+                    rate = self.rate,
+                    "log lines dropped: the agent exceeded limits.log_rate"
+                );
+            }
+            *w = Window {
+                start: Instant::now(),
+                used: 0,
+                dropped: 0,
+            };
+        }
+        if w.used < self.rate {
+            w.used += 1;
+            true
+        } else {
+            w.dropped += 1;
+            self.metrics.record_log_dropped(&self.agent);
+            false
+        }
+    }
+}
+
 pub struct LogInstance {
     caller: Caller,
+    budget: Arc<LogBudget>,
 }
 
 impl LogInstance {
-    pub fn new(caller: Caller) -> Self {
-        Self { caller }
+    pub fn new(caller: Caller, budget: Arc<LogBudget>) -> Self {
+        Self { caller, budget }
     }
 }
 
@@ -32,6 +95,9 @@ pub fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
 
 impl wit::Host for LogInstance {
     async fn log(&mut self, level: wit::Level, message: String) {
+        if !self.budget.admit() {
+            return;
+        }
         let message = truncate(&message, MAX_MESSAGE);
         let c = &self.caller;
         let cid = c.correlation_id();

@@ -92,6 +92,7 @@ pub struct Grants {
     pub config: Arc<config::ConfigGrant>,
     pub wasi: wasi::WasiGrant,
     pub audit: Arc<AuditLog>,
+    pub log: Arc<log::LogBudget>,
 }
 
 impl Grants {
@@ -102,6 +103,11 @@ impl Grants {
             config: Arc::new(config::ConfigGrant::new(manifest)),
             audit: services.audit.clone(),
             wasi: wasi::WasiGrant::from_manifest(manifest)?,
+            log: Arc::new(log::LogBudget::new(
+                manifest.name.as_str().into(),
+                manifest.limits.log_rate,
+                services.metrics.clone(),
+            )),
         })
     }
 }

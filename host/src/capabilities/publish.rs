@@ -18,6 +18,8 @@ pub const VERSION_HEADER: &str = "agenthost-agent-version";
 
 pub struct PublishGrant {
     patterns: Vec<TopicPattern>,
+    /// `limits.publish_size`, in bytes.
+    max_size: u64,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     audit: Arc<AuditLog>,
@@ -27,6 +29,7 @@ impl PublishGrant {
     pub fn new(manifest: &Manifest, services: &HostServices) -> Self {
         Self {
             patterns: manifest.capabilities.publish.clone(),
+            max_size: manifest.limits.publish_size.as_u64(),
             bus: services.bus.clone(),
             metrics: services.metrics.clone(),
             audit: services.audit.clone(),
@@ -102,6 +105,18 @@ impl PublishInstance {
         );
         set_header(&mut headers, AGENT_HEADER, c.agent.as_bytes());
         set_header(&mut headers, VERSION_HEADER, c.version.as_bytes());
+        let size = record.key.as_ref().map_or(0, Vec::len)
+            + record.payload.len()
+            + headers
+                .iter()
+                .map(|h| h.key.len() + h.value.len())
+                .sum::<usize>();
+        if size as u64 > self.grant.max_size {
+            return Err(types::Error::Denied(format!(
+                "a record of {size} bytes exceeds limits.publish_size ({})",
+                bytesize::ByteSize::b(self.grant.max_size)
+            )));
+        }
         let outgoing = Outgoing {
             topic: record.topic,
             key: record.key,

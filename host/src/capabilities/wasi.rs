@@ -3,6 +3,7 @@
 //! Sockets are never linked.
 
 use super::Caller;
+use super::log::LogBudget;
 use crate::config::{FileAccess, Manifest};
 use crate::runtime::StoreData;
 use std::collections::VecDeque;
@@ -47,17 +48,24 @@ impl WasiGrant {
     }
 
     /// A fresh WASI context for one instance.
-    pub fn build(&self, caller: &Caller, stderr_tail: &StderrTail) -> anyhow::Result<WasiCtx> {
+    pub fn build(
+        &self,
+        caller: &Caller,
+        stderr_tail: &StderrTail,
+        budget: &Arc<LogBudget>,
+    ) -> anyhow::Result<WasiCtx> {
         let mut b = WasiCtxBuilder::new();
         b.stdout(LogStream {
             caller: caller.clone(),
             stream: "stdout",
             tail: None,
+            budget: budget.clone(),
         });
         b.stderr(LogStream {
             caller: caller.clone(),
             stream: "stderr",
             tail: Some(stderr_tail.clone()),
+            budget: budget.clone(),
         });
         b.allow_tcp(false)
             .allow_udp(false)
@@ -159,6 +167,7 @@ struct LogStream {
     caller: Caller,
     stream: &'static str,
     tail: Option<StderrTail>,
+    budget: Arc<LogBudget>,
 }
 
 impl IsTerminal for LogStream {
@@ -190,8 +199,13 @@ impl LineLogger {
             return;
         }
         let text = String::from_utf8_lossy(&self.line);
+        // The tail keeps the last lines even past the budget: they explain a trap.
         if let Some(tail) = &self.target.tail {
             tail.push(text.trim_end());
+        }
+        if !self.target.budget.admit() {
+            self.line.clear();
+            return;
         }
         let c = &self.target.caller;
         tracing::info!(target: "agent", agent = &*c.agent, version = &*c.version,

@@ -125,6 +125,11 @@ pub struct Limits {
     /// heap) then persists across the events it serves. An instance that trapped, timed out or
     /// hit a limit is always discarded.
     pub reuse_instances: bool,
+    /// The largest record the agent may publish: key, payload and headers together.
+    pub publish_size: ByteSize,
+    /// Log lines (the `log` import and stdout/stderr) per second across the agent's instances;
+    /// lines beyond it are dropped and counted.
+    pub log_rate: u32,
 }
 
 impl Default for Limits {
@@ -135,6 +140,8 @@ impl Default for Limits {
             fuel: 0,
             instances: 16,
             reuse_instances: false,
+            publish_size: ByteSize::mib(1),
+            log_rate: 100,
         }
     }
 }
@@ -290,6 +297,9 @@ impl Manifest {
         }
         if l.instances == 0 {
             return Err("`limits.instances` must be at least 1".into());
+        }
+        if l.publish_size.as_u64() == 0 {
+            return Err("`limits.publish_size` must be greater than 0".into());
         }
         let c = &self.capabilities;
         if c.state == Some(ByteSize::b(0)) {

@@ -8,6 +8,8 @@
 //! | `reject` | returns `Failure::Reject("asked to reject")`                         |
 //! | `loop`   | spins forever (for the timeout / fuel limits)                        |
 //! | `alloc`  | allocates 1 MiB blocks and keeps them until allocation fails, which aborts (traps); for the memory limit |
+//! | `flood`  | writes 5,000 log lines through the `log` import and 5,000 to stdout, then echoes |
+//! | `big`    | publishes a 2 MiB payload to `out` (for limits.publish_size)         |
 //! | `slow:…` | sleeps 20 ms (a host clock wait), then echoes; builds a backlog in crash tests |
 //! | `env:NAME`   | publishes `NAME=<value>` or `NAME unset` (what the sandbox's environment shows) |
 //! | `read:PATH`  | publishes `read PATH: <contents>` or `read PATH failed: <error>`  |
@@ -18,7 +20,7 @@
 //!
 //! Config: `out` — the topic for the fallback (missing → reject naming the key).
 //!
-//! Imports: `bus` and `config` only.
+//! Imports: `bus`, `config` and `log`.
 
 use agenthost_sdk::{Agent, Card, Event, Failure, Message, Reply, Skill, bus, config};
 use std::hint::black_box;
@@ -33,6 +35,8 @@ enum Behaviour {
     Loop,
     Alloc,
     Slow,
+    Flood,
+    Big,
     Echo,
 }
 
@@ -45,6 +49,8 @@ impl Behaviour {
             Ok("loop") => Behaviour::Loop,
             Ok("alloc") => Behaviour::Alloc,
             Ok(p) if p.starts_with("slow:") => Behaviour::Slow,
+            Ok("flood") => Behaviour::Flood,
+            Ok("big") => Behaviour::Big,
             _ => Behaviour::Echo,
         }
     }
@@ -71,6 +77,18 @@ impl Behaviour {
                     block.resize(BLOCK, 0xa5_u8);
                     hoard.push(black_box(block));
                 }
+            }
+            Behaviour::Flood => {
+                for i in 0..5_000 {
+                    agenthost_sdk::info!("flood line {i}");
+                    println!("flood stdout line {i}");
+                }
+                Ok(())
+            }
+            Behaviour::Big => {
+                let out = config::require("out")?;
+                bus::publish(&out, vec![b'x'; 2 << 20])?;
+                Ok(())
             }
             Behaviour::Slow => {
                 std::thread::sleep(std::time::Duration::from_millis(20));

@@ -111,6 +111,20 @@ fn bad_deploys_are_refused_and_running_agents_keep_running() {
         &["agenthost:agent/bus@0.1.0", "capabilities.publish"],
     );
 
+    // A component that opens raw sockets: never granted, whatever the manifest says.
+    let sockets = write(
+        "sockets.toml",
+        &format!(
+            "name = \"sockets\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n",
+            plugin("sockets").display()
+        ),
+    );
+    assert_refused(
+        &s,
+        &sockets,
+        &["wasi:sockets/tcp", "raw sockets are never granted"],
+    );
+
     // A pinned digest that does not match.
     let pinned = write(
         "pinned.toml",

@@ -54,7 +54,7 @@ pub fn run(component: &Path, manifest: Option<&Path>, format: Format) -> anyhow:
     println!("imports:");
     for i in &info.imports {
         let needs = match (&manifest, grant_needed(&i.name)) {
-            (None, Some(grant)) => format!("  [needs {grant}]"),
+            (None, Some(note)) => format!("  [{note}]"),
             _ => String::new(),
         };
         println!("  {}{needs}", i.name);

@@ -146,7 +146,7 @@ impl Runtime {
         {
             return Ok(Compiled { component, digest });
         }
-        if wasmparser_is_core_module(bytes) {
+        if is_core_module(bytes) {
             return Err(LoadError::Invalid(
                 "this is a core WebAssembly module, not a component: build the agent for wasm32-wasip2 (cargo build --target wasm32-wasip2) or wrap it with `wasm-tools component new`".into(),
             ));
@@ -250,7 +250,7 @@ impl Drop for Runtime {
 }
 
 /// A core module and a component share the magic number and differ in the version/layer field.
-fn wasmparser_is_core_module(bytes: &[u8]) -> bool {
+fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 

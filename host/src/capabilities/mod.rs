@@ -67,6 +67,25 @@ impl Caller {
         });
     }
 
+    /// Audits the result of an import call: allowed, or denied/failed with the reason the agent
+    /// was given. Returns the outcome recorded.
+    pub fn audit_result<T>(
+        &self,
+        log: &AuditLog,
+        capability: &str,
+        target: &str,
+        result: &Result<T, crate::runtime::bindings::types::Error>,
+    ) -> Outcome {
+        use crate::runtime::bindings::types::Error;
+        let (outcome, detail) = match result {
+            Ok(_) => (Outcome::Allowed, ""),
+            Err(Error::Denied(reason)) => (Outcome::Denied, reason.as_str()),
+            Err(Error::Failed(reason)) => (Outcome::Failed, reason.as_str()),
+        };
+        self.audit(log, capability, target, outcome, detail);
+        outcome
+    }
+
     /// Points every clone at a new request (a reused instance serving its next event).
     pub fn set_correlation_id(&self, correlation_id: &str) {
         *self

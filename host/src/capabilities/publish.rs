@@ -55,14 +55,13 @@ impl PublishInstance {
     async fn publish(&self, record: wit::Outgoing) -> Result<wit::Receipt, types::Error> {
         let topic = record.topic.clone();
         let result = self.checked_publish(record).await;
-        let (outcome, metric, detail) = match &result {
-            Ok(_) => (Outcome::Allowed, "ok", ""),
-            Err(types::Error::Denied(reason)) => (Outcome::Denied, "denied", reason.as_str()),
-            Err(types::Error::Failed(reason)) => (Outcome::Failed, "failed", reason.as_str()),
-        };
         let c = &self.caller;
+        let outcome = c.audit_result(&self.grant.audit, "publish", &topic, &result);
+        let metric = match outcome {
+            Outcome::Allowed => "ok",
+            other => other.as_str(),
+        };
         self.grant.metrics.record_publish(&c.agent, metric);
-        c.audit(&self.grant.audit, "publish", &topic, outcome, detail);
         if outcome == Outcome::Denied {
             tracing::warn!(
                 agent = &*c.agent,

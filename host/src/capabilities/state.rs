@@ -3,7 +3,7 @@
 //! State belongs to the agent, not to a version: a new version sees what the old one wrote.
 
 use super::Caller;
-use crate::audit::{AuditLog, Outcome};
+use crate::audit::AuditLog;
 use crate::config::Manifest;
 use crate::runtime::StoreData;
 use crate::runtime::bindings::{state as wit, types};
@@ -146,13 +146,8 @@ impl StateInstance {
                 "this agent is granted no state (capabilities.state)".into(),
             )),
         };
-        let (outcome, detail) = match &result {
-            Ok(_) => (Outcome::Allowed, ""),
-            Err(types::Error::Denied(r)) => (Outcome::Denied, r.as_str()),
-            Err(types::Error::Failed(r)) => (Outcome::Failed, r.as_str()),
-        };
         self.caller
-            .audit(&self.audit, capability, target, outcome, detail);
+            .audit_result(&self.audit, capability, target, &result);
         result
     }
 }

@@ -190,6 +190,52 @@ pub trait TopicReader: Send {
     async fn next(&mut self) -> Result<Record, BusError>;
 }
 
+/// The (group, topic) memberships live in this process. A second subscription of the same group
+/// to the same topic is refused with [`BusError::GroupBusy`]: on the local bus it would deliver
+/// every record twice, on Kafka it would split the partitions between two agents of one host —
+/// never what a manifest means.
+#[derive(Clone, Default)]
+pub struct GroupClaims(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>,
+);
+
+impl GroupClaims {
+    /// Claims `group` for every topic in `topics`, or none of them.
+    pub fn acquire(&self, group: &str, topics: &[String]) -> Result<GroupClaim, BusError> {
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let wanted: Vec<(String, String)> = topics
+            .iter()
+            .map(|t| (group.to_owned(), t.clone()))
+            .collect();
+        if let Some((group, topic)) = wanted.iter().find(|pair| held.contains(*pair)) {
+            return Err(BusError::GroupBusy {
+                group: group.clone(),
+                topic: topic.clone(),
+            });
+        }
+        held.extend(wanted.iter().cloned());
+        Ok(GroupClaim {
+            claims: self.clone(),
+            held: wanted,
+        })
+    }
+}
+
+/// A subscription's claim; released when dropped.
+pub struct GroupClaim {
+    claims: GroupClaims,
+    held: Vec<(String, String)>,
+}
+
+impl Drop for GroupClaim {
+    fn drop(&mut self) {
+        let mut held = self.claims.0.lock().unwrap_or_else(|p| p.into_inner());
+        for pair in &self.held {
+            held.remove(pair);
+        }
+    }
+}
+
 /// Checks a topic name the way Kafka does: 1–249 characters of `[a-zA-Z0-9._-]`, not `.`/`..`.
 pub fn validate_topic(name: &str) -> Result<(), BusError> {
     let fail = |reason| {

@@ -32,7 +32,7 @@ pub(super) async fn subscribe(
     group: &str,
     topics: &[String],
 ) -> Result<Box<dyn Subscription>, BusError> {
-    let claim = Claim::take(&inner.claims, group, topics)?;
+    let claim = inner.claims.acquire(group, topics)?;
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let context = GroupContext {
         group: group.to_owned(),
@@ -316,7 +316,7 @@ struct KafkaSubscription {
     events: mpsc::UnboundedReceiver<bus::Rebalance>,
     shutdown: Option<oneshot::Sender<()>>,
     closed: Option<oneshot::Receiver<()>>,
-    _claim: Claim,
+    _claim: crate::bus::GroupClaim,
 }
 
 #[async_trait]
@@ -412,49 +412,5 @@ pub(super) fn to_record(m: &BorrowedMessage<'_>) -> Record {
             .to_millis()
             .and_then(|t| u64::try_from(t).ok())
             .unwrap_or(0),
-    }
-}
-
-/// This process's membership of (group, topic): a second one would split the partitions
-/// between two agents of one host, which is never what a manifest means.
-struct Claim {
-    claims: Arc<Mutex<std::collections::HashSet<(String, String)>>>,
-    keys: Vec<(String, String)>,
-}
-
-impl Claim {
-    fn take(
-        claims: &Arc<Mutex<std::collections::HashSet<(String, String)>>>,
-        group: &str,
-        topics: &[String],
-    ) -> Result<Self, BusError> {
-        let mut held = claims.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(topic) = topics
-            .iter()
-            .find(|t| held.contains(&(group.to_owned(), (*t).clone())))
-        {
-            return Err(BusError::GroupBusy {
-                group: group.to_owned(),
-                topic: topic.clone(),
-            });
-        }
-        let keys: Vec<_> = topics
-            .iter()
-            .map(|t| (group.to_owned(), t.clone()))
-            .collect();
-        held.extend(keys.iter().cloned());
-        Ok(Self {
-            claims: claims.clone(),
-            keys,
-        })
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        let mut held = self.claims.lock().unwrap_or_else(|p| p.into_inner());
-        for key in &self.keys {
-            held.remove(key);
-        }
     }
 }

@@ -45,7 +45,7 @@ struct Inner {
     /// Topics known to exist: creation is attempted once per topic and process.
     known_topics: Mutex<HashSet<String>>,
     /// (group, topic) pairs with a live member in this process (see [`BusError::GroupBusy`]).
-    claims: Arc<Mutex<HashSet<(String, String)>>>,
+    claims: super::GroupClaims,
     metrics: Arc<Metrics>,
 }
 
@@ -77,7 +77,7 @@ impl KafkaBus {
                 producer,
                 admin,
                 known_topics: Mutex::new(HashSet::new()),
-                claims: Arc::new(Mutex::new(HashSet::new())),
+                claims: super::GroupClaims::default(),
                 metrics,
             }),
         };

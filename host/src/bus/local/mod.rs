@@ -13,7 +13,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,8 +23,8 @@ use self::reader::{Cursor, GroupReader, LocalSubscription, MergedReader};
 use self::store::{GroupCommit, Partition, Topic, lock};
 pub use self::store::{kafka_partition, murmur2};
 use crate::bus::{
-    Bus, BusError, Outgoing, PartitionReader, Receipt, StartAt, Subscription, TopicPartition,
-    TopicReader, validate_topic,
+    Bus, BusError, GroupClaims, Outgoing, PartitionReader, Receipt, StartAt, Subscription,
+    TopicPartition, TopicReader, validate_topic,
 };
 
 /// How often the retention task looks for expired records.
@@ -63,7 +63,8 @@ struct Inner {
     options: LocalBusOptions,
     topics: Mutex<HashMap<String, Arc<Topic>>>,
     /// (group, topic) pairs with a live subscription in this process.
-    claims: Mutex<HashSet<(String, String)>>,
+    /// Shared by each subscription and its readers; released when the last of them is dropped.
+    claims: GroupClaims,
     flusher: GroupCommit,
     /// Serialises retention passes, whose marker writes must only move forward.
     retention: Mutex<()>,
@@ -106,7 +107,7 @@ impl LocalBus {
             db,
             options,
             topics: Mutex::default(),
-            claims: Mutex::default(),
+            claims: GroupClaims::default(),
             flusher: GroupCommit::default(),
             retention: Mutex::default(),
             clock,
@@ -255,43 +256,6 @@ impl Inner {
     }
 }
 
-/// Holds (group, topic) pairs for one subscription; shared by the subscription and its readers
-/// and released when the last of them is dropped.
-struct Claim {
-    inner: Arc<Inner>,
-    held: Vec<(String, String)>,
-}
-
-impl Claim {
-    fn acquire(inner: &Arc<Inner>, group: &str, topics: &[String]) -> Result<Claim, BusError> {
-        let mut claims = lock(&inner.claims);
-        let wanted: Vec<(String, String)> = topics
-            .iter()
-            .map(|t| (group.to_owned(), t.clone()))
-            .collect();
-        if let Some((group, topic)) = wanted.iter().find(|pair| claims.contains(*pair)) {
-            return Err(BusError::GroupBusy {
-                group: group.clone(),
-                topic: topic.clone(),
-            });
-        }
-        claims.extend(wanted.iter().cloned());
-        Ok(Claim {
-            inner: Arc::clone(inner),
-            held: wanted,
-        })
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        let mut claims = lock(&self.inner.claims);
-        for pair in &self.held {
-            claims.remove(pair);
-        }
-    }
-}
-
 #[async_trait]
 impl Bus for LocalBus {
     fn kind(&self) -> &'static str {
@@ -346,7 +310,7 @@ impl Bus for LocalBus {
                 unique.push(topic.clone());
             }
         }
-        let claim = Arc::new(Claim::acquire(&self.inner, group, &unique)?);
+        let claim = Arc::new(self.inner.claims.acquire(group, &unique)?);
         let mut readers: Vec<Box<dyn PartitionReader>> = Vec::new();
         for name in &unique {
             let topic = self.inner.topic(name)?;

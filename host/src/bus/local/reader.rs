@@ -5,8 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use super::Inner;
 use super::store::{Partition, group_key};
-use super::{Claim, Inner};
+use crate::bus::GroupClaim;
 use crate::bus::{
     BusError, PartitionReader, Rebalance, Record, Subscription, TopicPartition, TopicReader,
 };
@@ -82,7 +83,7 @@ impl Cursor {
 /// changes.
 pub(super) struct LocalSubscription {
     pub(super) initial: Option<Vec<Box<dyn PartitionReader>>>,
-    pub(super) _claim: Arc<Claim>,
+    pub(super) _claim: Arc<GroupClaim>,
 }
 
 #[async_trait]
@@ -101,7 +102,7 @@ pub(super) struct GroupReader {
     cursor: Cursor,
     commit_key: Vec<u8>,
     group: String,
-    _claim: Arc<Claim>,
+    _claim: Arc<GroupClaim>,
 }
 
 impl GroupReader {
@@ -110,7 +111,7 @@ impl GroupReader {
         inner: Arc<Inner>,
         group: &str,
         partition: Arc<Partition>,
-        claim: Arc<Claim>,
+        claim: Arc<GroupClaim>,
     ) -> Result<Self, BusError> {
         let tp = partition.tp.clone();
         let commit_key = group_key(group, &tp);

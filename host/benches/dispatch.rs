@@ -123,7 +123,13 @@ fn main() -> anyhow::Result<()> {
         let bus: Arc<dyn Bus> = Arc::new(SinkBus::default());
         let metrics = Arc::new(Metrics::new());
         let audit = Arc::new(AuditLog::open(&db, Duration::from_secs(3600), 1_000_000, metrics.clone())?);
-        let services = HostServices { bus: bus.clone(), db, metrics, audit };
+        let services = HostServices {
+            bus: bus.clone(),
+            db,
+            metrics,
+            audit,
+            mcp: Default::default(),
+        };
         let manifest = |reuse: bool| {
             Manifest::parse(
                 &root.join("bench.toml"),

@@ -330,6 +330,7 @@ impl AgentVersion {
                 caller.clone(),
                 self.grants.audit.clone(),
             ),
+            mcp: capabilities::mcp::McpInstance::new(self.grants.mcp.clone(), caller.clone()),
         };
         let memory = usize::try_from(limits.memory.as_u64()).unwrap_or(usize::MAX);
         let data = StoreData {

@@ -9,6 +9,7 @@ use crate::capabilities::HostServices;
 use crate::capabilities::diff::{DiffLine, diff};
 use crate::config::{BusKind, ConfigError, HostConfig, Manifest};
 use crate::delivery;
+use crate::mcp::McpServers;
 use crate::metrics::Metrics;
 use crate::registry::{AgentCell, Refusal, Registry, Running};
 use crate::runtime::{LoadError, Runtime, read_component};
@@ -60,6 +61,8 @@ pub struct Host {
     pub registry: Registry,
     pub audit: Arc<AuditLog>,
     services: HostServices,
+    /// Connections to the configured MCP servers.
+    pub mcp: Arc<McpServers>,
     /// Cancelled at shutdown: every subscription stops taking new records.
     pub stop: CancellationToken,
     ready: AtomicBool,
@@ -113,11 +116,18 @@ impl Host {
             .context("cannot open the audit log")?,
         );
         audit.spawn_pruning();
+        let stop = CancellationToken::new();
+        let mcp = Arc::new(McpServers::start(
+            &config.mcp.servers,
+            metrics.clone(),
+            stop.clone(),
+        ));
         let services = HostServices {
             bus: bus.clone(),
             db: db.clone(),
             metrics: metrics.clone(),
             audit: audit.clone(),
+            mcp: mcp.clone(),
         };
         Ok(Arc::new(Self {
             config,
@@ -128,7 +138,8 @@ impl Host {
             registry: Registry::default(),
             audit,
             services,
-            stop: CancellationToken::new(),
+            mcp,
+            stop,
             ready: AtomicBool::new(false),
             deploy_lock: tokio::sync::Mutex::new(()),
         }))

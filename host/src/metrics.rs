@@ -52,6 +52,17 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabels {
+    server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct McpCallLabels {
+    server: String,
+    outcome: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     invocations: Family<InvocationLabels, Counter>,
@@ -64,6 +75,10 @@ pub struct Metrics {
     bus_errors: Family<BusErrorLabels, Counter>,
     audit: Family<AuditLabels, Counter>,
     log_dropped: Family<AgentLabels, Counter>,
+    mcp_up: Family<ServerLabels, Gauge>,
+    mcp_restarts: Family<ServerLabels, Counter>,
+    mcp_calls: Family<McpCallLabels, Counter>,
+    mcp_latency: Family<ServerLabels, Histogram, fn() -> Histogram>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -140,8 +155,39 @@ impl Metrics {
             "Agent log lines dropped because the agent exceeded limits.log_rate",
             log_dropped.clone(),
         );
+        let mcp_up = Family::<ServerLabels, Gauge>::default();
+        let mcp_restarts = Family::<ServerLabels, Counter>::default();
+        let mcp_calls = Family::<McpCallLabels, Counter>::default();
+        let mcp_latency =
+            Family::<ServerLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register(
+            "mcp_server_up",
+            "1 while the host holds a working session with the MCP server",
+            mcp_up.clone(),
+        );
+        registry.register(
+            "mcp_server_restarts",
+            "Sessions with an MCP server re-established after the first (a stdio child restarted, an HTTP session reopened)",
+            mcp_restarts.clone(),
+        );
+        registry.register(
+            "mcp_tool_calls",
+            "Tool calls by agents, by server and outcome (allowed, tool_error, denied, failed)",
+            mcp_calls.clone(),
+        );
+        registry.register(
+            "mcp_tool_call_duration_seconds",
+            "Wall-clock time of agents' tool calls, checks included",
+            mcp_latency.clone(),
+        );
         Self {
             registry,
+            mcp_up,
+            mcp_restarts,
+            mcp_calls,
+            mcp_latency,
             invocations,
             latency,
             dead_letters,
@@ -235,6 +281,36 @@ impl Metrics {
                 agent: agent.into(),
             })
             .inc();
+    }
+
+    pub fn set_mcp_server_up(&self, server: &str, up: bool) {
+        self.mcp_up
+            .get_or_create(&ServerLabels {
+                server: server.into(),
+            })
+            .set(i64::from(up));
+    }
+
+    pub fn record_mcp_restart(&self, server: &str) {
+        self.mcp_restarts
+            .get_or_create(&ServerLabels {
+                server: server.into(),
+            })
+            .inc();
+    }
+
+    pub fn record_mcp_call(&self, server: &str, outcome: &'static str, elapsed: Duration) {
+        self.mcp_calls
+            .get_or_create(&McpCallLabels {
+                server: server.into(),
+                outcome,
+            })
+            .inc();
+        self.mcp_latency
+            .get_or_create(&ServerLabels {
+                server: server.into(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn record_api_publish(&self) {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub use agenthost::http::WireRecord;
 
 pub mod kafka;
+pub mod peers;
 
 /// slow-echo: the `faulty` plugin echoing `slow:…` payloads from `work.in.v1` to `work.out.v1`
 /// after 20 ms each, four partitions at a time — so a backlog builds and work is in flight when

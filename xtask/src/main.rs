@@ -5,6 +5,7 @@
 
 mod bench;
 mod demo;
+mod peers;
 mod plugins;
 mod test;
 mod workspace;

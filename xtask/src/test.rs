@@ -1,21 +1,21 @@
 //! `cargo xtask test`: everything the test suite needs, then the whole suite. This is the test
 //! command of the README and of CI: on a fresh machine it installs the wasm32-wasip2 target, the
-//! Kafka-compatible broker (tansu) and the Python Kafka client the tests use as an independent
-//! peer, builds the plugins and the host binary, and runs every unit and integration test.
+//! Kafka-compatible broker (tansu) and the independent peers the tests run against (Python
+//! packages from `tests/peers/requirements.txt`, npm packages from `tests/peers/package.json`),
+//! builds the plugins and the host binary, and runs every unit and integration test.
 
-use crate::{plugins, workspace};
+use crate::{peers, plugins, workspace};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::process::Command;
 
 /// The broker the Kafka tests run against; `dynostore` gives it in-memory storage.
 const TANSU_VERSION: &str = "0.6.0";
-/// The independent Kafka client the tests drive the host with.
-const CONFLUENT_KAFKA: &str = "confluent-kafka==2.16.1";
 
 pub fn run(args: Vec<String>) -> Result<()> {
     ensure_tansu()?;
-    ensure_python_client()?;
+    peers::ensure_python()?;
+    peers::ensure_node()?;
     // Components first: the integration tests load target/plugins/*.wasm.
     plugins::run(Vec::new())?;
     // The integration tests start the real `agenthost` binary.
@@ -60,23 +60,4 @@ fn ensure_tansu() -> Result<()> {
             .env_remove("CARGO_TARGET_DIR"),
     )
     .context("cannot install the tansu broker the Kafka tests need")
-}
-
-fn ensure_python_client() -> Result<()> {
-    let present = Command::new("python3")
-        .args(["-c", "import confluent_kafka"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if present {
-        return Ok(());
-    }
-    println!("==> installing the Python Kafka client ({CONFLUENT_KAFKA})");
-    workspace::run(Command::new("python3").args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        CONFLUENT_KAFKA,
-    ]))
-    .context("cannot install the Python Kafka client the tests use as an independent peer")
 }

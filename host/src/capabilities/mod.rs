@@ -8,6 +8,7 @@
 pub mod config;
 pub mod diff;
 pub mod log;
+pub mod mcp;
 pub mod publish;
 pub mod state;
 pub mod wasi;
@@ -102,6 +103,7 @@ pub struct HostServices {
     pub db: sled::Db,
     pub metrics: Arc<Metrics>,
     pub audit: Arc<AuditLog>,
+    pub mcp: Arc<crate::mcp::McpServers>,
 }
 
 /// Every grant of one agent version, built from its manifest at deploy.
@@ -112,6 +114,7 @@ pub struct Grants {
     pub wasi: wasi::WasiGrant,
     pub audit: Arc<AuditLog>,
     pub log: Arc<log::LogBudget>,
+    pub mcp: Arc<mcp::McpGrant>,
 }
 
 impl Grants {
@@ -127,6 +130,7 @@ impl Grants {
                 manifest.limits.log_rate,
                 services.metrics.clone(),
             )),
+            mcp: Arc::new(mcp::McpGrant::new(manifest, services)?),
         })
     }
 }
@@ -143,6 +147,7 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     state::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
     config::add_to_linker(linker)?;
+    mcp::add_to_linker(linker)?;
     Ok(())
 }
 
@@ -169,13 +174,12 @@ pub fn check_import(name: &str, manifest: &Manifest) -> Result<(), String> {
                 "imports `{name}` but the manifest grants no state: set a quota with `capabilities.state = \"16MiB\"`"
             )),
             "state" => Ok(()),
-            "mcp" | "a2a" => Err(format!(
-                "imports `{name}`, which this host does not provide yet: it has no {} support in this release",
-                if local == "mcp" {
-                    "MCP client"
-                } else {
-                    "A2A routing"
-                }
+            "mcp" if grants.mcp.is_empty() => Err(format!(
+                "imports `{name}` but the manifest grants no MCP servers: list them in `capabilities.mcp`"
+            )),
+            "mcp" => Ok(()),
+            "a2a" => Err(format!(
+                "imports `{name}`, which this host does not provide yet: it has no A2A routing in this release"
             )),
             _ => Err(format!(
                 "imports `{name}`, which is not part of agenthost:agent@0.1.0"
@@ -234,8 +238,11 @@ mod tests {
 
     #[test]
     fn granted_interfaces_are_allowed() {
-        let m = manifest("[capabilities]\npublish = [\"x\"]\nstate = \"1MiB\"");
+        let m = manifest(
+            "[capabilities]\npublish = [\"x\"]\nstate = \"1MiB\"\nmcp = [{ server = \"s\", tools = [\"t\"] }]",
+        );
         assert!(check_import("agenthost:agent/bus@0.1.0", &m).is_ok());
+        assert!(check_import("agenthost:agent/mcp@0.1.0", &m).is_ok());
         assert!(check_import("agenthost:agent/state@0.1.0", &m).is_ok());
     }
 
@@ -245,7 +252,7 @@ mod tests {
         assert!(
             check_import("agenthost:agent/mcp@0.1.0", &m)
                 .unwrap_err()
-                .contains("does not provide yet")
+                .contains("capabilities.mcp")
         );
         assert!(
             check_import("agenthost:agent/a2a@0.1.0", &m)

@@ -208,6 +208,29 @@ pub async fn agents(args: &HostArgs, format: Format) -> anyhow::Result<()> {
     for r in &list.refused {
         println!("refused {}: {}", r.source, r.error.replace('\n', " "));
     }
+    if !list.mcp_servers.is_empty() {
+        println!();
+        println!(
+            "{:<20} {:<6} {:<11} {:<11} {:>8}  DETAIL",
+            "MCP SERVER", "KIND", "STATE", "PROTOCOL", "RESTARTS"
+        );
+        for s in &list.mcp_servers {
+            let detail = match (&s.error, &s.server_info) {
+                (Some(error), _) => error.clone(),
+                (None, Some(info)) => info.clone(),
+                (None, None) => s.target.clone(),
+            };
+            println!(
+                "{:<20} {:<6} {:<11} {:<11} {:>8}  {}",
+                s.name,
+                s.transport,
+                s.state,
+                s.protocol.as_deref().unwrap_or("-"),
+                s.restarts,
+                detail.replace('\n', " ")
+            );
+        }
+    }
     Ok(())
 }
 

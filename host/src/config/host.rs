@@ -140,11 +140,60 @@ pub struct McpConfig {
 }
 
 /// One MCP server the host connects to: a stdio child process or a streamable HTTP endpoint.
+/// One connection per server is shared by every agent granted it.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct McpServerConfig {
+    /// Program and arguments of a stdio server; the host supervises it and restarts it with
+    /// backoff when it exits.
+    #[serde(default)]
     pub command: Option<Vec<String>>,
+    /// Endpoint of a streamable HTTP server.
+    #[serde(default)]
     pub url: Option<String>,
+    /// Working directory of a stdio server, relative to the config file (default: its
+    /// directory).
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// Variables set for a stdio server, on top of the host's environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// HTTP headers whose values come from the host's environment: header name → variable
+    /// name, e.g. `{ Authorization = "INVENTORY_AUTH" }`. Secrets stay out of the file.
+    #[serde(default)]
+    pub headers_env: BTreeMap<String, String>,
+    /// `start`: connect when the host starts; `lazy`: on the first call.
+    #[serde(default)]
+    pub connect: McpConnect,
+    /// `auto` tries the 2026-07-28 revision and falls back to 2025-11-25; a revision pins it.
+    #[serde(default)]
+    pub protocol: McpProtocol,
+    /// Bound on establishing a connection (spawn or TCP, and the handshake).
+    #[serde(default = "default_mcp_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+fn default_mcp_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum McpConnect {
+    #[default]
+    Start,
+    Lazy,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum McpProtocol {
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "2026-07-28")]
+    V2026_07_28,
+    #[serde(rename = "2025-11-25")]
+    V2025_11_25,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -194,6 +243,20 @@ impl HostConfig {
 
     fn relative_to(mut self, dir: &Path) -> Self {
         self.data_dir = dir.join(&self.data_dir);
+        // A bare file name has an empty parent; a child process needs a real directory.
+        let base = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        for server in self.mcp.servers.values_mut() {
+            if server.command.is_some() {
+                server.cwd = Some(match &server.cwd {
+                    Some(cwd) => base.join(cwd),
+                    None => base.to_path_buf(),
+                });
+            }
+        }
         self.agents = self
             .agents
             .iter()
@@ -225,9 +288,43 @@ impl HostConfig {
             return Err("`admin.token_env` must name an environment variable".into());
         }
         for (name, server) in &self.mcp.servers {
+            let valid_name = !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid_name {
+                return Err(format!(
+                    "`mcp.servers.{name}`: a server name is 1-63 characters of [A-Za-z0-9_-]"
+                ));
+            }
+            if server.connect_timeout.is_zero() {
+                return Err(format!(
+                    "`mcp.servers.{name}.connect_timeout` must be greater than 0"
+                ));
+            }
             match (&server.command, &server.url) {
-                (Some(cmd), None) if !cmd.is_empty() => {}
-                (None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {}
+                (Some(cmd), None) if !cmd.is_empty() => {
+                    if !server.headers_env.is_empty() {
+                        return Err(format!(
+                            "`mcp.servers.{name}.headers_env` applies to HTTP servers (`url`), not to `command`"
+                        ));
+                    }
+                }
+                (None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {
+                    if server.cwd.is_some() || !server.env.is_empty() {
+                        return Err(format!(
+                            "`mcp.servers.{name}`: `cwd` and `env` apply to stdio servers (`command`), not to `url`"
+                        ));
+                    }
+                    for header in server.headers_env.keys() {
+                        if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                            return Err(format!(
+                                "`mcp.servers.{name}.headers_env`: {header:?} is not a valid HTTP header name"
+                            ));
+                        }
+                    }
+                }
                 (Some(_), None) => {
                     return Err(format!("`mcp.servers.{name}.command` must not be empty"));
                 }
@@ -281,6 +378,33 @@ url = "http://127.0.0.1:8765/mcp"
     }
 
     #[test]
+    fn mcp_server_options_parse_and_stdio_paths_are_relative_to_the_file() {
+        let text = r#"
+[mcp.servers.inventory]
+command = ["python3", "inventory_server.py"]
+cwd = "servers"
+env = { LOG_LEVEL = "debug" }
+connect = "lazy"
+protocol = "2025-11-25"
+connect_timeout = "3s"
+[mcp.servers.search]
+url = "https://search.example/mcp"
+headers_env = { Authorization = "SEARCH_AUTH" }
+"#;
+        let c = HostConfig::parse(Path::new("/etc/ah/agenthost.toml"), text).unwrap();
+        let inventory = &c.mcp.servers["inventory"];
+        assert_eq!(inventory.cwd.as_deref(), Some(Path::new("/etc/ah/servers")));
+        assert_eq!(inventory.connect, McpConnect::Lazy);
+        assert_eq!(inventory.protocol, McpProtocol::V2025_11_25);
+        assert_eq!(inventory.connect_timeout, Duration::from_secs(3));
+        let search = &c.mcp.servers["search"];
+        assert_eq!(search.connect, McpConnect::Start);
+        assert_eq!(search.protocol, McpProtocol::Auto);
+        assert_eq!(search.cwd, None);
+        assert_eq!(search.headers_env["Authorization"], "SEARCH_AUTH");
+    }
+
+    #[test]
     fn an_empty_file_means_every_default() {
         let c = HostConfig::parse(Path::new("dir/agenthost.toml"), "").unwrap();
         assert_eq!(c, HostConfig::defaults_in(Path::new("dir")));
@@ -298,6 +422,23 @@ url = "http://127.0.0.1:8765/mcp"
                 "`mcp.servers.x`",
             ),
             ("lissen = \"127.0.0.1:1\"", "lissen"),
+            (
+                "[mcp.servers.x]\nurl = \"http://h\"\nheaders_env = { \"Bad Header\" = \"V\" }",
+                "not a valid HTTP header name",
+            ),
+            (
+                "[mcp.servers.x]\ncommand = [\"a\"]\nheaders_env = { Authorization = \"V\" }",
+                "`mcp.servers.x.headers_env` applies to HTTP servers",
+            ),
+            (
+                "[mcp.servers.x]\nurl = \"http://h\"\nenv = { A = \"1\" }",
+                "apply to stdio servers",
+            ),
+            (
+                "[mcp.servers.x]\ncommand = [\"a\"]\nprotocol = \"2024-01-01\"",
+                "protocol",
+            ),
+            ("[mcp.servers.\"a b\"]\ncommand = [\"a\"]", "[A-Za-z0-9_-]"),
         ];
         for (text, expected) in cases {
             let err = HostConfig::parse(Path::new("agenthost.toml"), text)

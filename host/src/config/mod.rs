@@ -10,7 +10,7 @@ mod pattern;
 
 pub use host::{
     AdminConfig, AuditConfig, BusConfig, BusKind, HostConfig, KafkaConfig, LocalBusConfig,
-    McpServerConfig, RuntimeConfig,
+    McpConnect, McpProtocol, McpServerConfig, RuntimeConfig,
 };
 pub use manifest::{
     A2aSection, AgentName, Capabilities, Delivery, FileAccess, FileGrant, Limits, Manifest,

@@ -169,6 +169,12 @@ pub async fn agents(State(s): State<AppState>) -> Json<AgentsResponse> {
                     .dead_letters
                     .load(std::sync::atomic::Ordering::Relaxed),
                 skills: v.card.skills.iter().map(|s| s.id.clone()).collect(),
+                mcp: m
+                    .capabilities
+                    .mcp
+                    .iter()
+                    .flat_map(|g| g.tools.iter().map(move |t| format!("{}/{t}", g.server)))
+                    .collect(),
             }
         })
         .collect();
@@ -183,7 +189,16 @@ pub async fn agents(State(s): State<AppState>) -> Json<AgentsResponse> {
             error: r.error,
         })
         .collect();
-    Json(AgentsResponse { agents, refused })
+    Json(AgentsResponse {
+        agents,
+        refused,
+        mcp_servers: s.host.mcp.status(),
+    })
+}
+
+/// `GET /v1/mcp/servers`: each configured MCP server's connection state.
+pub async fn mcp_servers(State(s): State<AppState>) -> Json<Vec<crate::mcp::ServerStatus>> {
+    Json(s.host.mcp.status())
 }
 
 pub async fn deploy(

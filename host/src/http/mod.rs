@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/agents", get(api::agents).post(api::deploy))
         .route("/audit", get(api::audit))
+        .route("/mcp/servers", get(api::mcp_servers))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(healthz))

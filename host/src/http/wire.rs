@@ -134,6 +134,9 @@ pub struct AgentView {
     pub state_used: Option<u64>,
     pub dead_letters: u64,
     pub skills: Vec<String>,
+    /// Granted MCP tools, as `server/tool` (`server/*` for all).
+    #[serde(default)]
+    pub mcp: Vec<String>,
 }
 
 /// `GET /v1/agents`: running agents, and deployments that were refused.
@@ -141,6 +144,9 @@ pub struct AgentView {
 pub struct AgentsResponse {
     pub agents: Vec<AgentView>,
     pub refused: Vec<RefusalView>,
+    /// The host's MCP servers and their health.
+    #[serde(default)]
+    pub mcp_servers: Vec<crate::mcp::ServerStatus>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

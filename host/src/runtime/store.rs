@@ -2,7 +2,8 @@
 //! that enforces `limits.memory`.
 
 use crate::capabilities::{
-    config::ConfigInstance, log::LogInstance, publish::PublishInstance, state::StateInstance,
+    config::ConfigInstance, log::LogInstance, mcp::McpInstance, publish::PublishInstance,
+    state::StateInstance,
 };
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -13,6 +14,7 @@ pub struct InstanceCaps {
     pub state: StateInstance,
     pub log: LogInstance,
     pub config: ConfigInstance,
+    pub mcp: McpInstance,
 }
 
 pub struct StoreData {

@@ -1,0 +1,546 @@
+//! MCP through the host, against real servers written by others: `mcp-server-time` (PyPI,
+//! Python SDK, speaks the 2026-07-28 revision), `@modelcontextprotocol/server-everything` (npm,
+//! 2025-11-25 only, over stdio and streamable HTTP), and a probe server on the Python SDK that
+//! records what the host sent it. Agents reach them through the `tool-call` plugin.
+
+use agenthost_tests::peers::{self, Peer};
+use agenthost_tests::*;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// The tool-call agent subscribed to `tools.calls.v1`, publishing to `tools.results.v1`, with
+/// the given `capabilities.mcp` entries and delivery settings.
+fn tool_call(mcp: &str, max_attempts: u32, timeout: &str) -> String {
+    format!(
+        r#"
+name = "tool-call"
+version = "1.0.0"
+component = "{{plugins}}/tool-call.wasm"
+
+[[subscribe]]
+topic = "tools.calls.v1"
+
+[delivery]
+max_attempts = {max_attempts}
+backoff = "100ms"
+
+[limits]
+timeout = "{timeout}"
+
+[capabilities]
+publish = ["tools.results.v1"]
+config = {{ out = "tools.results.v1" }}
+mcp = [{mcp}]
+"#
+    )
+}
+
+/// Publishes each call keyed by its index and returns the results by key, waiting for `count`
+/// results on `tools.results.v1`.
+fn results(host: &HostProcess, count: usize) -> Vec<(String, Value)> {
+    consume(
+        &host.url,
+        "tools.results.v1",
+        count,
+        Duration::from_secs(60),
+    )
+    .into_iter()
+    .map(|r| {
+        let value: Value =
+            serde_json::from_str(r.payload.as_deref().unwrap_or_default()).expect("result is JSON");
+        (r.key.unwrap_or_default(), value)
+    })
+    .collect()
+}
+
+fn call(host: &HostProcess, key: &str, request: Value) -> String {
+    publish(
+        &host.url,
+        "tools.calls.v1",
+        Some(key),
+        &request.to_string(),
+        None,
+    )
+    .expect("publish call")
+}
+
+fn dead_letters(host: &HostProcess, count: usize, timeout: Duration) -> Vec<WireRecord> {
+    consume(&host.url, "agent.dead-letter.v1", count, timeout)
+}
+
+fn servers(host: &HostProcess) -> Vec<Value> {
+    reqwest::blocking::get(format!("{}/v1/mcp/servers", host.url))
+        .and_then(|r| r.json::<Vec<Value>>())
+        .expect("GET /v1/mcp/servers")
+}
+
+/// Waits until `name` satisfies `ready`; returns its status.
+fn wait_server(
+    host: &HostProcess,
+    name: &str,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let status = servers(host)
+            .into_iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("server {name} not listed"));
+        if ready(&status) {
+            return status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "server {name} never became {what}: {status}\nlog:\n{}",
+            host.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn by_key<'a>(results: &'a [(String, Value)], key: &str) -> &'a Value {
+    &results
+        .iter()
+        .find(|(k, _)| k == key)
+        .unwrap_or_else(|| panic!("no result for {key}: {results:?}"))
+        .1
+}
+
+#[test]
+fn agents_list_and_call_tools_on_stdio_and_http_servers_of_both_protocol_revisions() {
+    let http = Peer::everything_http(free_port());
+    let config = format!(
+        "{}{}[mcp.servers.everything-http]\nurl = \"{}\"\n",
+        peers::time_stdio("time"),
+        peers::everything_stdio("everything"),
+        http.url()
+    );
+    let s = Scenario::new(&config);
+    s.manifest(
+        "tool-call",
+        &tool_call(
+            r#"{ server = "time", tools = ["get_current_time"] },
+               { server = "everything", tools = ["*"] },
+               { server = "everything-http", tools = ["get-structured-content", "echo"] }"#,
+            1,
+            "10s",
+        ),
+    );
+    let host = s.start();
+
+    // The Python SDK negotiates the stateless revision; the npm server is legacy-only and the
+    // host falls back to the initialize handshake.
+    let time = wait_server(&host, "time", "up", |s| s["state"] == "up");
+    assert_eq!(time["protocol"], "2026-07-28", "{time}");
+    let everything = wait_server(&host, "everything", "up", |s| s["state"] == "up");
+    assert_eq!(everything["protocol"], "2025-11-25", "{everything}");
+    let over_http = wait_server(&host, "everything-http", "up", |s| s["state"] == "up");
+    assert_eq!(over_http["transport"], "http");
+
+    call(&host, "time-list", json!({"server": "time"}));
+    call(
+        &host,
+        "time-now",
+        json!({"server": "time", "tool": "get_current_time", "arguments": {"timezone": "Europe/Amsterdam"}}),
+    );
+    call(
+        &host,
+        "image",
+        json!({"server": "everything", "tool": "get-tiny-image"}),
+    );
+    call(
+        &host,
+        "bad-args",
+        json!({"server": "everything", "tool": "get-sum", "arguments": {"a": "one"}}),
+    );
+    call(
+        &host,
+        "structured",
+        json!({"server": "everything-http", "tool": "get-structured-content", "arguments": {"location": "Chicago"}}),
+    );
+    call(
+        &host,
+        "http-echo",
+        json!({"server": "everything-http", "tool": "echo", "arguments": {"message": "over http"}}),
+    );
+    call(&host, "http-list", json!({"server": "everything-http"}));
+    let results = results(&host, 7);
+    assert_eq!(results.len(), 7, "{results:?}\nlog:\n{}", host.log_text());
+
+    // list-tools shows only the granted tools, with their schemas.
+    let listed = by_key(&results, "time-list");
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["get_current_time"], "{listed}");
+    assert_eq!(
+        listed["tools"][0]["input_schema"]["properties"]["timezone"]["type"],
+        "string"
+    );
+    let mut http_names: Vec<&str> = by_key(&results, "http-list")["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    http_names.sort();
+    assert_eq!(http_names, ["echo", "get-structured-content"]);
+
+    let now = by_key(&results, "time-now");
+    assert_eq!(now["is_error"], false);
+    assert_eq!(now["structured_content"]["timezone"], "Europe/Amsterdam");
+
+    // Binary content arrives decoded by the host and re-encoded by the agent: a real PNG.
+    let image = by_key(&results, "image");
+    let item = image["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "image")
+        .unwrap_or_else(|| panic!("no image in {image}"));
+    assert_eq!(item["mime_type"], "image/png");
+    assert!(item["data"].as_str().unwrap().starts_with("iVBORw0KGgo"));
+
+    // A tool that ran and failed is a result with is_error, not an agent failure.
+    let bad = by_key(&results, "bad-args");
+    assert_eq!(bad["is_error"], true, "{bad}");
+
+    let structured = by_key(&results, "structured");
+    assert_eq!(structured["structured_content"]["temperature"], 36);
+    assert_eq!(structured["is_error"], false);
+    let echo = by_key(&results, "http-echo");
+    assert!(
+        echo["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("over http")
+    );
+
+    let metrics = host.metrics();
+    assert_eq!(
+        metric_value(&metrics, "agenthost_mcp_server_up{server=\"time\"}"),
+        1.0
+    );
+    assert!(
+        metric_value(
+            &metrics,
+            "agenthost_mcp_tool_calls_total{server=\"everything\",outcome=\"tool_error\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+
+    // `agenthost agents` shows the servers' health.
+    let out = s.cli(&["agents"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("MCP SERVER"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("time ") && l.contains(" up ") && l.contains("2026-07-28")),
+        "{text}"
+    );
+}
+
+#[test]
+fn calls_outside_the_grant_are_denied_and_audited() {
+    let config = format!(
+        "{}{}",
+        peers::time_stdio("time"),
+        peers::everything_stdio("everything")
+    );
+    let s = Scenario::new(&config);
+    s.manifest(
+        "tool-call",
+        &tool_call(
+            r#"{ server = "time", tools = ["get_current_time"] }"#,
+            3,
+            "10s",
+        ),
+    );
+    let host = s.start();
+    wait_server(&host, "time", "up", |s| s["state"] == "up");
+    let ungranted_tool = call(
+        &host,
+        "tool",
+        json!({"server": "time", "tool": "convert_time", "arguments": {}}),
+    );
+    let ungranted_server = call(
+        &host,
+        "server",
+        json!({"server": "everything", "tool": "echo", "arguments": {"message": "x"}}),
+    );
+    call(&host, "list", json!({"server": "everything"}));
+
+    // Denials are not retried: dead-lettered on the first attempt, with the host's reason.
+    let dead = dead_letters(&host, 3, Duration::from_secs(30));
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    for record in &dead {
+        assert_eq!(record.headers["agenthost-attempts"], "1", "{record:?}");
+    }
+    let error_of = |cid: &str| {
+        dead.iter()
+            .find(|r| r.headers["correlation-id"] == cid)
+            .map(|r| r.headers["agenthost-error"].clone())
+            .unwrap_or_default()
+    };
+    let tool_error = error_of(&ungranted_tool);
+    assert!(
+        tool_error.contains("may not call tool \"convert_time\" of MCP server \"time\""),
+        "{tool_error}"
+    );
+    let server_error = error_of(&ungranted_server);
+    assert!(
+        server_error.contains("may not use MCP server \"everything\""),
+        "{server_error}"
+    );
+
+    let out = s.cli(&["audit", "--format", "json", "--denied"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let entries: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let denied = |capability: &str, target: &str, cid: Option<&str>| {
+        entries.iter().any(|e| {
+            e["capability"] == capability
+                && e["target"] == target
+                && e["agent"] == "tool-call"
+                && cid.is_none_or(|c| e["correlation_id"] == c)
+        })
+    };
+    assert!(
+        denied("mcp.call-tool", "time/convert_time", Some(&ungranted_tool)),
+        "{entries:?}"
+    );
+    assert!(
+        denied("mcp.call-tool", "everything/echo", Some(&ungranted_server)),
+        "{entries:?}"
+    );
+    assert!(denied("mcp.list-tools", "everything", None), "{entries:?}");
+    assert!(
+        metric_value(
+            &host.metrics(),
+            "agenthost_mcp_tool_calls_total{server=\"time\",outcome=\"denied\"}"
+        ) >= 1.0
+    );
+}
+
+#[test]
+fn grants_are_checked_against_the_host_at_deploy() {
+    let s = Scenario::new(&peers::time_stdio("time"));
+    let host = s.start();
+    // A server the host does not configure: refused, naming the grant and what exists.
+    let typo = s.manifest(
+        "typo",
+        &tool_call(r#"{ server = "tme", tools = ["*"] }"#, 1, "5s"),
+    );
+    let out = s.cli(&["deploy", typo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("capabilities.mcp[0] grants server \"tme\"") && stderr.contains("time"),
+        "{stderr}"
+    );
+    // A component importing `mcp` with no MCP grant at all.
+    let bare = s.manifest("bare", &tool_call("", 1, "5s"));
+    let out = s.cli(&["deploy", bare.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("agenthost:agent/mcp") && stderr.contains("capabilities.mcp"),
+        "{stderr}"
+    );
+    drop(host);
+}
+
+#[test]
+fn a_killed_stdio_server_is_restarted_and_later_calls_succeed() {
+    let s = Scenario::new(&peers::time_stdio("time"));
+    s.manifest(
+        "tool-call",
+        &tool_call(r#"{ server = "time", tools = ["*"] }"#, 5, "10s"),
+    );
+    let host = s.start();
+    let first = wait_server(&host, "time", "up", |s| s["state"] == "up");
+    let pid = first["pid"].as_u64().expect("stdio server pid");
+    call(
+        &host,
+        "before",
+        json!({"server": "time", "tool": "get_current_time", "arguments": {"timezone": "UTC"}}),
+    );
+    assert_eq!(results(&host, 1).len(), 1);
+
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let second = wait_server(&host, "time", "restarted", |s| {
+        s["state"] == "up" && s["pid"].as_u64().is_some_and(|p| p != pid)
+    });
+    assert!(second["restarts"].as_u64().unwrap() >= 1, "{second}");
+
+    call(
+        &host,
+        "after",
+        json!({"server": "time", "tool": "get_current_time", "arguments": {"timezone": "UTC"}}),
+    );
+    let all = results(&host, 2);
+    let after = by_key(&all, "after");
+    assert_eq!(after["is_error"], false, "{after}");
+    assert!(
+        metric_value(
+            &host.metrics(),
+            "agenthost_mcp_server_restarts_total{server=\"time\"}"
+        ) >= 1.0
+    );
+    assert!(
+        host.log_text().contains("MCP server connection ended"),
+        "the restart is logged"
+    );
+}
+
+#[test]
+fn a_down_http_server_fails_the_call_which_is_retried_then_dead_lettered() {
+    let port = free_port();
+    let config = format!(
+        "[mcp.servers.remote]\nurl = \"http://127.0.0.1:{port}/mcp\"\nconnect_timeout = \"2s\"\n"
+    );
+    let s = Scenario::new(&config);
+    s.manifest(
+        "tool-call",
+        &tool_call(r#"{ server = "remote", tools = ["*"] }"#, 3, "5s"),
+    );
+    let host = s.start();
+    let started = Instant::now();
+    let cid = call(
+        &host,
+        "down",
+        json!({"server": "remote", "tool": "echo", "arguments": {"message": "x"}}),
+    );
+    let dead = dead_letters(&host, 1, Duration::from_secs(60));
+    assert_eq!(
+        dead.len(),
+        1,
+        "never dead-lettered\nlog:\n{}",
+        host.log_text()
+    );
+    let record = &dead[0];
+    assert_eq!(record.headers["correlation-id"], cid);
+    assert_eq!(record.headers["agenthost-attempts"], "3");
+    let error = &record.headers["agenthost-error"];
+    assert!(
+        error.contains("MCP server \"remote\" is unavailable") && error.contains("cannot reach"),
+        "{error}"
+    );
+    // Three attempts with short backoff, each failing fast: far below three timeouts.
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "a down server must fail fast, took {:?}",
+        started.elapsed()
+    );
+    let status = wait_server(&host, "remote", "down", |s| s["state"] == "down");
+    assert!(status["error"].as_str().unwrap().contains("cannot reach"));
+
+    // Once the server is there, the host connects and calls go through.
+    let _server = Peer::everything_http(port);
+    wait_server(&host, "remote", "up", |s| s["state"] == "up");
+    call(
+        &host,
+        "up",
+        json!({"server": "remote", "tool": "echo", "arguments": {"message": "back"}}),
+    );
+    let results = results(&host, 1);
+    assert!(
+        by_key(&results, "up")["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("back")
+    );
+}
+
+#[test]
+fn calls_carry_the_correlation_id_end_when_the_invocation_ends_and_see_new_tools() {
+    let probe_log = tempfile::NamedTempFile::new().unwrap();
+    let config = format!(
+        "[mcp.servers.probe]\ncommand = {}\nenv = {{ PROBE_LOG = {:?} }}\n",
+        peers::toml_array(&["python3", &peers::probe_server().display().to_string()]),
+        probe_log.path().display().to_string()
+    );
+    let s = Scenario::new(&config);
+    s.manifest(
+        "tool-call",
+        &tool_call(r#"{ server = "probe", tools = ["*"] }"#, 1, "2s"),
+    );
+    let host = s.start();
+    wait_server(&host, "probe", "up", |s| s["state"] == "up");
+    let probe_events = || -> Vec<Value> {
+        std::fs::read_to_string(probe_log.path())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+
+    let cid = call(&host, "who", json!({"server": "probe", "tool": "whoami"}));
+    let who = results(&host, 1);
+    let who = by_key(&who, "who");
+    let meta: Value = serde_json::from_str(who["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        meta["meta"]["agenthost/correlation-id"],
+        cid.as_str(),
+        "{who}"
+    );
+
+    // The invocation times out after 2s; the host tells the server to stop.
+    let sleeper = call(
+        &host,
+        "sleep",
+        json!({"server": "probe", "tool": "sleep", "arguments": {"seconds": 60}}),
+    );
+    let dead = dead_letters(&host, 1, Duration::from_secs(30));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].headers["correlation-id"], sleeper);
+    assert!(dead[0].headers["agenthost-error"].contains("timed out"));
+    let start = Instant::now();
+    while !probe_events().iter().any(|e| e["event"] == "cancelled") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the server never saw a cancellation: {:?}",
+            probe_events()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!probe_events().iter().any(|e| e["event"] == "slept"));
+
+    // A tool added at run time is visible without a restart.
+    call(
+        &host,
+        "add",
+        json!({"server": "probe", "tool": "add_tool", "arguments": {"name": "late_tool"}}),
+    );
+    assert_eq!(results(&host, 2).len(), 2);
+    call(&host, "list", json!({"server": "probe"}));
+    call(
+        &host,
+        "late",
+        json!({"server": "probe", "tool": "late_tool", "arguments": {"text": "hi"}}),
+    );
+    let all = results(&host, 4);
+    let names: Vec<&str> = by_key(&all, "list")["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"late_tool"), "{names:?}");
+    assert!(
+        by_key(&all, "late")["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("late_tool: hi")
+    );
+}

@@ -1,15 +1,40 @@
 //! `cargo xtask bench`: the benchmarks of DESIGN §9 that exist so far, each printing a baseline
 //! measured in the same run and the ratio to it. Release builds; expect a long first build.
+//! Arguments select benchmarks by name (`dispatch`, `mcp_call`); none runs them all.
 
-use crate::{plugins, workspace};
-use anyhow::Result;
+use crate::{peers, plugins, workspace};
+use anyhow::{Result, bail};
+
+/// (cargo bench name, what it measures)
+const BENCHES: &[(&str, &str)] = &[
+    ("dispatch", "S1: in-process dispatch through `echo`"),
+    (
+        "mcp_call",
+        "MCP: a tool call through the host vs rmcp direct",
+    ),
+];
 
 pub fn run(args: Vec<String>) -> Result<()> {
-    plugins::run(vec!["echo".into()])?;
-    // S1: in-process dispatch through `echo`.
-    workspace::run(
-        workspace::cargo()
-            .args(["bench", "-p", "agenthost", "--bench", "dispatch", "--"])
-            .args(&args),
-    )
+    for arg in &args {
+        if !BENCHES.iter().any(|(name, _)| name == arg) {
+            bail!(
+                "unknown benchmark {arg:?}; known: {}",
+                BENCHES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    plugins::run(vec!["echo".into(), "tool-call".into()])?;
+    peers::ensure_node()?;
+    for (name, what) in BENCHES {
+        if !args.is_empty() && !args.iter().any(|a| a == name) {
+            continue;
+        }
+        println!("==> {what}");
+        workspace::run(workspace::cargo().args(["bench", "-p", "agenthost", "--bench", name]))?;
+    }
+    Ok(())
 }

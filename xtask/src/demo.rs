@@ -3,7 +3,7 @@
 //! events, shows what the agents published, and keeps serving (or, with `--once`, checks every
 //! expected output appeared and exits).
 
-use crate::{plugins, workspace};
+use crate::{peers, plugins, workspace};
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,18 +12,30 @@ use std::time::{Duration, Instant};
 
 const ADDRESS: &str = "127.0.0.1:8080";
 
-/// What the example events must produce: (topic, how many records).
-const EXPECTED: &[(&str, u64, &str)] = &[
-    ("demo.out.v1", 1, "echo copied the greeting"),
+/// What the example events must produce: (topic, how many records, what it shows, text the
+/// records must contain).
+const EXPECTED: &[(&str, u64, &str, &[&str])] = &[
+    (
+        "demo.out.v1",
+        1,
+        "echo copied the greeting",
+        &["hello, agenthost"],
+    ),
     (
         "action.price-adjustment.v1",
         2,
-        "price-analysis decided on sku-1 and sku-2",
+        "price-analysis decided on sku-1 and sku-2, with stock from the inventory MCP server",
+        &[
+            r#""recommendation":"review""#,
+            r#""recommendation":"hold""#,
+            r#""on_hand":42"#,
+        ],
     ),
     (
         "agent.dead-letter.v1",
         1,
         "the malformed sku-4 event was dead-lettered with its reason",
+        &["sku-4", "price"],
     ),
 ];
 
@@ -50,6 +62,8 @@ pub fn run(args: Vec<String>) -> Result<()> {
 
     let root = workspace::root();
     let example = root.join("examples/quickstart");
+    // The inventory MCP server is Python on the `mcp` SDK.
+    peers::ensure_requirements(&example.join("requirements.txt"))?;
     let bin = workspace::target_dir().join("debug/agenthost");
     let data = workspace::target_dir().join("quickstart-data");
     // A fresh bus every run, so what is shown is exactly what these events produced.
@@ -111,7 +125,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
     }
 
     let mut missing = Vec::new();
-    for (topic, count, what) in EXPECTED {
+    for (topic, count, what, must_contain) in EXPECTED {
         println!("\n==> {topic}: {what}");
         let count = count.to_string();
         let format = if *topic == "agent.dead-letter.v1" {
@@ -144,8 +158,17 @@ pub fn run(args: Vec<String>) -> Result<()> {
                 println!("  {line}");
             }
         }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let absent: Vec<&str> = must_contain
+            .iter()
+            .copied()
+            .filter(|text| !stdout.contains(text))
+            .collect();
         if !out.status.success() {
             println!("  !! {}", String::from_utf8_lossy(&out.stderr).trim());
+            missing.push(*topic);
+        } else if !absent.is_empty() {
+            println!("  !! expected {absent:?} in these records");
             missing.push(*topic);
         }
     }

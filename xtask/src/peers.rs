@@ -4,17 +4,16 @@
 
 use crate::workspace;
 use anyhow::{Context, Result, bail};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn peers_dir() -> PathBuf {
     workspace::root().join("tests/peers")
 }
 
-/// The pinned `name==version` lines of requirements.txt.
-fn requirements() -> Result<Vec<(String, String)>> {
-    let path = peers_dir().join("requirements.txt");
-    let text = std::fs::read_to_string(&path)
+/// The pinned `name==version` lines of a requirements file.
+fn requirements(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     text.lines()
         .map(str::trim)
@@ -51,12 +50,19 @@ fn python_satisfied(requirements: &[(String, String)]) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// The Python peers of the tests (`tests/peers/requirements.txt`).
 pub fn ensure_python() -> Result<()> {
-    let requirements = requirements()?;
+    ensure_requirements(&peers_dir().join("requirements.txt"))
+}
+
+/// Installs a pinned requirements file into the `python3` on PATH unless it is satisfied.
+pub fn ensure_requirements(path: &Path) -> Result<()> {
+    let requirements = requirements(path)?;
     if python_satisfied(&requirements) {
         return Ok(());
     }
-    println!("==> installing the Python peers (tests/peers/requirements.txt)");
+    let shown = path.strip_prefix(workspace::root()).unwrap_or(path);
+    println!("==> installing Python packages ({})", shown.display());
     workspace::run(
         Command::new("python3")
             .args([
@@ -67,11 +73,14 @@ pub fn ensure_python() -> Result<()> {
                 "--disable-pip-version-check",
                 "-r",
             ])
-            .arg(peers_dir().join("requirements.txt")),
+            .arg(path),
     )
-    .context("cannot install the Python peers the tests run against")?;
+    .with_context(|| format!("cannot install the Python packages of {}", shown.display()))?;
     if !python_satisfied(&requirements) {
-        bail!("pip finished but tests/peers/requirements.txt is still not satisfied");
+        bail!(
+            "pip finished but {} is still not satisfied",
+            shown.display()
+        );
     }
     Ok(())
 }

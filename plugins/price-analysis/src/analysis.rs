@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// The default topic for decisions (config `out`).
 pub const DEFAULT_OUT: &str = "action.price-adjustment.v1";
+/// The MCP server asked for stock when config `inventory` is not set.
+pub const DEFAULT_INVENTORY_SERVER: &str = "inventory";
 /// The default relative gap that triggers a decision (config `threshold`).
 pub const DEFAULT_THRESHOLD: f64 = 0.05;
 /// Gaps within this distance of the threshold count as equal to it, so that `100 → 105` with a
@@ -119,6 +121,8 @@ pub enum Recommendation {
     /// Our own price moved by more than the threshold with no competitor price to judge it
     /// against: a human should look.
     Review,
+    /// We would lower, but nothing is in stock: a cheaper price sells nothing. Keep the price.
+    Hold,
 }
 
 impl Recommendation {
@@ -128,6 +132,7 @@ impl Recommendation {
             Recommendation::Lower => "lower",
             Recommendation::Raise => "raise",
             Recommendation::Review => "review",
+            Recommendation::Hold => "hold",
         }
     }
 }
@@ -159,7 +164,30 @@ pub struct Decision {
     pub suggested_price: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
+    /// Stock of the product, from the inventory service's `get_inventory` tool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<Stock>,
     pub source: Source,
+}
+
+/// What the inventory service's `get_inventory` tool returns (its structured content); other
+/// fields are ignored.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+pub struct Stock {
+    pub on_hand: i64,
+    #[serde(default)]
+    pub incoming: i64,
+}
+
+/// Adjusts a decision to the product's stock: lowering the price of something out of stock
+/// sells nothing, so `lower` becomes `hold` (no suggested price) when nothing is on hand.
+pub fn apply_stock(mut decision: Decision, stock: Stock) -> Decision {
+    if decision.recommendation == Recommendation::Lower && stock.on_hand <= 0 {
+        decision.recommendation = Recommendation::Hold;
+        decision.suggested_price = None;
+    }
+    decision.inventory = Some(stock);
+    decision
 }
 
 /// `(new - reference) / reference`.
@@ -206,6 +234,7 @@ pub fn decide(
         recommendation,
         suggested_price,
         currency: event.currency.clone(),
+        inventory: None,
         source,
     })
 }
@@ -415,5 +444,35 @@ mod tests {
         let bytes = serde_json::to_vec(&last).unwrap();
         assert_eq!(serde_json::from_slice::<LastPrice>(&bytes).unwrap(), last);
         assert_eq!(state_key("sku-1"), "last-price/sku-1");
+    }
+
+    #[test]
+    fn out_of_stock_holds_a_lower_but_nothing_else() {
+        let lower = decide(&event(10.0, Some(8.0)), None, 0.05, source()).unwrap();
+        assert_eq!(lower.recommendation, Recommendation::Lower);
+        let empty = Stock {
+            on_hand: 0,
+            incoming: 5,
+        };
+        let held = apply_stock(lower.clone(), empty.clone());
+        assert_eq!(held.recommendation, Recommendation::Hold);
+        assert_eq!(held.suggested_price, None);
+        assert_eq!(held.inventory, Some(empty.clone()));
+
+        let stocked = apply_stock(
+            lower,
+            Stock {
+                on_hand: 3,
+                incoming: 0,
+            },
+        );
+        assert_eq!(stocked.recommendation, Recommendation::Lower);
+        assert_eq!(stocked.suggested_price, Some(8.0));
+
+        let raise = decide(&event(7.0, Some(8.0)), None, 0.05, source()).unwrap();
+        assert_eq!(
+            apply_stock(raise, empty).recommendation,
+            Recommendation::Raise
+        );
     }
 }

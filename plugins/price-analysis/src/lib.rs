@@ -34,6 +34,12 @@
 //! The first price seen for a product, without a competitor price, decides nothing. A change of
 //! exactly `threshold` does not exceed it.
 //!
+//! Before publishing, the agent asks the inventory service for the product's stock through the
+//! host's MCP client (tool `get_inventory` on the server named by config `inventory`): the
+//! stock goes into the decision, and a `lower` for a product with nothing on hand becomes
+//! `"hold"` with no suggested price (a cheaper price sells nothing). A tool error or an
+//! unavailable server retries the event; a call the manifest does not grant rejects it.
+//!
 //! # Output: `action.price-adjustment.v1`
 //!
 //! Published to the topic in config `out`, keyed by the product, with a
@@ -48,7 +54,8 @@
 //! ```
 //!
 //! `old_price` is our last known price (`null` for the first one), `basis` is `"competitor"` or
-//! `"previous"`, `recommendation` is `"lower"`, `"raise"` or `"review"`.
+//! `"previous"`, `recommendation` is `"lower"`, `"raise"`, `"review"` or `"hold"`, and
+//! `inventory` is `{"on_hand": …, "incoming": …}` from the inventory service.
 //!
 //! # State
 //!
@@ -67,15 +74,16 @@
 //! - `threshold` — a fraction, default `0.05`; not a number or negative → every event is
 //!   rejected with a reason naming the key.
 //! - `out` — the decision topic, default `action.price-adjustment.v1`.
+//! - `inventory` — the MCP server with the `get_inventory` tool, default `inventory`.
 //!
-//! Imports: `bus`, `state`, `config`, `log`.
+//! Imports: `bus`, `state`, `config`, `log`, `mcp`.
 
 pub mod analysis;
 
 use agenthost_sdk::{
-    Agent, Card, Event, Failure, Message, Reply, Skill, bus, config, info, state, warn,
+    Agent, Card, Event, Failure, Message, Reply, Skill, bus, config, info, mcp, state, warn,
 };
-use analysis::{Decision, LastPrice, PriceChanged, Source};
+use analysis::{Decision, LastPrice, PriceChanged, Source, Stock};
 
 struct PriceAnalysis;
 
@@ -131,7 +139,8 @@ impl Agent for PriceAnalysis {
         };
         let old_price = last.map(|last| last.price);
         if let Some(decision) = analysis::decide(&input, old_price, threshold, source) {
-            publish(&decision)?;
+            let stock = stock_of(&input.product)?;
+            publish(&analysis::apply_stock(decision, stock))?;
         }
 
         state::set_json(
@@ -171,6 +180,31 @@ fn load_last_price(key: &str) -> Result<Option<LastPrice>, Failure> {
             warn!("ignoring malformed state {key:?}: {error}");
             Ok(None)
         }
+    }
+}
+
+/// The product's stock from the inventory service's `get_inventory` tool.
+fn stock_of(product: &str) -> Result<Stock, Failure> {
+    let server = config::get_or("inventory", analysis::DEFAULT_INVENTORY_SERVER);
+    let result = mcp::call_json(
+        &server,
+        "get_inventory",
+        &serde_json::json!({ "product": product }),
+    )?;
+    if result.is_error {
+        return Err(Failure::retry(format!(
+            "{server}/get_inventory failed for {product}: {}",
+            result.text()
+        )));
+    }
+    match result.structured::<Stock>()? {
+        Some(stock) => Ok(stock),
+        // Servers without structured output put the same JSON in a text item.
+        None => serde_json::from_str(&result.text()).map_err(|error| {
+            Failure::retry(format!(
+                "{server}/get_inventory answered for {product} without stock figures: {error}"
+            ))
+        }),
     }
 }
 

@@ -544,3 +544,45 @@ fn calls_carry_the_correlation_id_end_when_the_invocation_ends_and_see_new_tools
             .contains("late_tool: hi")
     );
 }
+
+#[test]
+fn a_lazy_server_connects_on_first_use_and_missing_header_secrets_are_named() {
+    let config = format!(
+        "{}connect = \"lazy\"\n[mcp.servers.secured]\nurl = \"http://127.0.0.1:{}/mcp\"\nheaders_env = {{ Authorization = \"AGENTHOST_TEST_UNSET_SECRET\" }}\n",
+        peers::time_stdio("time"),
+        free_port()
+    );
+    let s = Scenario::new(&config);
+    s.manifest(
+        "tool-call",
+        &tool_call(
+            r#"{ server = "time", tools = ["*"] }, { server = "secured", tools = ["*"] }"#,
+            1,
+            "10s",
+        ),
+    );
+    let host = s.start();
+    // Nothing is started for a lazy server until an agent uses it.
+    let idle = servers(&host)
+        .into_iter()
+        .find(|s| s["name"] == "time")
+        .unwrap();
+    assert_eq!(idle["state"], "idle", "{idle}");
+    call(
+        &host,
+        "first",
+        json!({"server": "time", "tool": "get_current_time", "arguments": {"timezone": "UTC"}}),
+    );
+    assert_eq!(by_key(&results(&host, 1), "first")["is_error"], false);
+    wait_server(&host, "time", "up", |s| s["state"] == "up");
+
+    // A header whose variable is unset: the server is down, and the reason names the variable.
+    let secured = wait_server(&host, "secured", "down", |s| s["state"] == "down");
+    assert!(
+        secured["error"]
+            .as_str()
+            .unwrap()
+            .contains("environment variable AGENTHOST_TEST_UNSET_SECRET is not set"),
+        "{secured}"
+    );
+}

@@ -324,8 +324,9 @@ impl McpServer {
                     .map_err(|e| format!("handshake failed: {}", root_cause(&e)))?
             }
             (None, Some(url)) => {
-                reachable(url).await?;
+                // Configuration problems (a missing secret) before network ones.
                 let transport = self.http_transport(url)?;
+                reachable(url).await?;
                 handler
                     .serve_with_lifecycle(transport, lifecycle)
                     .await

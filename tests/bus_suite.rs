@@ -116,6 +116,8 @@ fn a_kill_9_mid_stream_loses_nothing(bus: TestBus) {
 
     // Publish from another thread while the host is killed under it; only what the host
     // acknowledged counts as accepted.
+    let published = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = published.clone();
     let publisher = std::thread::spawn(move || {
         let mut accepted = Vec::new();
         for i in 0..400 {
@@ -127,20 +129,31 @@ fn a_kill_9_mid_stream_loses_nothing(bus: TestBus) {
                 &payload,
                 Some(&payload),
             ) {
-                Ok(_) => accepted.push(payload),
+                Ok(_) => {
+                    accepted.push(payload);
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 Err(_) => break,
             }
         }
         accepted
     });
-    // Kill once a good part of the stream is in, with a backlog still unhandled.
+    // Kill once a good part of the stream is in, with a backlog still unhandled (the agent
+    // takes 20 ms an event; on a busy machine the publisher may need a moment to get ahead).
     wait_for_metric(
         &host,
         "agenthost_invocations_total",
         30.0,
         Duration::from_secs(60),
     );
-    let handled_before_kill = metric_value(&host.metrics(), "agenthost_invocations_total");
+    let ahead_by = std::time::Instant::now() + Duration::from_secs(30);
+    let mut handled_before_kill = metric_value(&host.metrics(), "agenthost_invocations_total");
+    while (published.load(std::sync::atomic::Ordering::Relaxed) as f64) < handled_before_kill + 20.0
+        && std::time::Instant::now() < ahead_by
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        handled_before_kill = metric_value(&host.metrics(), "agenthost_invocations_total");
+    }
     host.kill9();
     let mut accepted = publisher.join().unwrap();
     let killed_at = accepted.len();

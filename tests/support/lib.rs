@@ -228,7 +228,9 @@ impl HostProcess {
     }
 
     pub fn metrics(&self) -> String {
-        reqwest::blocking::get(format!("{}/metrics", self.url))
+        http()
+            .get(format!("{}/metrics", self.url))
+            .send()
             .and_then(|r| r.text())
             .unwrap_or_default()
     }
@@ -238,6 +240,13 @@ impl Drop for HostProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// One HTTP client for the whole test binary: keep-alive connections, so a publishing loop is
+/// not slowed (and made timing-dependent) by a TCP handshake per record.
+pub fn http() -> &'static reqwest::blocking::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::blocking::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(reqwest::blocking::Client::new)
 }
 
 /// Publishes through the HTTP API; returns the correlation id, or the error.
@@ -255,7 +264,7 @@ pub fn publish(
     if let Some(c) = correlation_id {
         body["headers"] = serde_json::json!({ "correlation-id": c });
     }
-    let response = reqwest::blocking::Client::new()
+    let response = http()
         .post(format!("{url}/v1/topics/{topic}/records"))
         .timeout(Duration::from_secs(10))
         .json(&body)
@@ -274,7 +283,7 @@ pub fn publish(
 
 /// Reads records of `topic` from the beginning until `count` arrived or `timeout` passed.
 pub fn consume(url: &str, topic: &str, count: usize, timeout: Duration) -> Vec<WireRecord> {
-    let response = reqwest::blocking::Client::new()
+    let response = http()
         .get(format!("{url}/v1/topics/{topic}/records"))
         .query(&[
             ("from_beginning", "true".to_string()),

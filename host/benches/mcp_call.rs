@@ -131,6 +131,7 @@ fn main() -> anyhow::Result<()> {
         let mcp = Arc::new(McpServers::start(&config.mcp.servers, metrics.clone(), stop.clone()));
         let services = HostServices {
             bus: Arc::new(SinkBus),
+            a2a: agenthost::a2a::A2a::detached(&db, metrics.clone())?,
             db,
             metrics,
             audit,

@@ -331,6 +331,7 @@ impl AgentVersion {
                 self.grants.audit.clone(),
             ),
             mcp: capabilities::mcp::McpInstance::new(self.grants.mcp.clone(), caller.clone()),
+            a2a: capabilities::a2a::A2aInstance::new(self.grants.a2a.clone(), caller.clone()),
         };
         let memory = usize::try_from(limits.memory.as_u64()).unwrap_or(usize::MAX);
         let data = StoreData {

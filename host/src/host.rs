@@ -58,7 +58,9 @@ pub struct Host {
     pub bus: Arc<dyn Bus>,
     pub runtime: Arc<Runtime>,
     pub metrics: Arc<Metrics>,
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
+    /// A2A serving and routing.
+    pub a2a: Arc<crate::a2a::A2a>,
     pub audit: Arc<AuditLog>,
     services: HostServices,
     /// Connections to the configured MCP servers.
@@ -122,12 +124,19 @@ impl Host {
             metrics.clone(),
             stop.clone(),
         ));
+        let registry = Arc::new(Registry::default());
+        let tasks = Arc::new(
+            crate::a2a::service::A2aService::open(&db, registry.clone(), metrics.clone())
+                .context("cannot open the A2A task store")?,
+        );
+        let a2a = Arc::new(crate::a2a::A2a::new(&config.a2a, config.listen, tasks)?);
         let services = HostServices {
             bus: bus.clone(),
             db: db.clone(),
             metrics: metrics.clone(),
             audit: audit.clone(),
             mcp: mcp.clone(),
+            a2a: a2a.clone(),
         };
         Ok(Arc::new(Self {
             config,
@@ -135,7 +144,8 @@ impl Host {
             bus,
             runtime: Arc::new(runtime),
             metrics,
-            registry: Registry::default(),
+            registry,
+            a2a,
             audit,
             services,
             mcp,

@@ -1,6 +1,7 @@
 //! agenthost: runs AI agents shipped as WebAssembly components, giving each only the
 //! capabilities its manifest grants.
 
+pub mod a2a;
 pub mod agent;
 pub mod audit;
 pub mod bus;

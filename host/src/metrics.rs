@@ -63,6 +63,18 @@ struct McpCallLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct A2aTaskLabels {
+    agent: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct A2aRequestLabels {
+    method: &'static str,
+    outcome: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     invocations: Family<InvocationLabels, Counter>,
@@ -79,6 +91,8 @@ pub struct Metrics {
     mcp_restarts: Family<ServerLabels, Counter>,
     mcp_calls: Family<McpCallLabels, Counter>,
     mcp_latency: Family<ServerLabels, Histogram, fn() -> Histogram>,
+    a2a_tasks: Family<A2aTaskLabels, Counter>,
+    a2a_requests: Family<A2aRequestLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -182,8 +196,22 @@ impl Metrics {
             "Wall-clock time of agents' tool calls, checks included",
             mcp_latency.clone(),
         );
+        let a2a_tasks = Family::<A2aTaskLabels, Counter>::default();
+        let a2a_requests = Family::<A2aRequestLabels, Counter>::default();
+        registry.register(
+            "a2a_tasks",
+            "A2A tasks by agent: started, and how each run ended (completed, failed, canceled, input-required, …)",
+            a2a_tasks.clone(),
+        );
+        registry.register(
+            "a2a_requests",
+            "A2A JSON-RPC requests by method and outcome (ok, error, unauthorized)",
+            a2a_requests.clone(),
+        );
         Self {
             registry,
+            a2a_tasks,
+            a2a_requests,
             mcp_up,
             mcp_restarts,
             mcp_calls,
@@ -311,6 +339,21 @@ impl Metrics {
                 server: server.into(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_a2a_task(&self, agent: &str, state: &str) {
+        self.a2a_tasks
+            .get_or_create(&A2aTaskLabels {
+                agent: agent.into(),
+                state: state.into(),
+            })
+            .inc();
+    }
+
+    pub fn record_a2a_request(&self, method: &'static str, outcome: &'static str) {
+        self.a2a_requests
+            .get_or_create(&A2aRequestLabels { method, outcome })
+            .inc();
     }
 
     pub fn record_api_publish(&self) {

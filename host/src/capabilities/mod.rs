@@ -5,6 +5,7 @@
 //! registration, and its checks. Deny by default: an interface the manifest does not grant is
 //! refused at deploy, and every call of a granted one is checked again.
 
+pub mod a2a;
 pub mod config;
 pub mod diff;
 pub mod log;
@@ -104,6 +105,7 @@ pub struct HostServices {
     pub metrics: Arc<Metrics>,
     pub audit: Arc<AuditLog>,
     pub mcp: Arc<crate::mcp::McpServers>,
+    pub a2a: Arc<crate::a2a::A2a>,
 }
 
 /// Every grant of one agent version, built from its manifest at deploy.
@@ -115,6 +117,7 @@ pub struct Grants {
     pub audit: Arc<AuditLog>,
     pub log: Arc<log::LogBudget>,
     pub mcp: Arc<mcp::McpGrant>,
+    pub a2a: Arc<a2a::A2aGrant>,
 }
 
 impl Grants {
@@ -131,6 +134,7 @@ impl Grants {
                 services.metrics.clone(),
             )),
             mcp: Arc::new(mcp::McpGrant::new(manifest, services)?),
+            a2a: Arc::new(a2a::A2aGrant::new(manifest, services)?),
         })
     }
 }
@@ -148,6 +152,7 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     log::add_to_linker(linker)?;
     config::add_to_linker(linker)?;
     mcp::add_to_linker(linker)?;
+    a2a::add_to_linker(linker)?;
     Ok(())
 }
 
@@ -178,9 +183,10 @@ pub fn check_import(name: &str, manifest: &Manifest) -> Result<(), String> {
                 "imports `{name}` but the manifest grants no MCP servers: list them in `capabilities.mcp`"
             )),
             "mcp" => Ok(()),
-            "a2a" => Err(format!(
-                "imports `{name}`, which this host does not provide yet: it has no A2A routing in this release"
+            "a2a" if grants.a2a.is_empty() => Err(format!(
+                "imports `{name}` but the manifest grants no peers: list agent names, skill ids or A2A URLs in `capabilities.a2a`"
             )),
+            "a2a" => Ok(()),
             _ => Err(format!(
                 "imports `{name}`, which is not part of agenthost:agent@0.1.0"
             )),
@@ -257,7 +263,7 @@ mod tests {
         assert!(
             check_import("agenthost:agent/a2a@0.1.0", &m)
                 .unwrap_err()
-                .contains("does not provide yet")
+                .contains("capabilities.a2a")
         );
         assert!(
             check_import("wasi:sockets/tcp@0.2.0", &m)

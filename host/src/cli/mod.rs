@@ -3,6 +3,7 @@
 
 mod client;
 mod inspect;
+mod send;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -68,6 +69,24 @@ enum Command {
     },
     /// List deployed agents and refused deployments.
     Agents {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// Send a text message to an agent over A2A and print its answer and the task's state.
+    Send {
+        agent: String,
+        text: String,
+        /// Stream the task's updates as they happen (SendStreamingMessage).
+        #[arg(long)]
+        stream: bool,
+        /// A bearer token the agent's card asks for.
+        #[arg(long, env = "AGENTHOST_A2A_TOKEN")]
+        bearer: Option<String>,
+        /// A header to send, KEY=VALUE (e.g. an API key); repeatable.
+        #[arg(long = "header", value_name = "KEY=VALUE")]
+        headers: Vec<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
         #[command(flatten)]
@@ -156,6 +175,28 @@ pub fn main() -> ExitCode {
                 host,
             } => client::deploy(&host, &manifest, approve).await,
             Command::Agents { format, host } => client::agents(&host, format).await,
+            Command::Send {
+                agent,
+                text,
+                stream,
+                bearer,
+                headers,
+                format,
+                host,
+            } => {
+                send::run(
+                    &host,
+                    send::SendArgs {
+                        agent: &agent,
+                        text: &text,
+                        stream,
+                        headers: &headers,
+                        bearer: bearer.as_deref(),
+                        format,
+                    },
+                )
+                .await
+            }
             Command::Publish {
                 topic,
                 payload,

@@ -22,6 +22,72 @@ pub struct HostConfig {
     pub mcp: McpConfig,
     pub runtime: RuntimeConfig,
     pub audit: AuditConfig,
+    pub a2a: A2aConfig,
+}
+
+/// `[a2a]`: how agents are served over A2A and how remote agents are reached.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct A2aConfig {
+    /// The base URL clients reach this host at; an agent's card advertises
+    /// `{public_url}/agents/{name}`. Default: `http://{listen}`.
+    pub public_url: Option<String>,
+    /// Schemes an exposed agent may require (`[a2a] security = ["NAME"]` in its manifest).
+    pub security: BTreeMap<String, A2aScheme>,
+    /// Remote A2A agents: their cards are fetched to resolve skill ids, and their credentials
+    /// are sent on calls to them.
+    pub peers: Vec<A2aPeer>,
+    /// Bound on one call to a remote agent (the calling invocation's timeout applies too).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for A2aConfig {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            security: BTreeMap::new(),
+            peers: Vec::new(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum A2aSchemeKind {
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// `<header>: <key>`.
+    ApiKey,
+}
+
+/// One credential clients must present. The secret is read from the environment at start.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct A2aScheme {
+    pub kind: A2aSchemeKind,
+    /// The environment variable holding the token or key.
+    pub env: String,
+    /// The header of an API key (default `X-API-Key`).
+    #[serde(default)]
+    pub header: Option<String>,
+}
+
+/// A remote A2A agent.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct A2aPeer {
+    /// Its base URL (the card is at `{url}/.well-known/agent-card.json`).
+    pub url: String,
+    /// Sent as `Authorization: Bearer <value of this variable>`.
+    #[serde(default)]
+    pub bearer_env: Option<String>,
+    /// Sent as `<api_key_header>: <value of this variable>`.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub api_key_header: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -54,6 +120,7 @@ impl Default for HostConfig {
             mcp: McpConfig::default(),
             runtime: RuntimeConfig::default(),
             audit: AuditConfig::default(),
+            a2a: A2aConfig::default(),
         }
     }
 }
@@ -287,6 +354,7 @@ impl HostConfig {
         if self.admin.token_env.is_empty() {
             return Err("`admin.token_env` must name an environment variable".into());
         }
+        self.validate_a2a()?;
         for (name, server) in &self.mcp.servers {
             let valid_name = !name.is_empty()
                 && name.len() <= 63
@@ -338,6 +406,53 @@ impl HostConfig {
                         "`mcp.servers.{name}` needs exactly one of `command` (stdio) or `url` (HTTP)"
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HostConfig {
+    fn validate_a2a(&self) -> Result<(), String> {
+        let a2a = &self.a2a;
+        if let Some(url) = &a2a.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!("`a2a.public_url`: {url:?} is not an http(s) URL"));
+        }
+        if a2a.timeout.is_zero() {
+            return Err("`a2a.timeout` must be greater than 0".into());
+        }
+        for (name, scheme) in &a2a.security {
+            if scheme.env.is_empty() {
+                return Err(format!(
+                    "`a2a.security.{name}.env` must name an environment variable"
+                ));
+            }
+            if let Some(header) = &scheme.header {
+                if scheme.kind != A2aSchemeKind::ApiKey {
+                    return Err(format!(
+                        "`a2a.security.{name}.header` applies to kind = \"api-key\" only"
+                    ));
+                }
+                if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                    return Err(format!(
+                        "`a2a.security.{name}.header`: {header:?} is not a valid HTTP header name"
+                    ));
+                }
+            }
+        }
+        for (i, peer) in a2a.peers.iter().enumerate() {
+            if !(peer.url.starts_with("http://") || peer.url.starts_with("https://")) {
+                return Err(format!(
+                    "`a2a.peers[{i}].url`: {:?} is not an http(s) URL",
+                    peer.url
+                ));
+            }
+            if peer.bearer_env.is_some() && peer.api_key_env.is_some() {
+                return Err(format!(
+                    "`a2a.peers[{i}]`: set `bearer_env` or `api_key_env`, not both"
+                ));
             }
         }
         Ok(())

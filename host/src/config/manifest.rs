@@ -197,6 +197,9 @@ pub struct McpGrant {
 pub struct A2aSection {
     /// Serve this agent's card and JSON-RPC endpoint.
     pub expose: bool,
+    /// Names of the host's `[a2a.security.NAME]` schemes a client must satisfy (any one of
+    /// them); empty = no authentication.
+    pub security: Vec<String>,
 }
 
 fn digest<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

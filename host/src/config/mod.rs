@@ -9,8 +9,9 @@ mod manifest;
 mod pattern;
 
 pub use host::{
-    AdminConfig, AuditConfig, BusConfig, BusKind, HostConfig, KafkaConfig, LocalBusConfig,
-    McpConnect, McpProtocol, McpServerConfig, RuntimeConfig,
+    A2aConfig, A2aPeer, A2aScheme, A2aSchemeKind, AdminConfig, AuditConfig, BusConfig, BusKind,
+    HostConfig, KafkaConfig, LocalBusConfig, McpConnect, McpProtocol, McpServerConfig,
+    RuntimeConfig,
 };
 pub use manifest::{
     A2aSection, AgentName, Capabilities, Delivery, FileAccess, FileGrant, Limits, Manifest,

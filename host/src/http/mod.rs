@@ -1,7 +1,9 @@
-//! The one HTTP listener: `/healthz`, `/metrics`, and the `/v1` API the CLI verbs use.
+//! The one HTTP listener: `/healthz`, `/metrics`, the `/v1` API the CLI verbs use, and A2A
+//! (`/agents`, `/agents/{name}` and their cards; see `crate::a2a::server`).
 //!
 //! Everything under `/v1` requires the admin bearer token when one is configured (it reads
 //! topics, publishes and deploys); the host refuses to listen beyond loopback without one.
+//! A2A endpoints are authenticated per agent, by the schemes its card declares.
 
 mod api;
 mod wire;
@@ -37,7 +39,20 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(api::audit))
         .route("/mcp/servers", get(api::mcp_servers))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let a2a = Router::new()
+        .route("/agents", get(crate::a2a::server::index))
+        .route(
+            "/agents/{name}/.well-known/agent-card.json",
+            get(crate::a2a::server::card),
+        )
+        .route("/agents/{name}", post(crate::a2a::server::rpc))
+        .route("/agents/{name}/", post(crate::a2a::server::rpc))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::a2a::server::MAX_BODY,
+        ))
+        .with_state(state.host.clone());
     Router::new()
+        .merge(a2a)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .nest("/v1", v1)

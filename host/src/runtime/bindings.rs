@@ -7,7 +7,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::agenthost::agent::{bus, config, log, mcp, state, types};
+pub use self::agenthost::agent::{a2a, bus, config, log, mcp, state, types};
 pub use self::exports::agenthost::agent::agent;
 
 /// The fully-qualified name of the export every agent must provide.

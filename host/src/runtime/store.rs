@@ -2,8 +2,8 @@
 //! that enforces `limits.memory`.
 
 use crate::capabilities::{
-    config::ConfigInstance, log::LogInstance, mcp::McpInstance, publish::PublishInstance,
-    state::StateInstance,
+    a2a::A2aInstance, config::ConfigInstance, log::LogInstance, mcp::McpInstance,
+    publish::PublishInstance, state::StateInstance,
 };
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -15,6 +15,7 @@ pub struct InstanceCaps {
     pub log: LogInstance,
     pub config: ConfigInstance,
     pub mcp: McpInstance,
+    pub a2a: A2aInstance,
 }
 
 pub struct StoreData {

@@ -20,7 +20,13 @@ fn requirements(path: &Path) -> Result<Vec<(String, String)>> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| {
             l.split_once("==")
-                .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+                // `name[extra]`: the distribution is `name`.
+                .map(|(n, v)| {
+                    (
+                        n.split('[').next().unwrap_or(n).trim().to_owned(),
+                        v.trim().to_owned(),
+                    )
+                })
                 .with_context(|| {
                     format!("{}: {l:?} is not pinned as name==version", path.display())
                 })

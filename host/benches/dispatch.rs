@@ -125,7 +125,7 @@ fn main() -> anyhow::Result<()> {
         let audit = Arc::new(AuditLog::open(&db, Duration::from_secs(3600), 1_000_000, metrics.clone())?);
         let services = HostServices {
             bus: bus.clone(),
-            a2a: agenthost::a2a::A2a::detached(&db, metrics.clone())?,
+            a2a: agenthost::a2a::A2a::detached(&db, metrics.clone(), bus.clone())?,
             db,
             metrics,
             audit,

@@ -129,9 +129,10 @@ fn main() -> anyhow::Result<()> {
         )?;
         let stop = CancellationToken::new();
         let mcp = Arc::new(McpServers::start(&config.mcp.servers, metrics.clone(), stop.clone()));
+        let bus: Arc<dyn Bus> = Arc::new(SinkBus);
         let services = HostServices {
-            bus: Arc::new(SinkBus),
-            a2a: agenthost::a2a::A2a::detached(&db, metrics.clone())?,
+            bus: bus.clone(),
+            a2a: agenthost::a2a::A2a::detached(&db, metrics.clone(), bus.clone())?,
             db,
             metrics,
             audit,

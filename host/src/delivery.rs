@@ -43,6 +43,18 @@ pub struct Deps {
     pub metrics: Arc<Metrics>,
 }
 
+/// What a subscription's records are to its agent.
+#[derive(Clone)]
+pub enum Handler {
+    /// Bus events: `on-event`.
+    Events,
+    /// A2A task requests for `skill` (the bus binding): `on-message`, the result published.
+    BusTasks {
+        skill: String,
+        a2a: Arc<crate::a2a::A2a>,
+    },
+}
+
 /// Runs one subscription of an agent until `stop` is cancelled. If the membership ends (the
 /// bus closed it), it subscribes again.
 pub fn spawn_subscription(
@@ -50,6 +62,7 @@ pub fn spawn_subscription(
     cell: Arc<AgentCell>,
     group: String,
     topics: Vec<String>,
+    handler: Handler,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -66,7 +79,7 @@ pub fn spawn_subscription(
                 }
             };
             tracing::info!(agent, group, ?topics, bus = deps.bus.kind(), "subscribed");
-            run_membership(&deps, &cell, &group, subscription, &stop).await;
+            run_membership(&deps, &cell, &group, &handler, subscription, &stop).await;
         }
         tracing::info!(agent, group, "subscription stopped");
     })
@@ -78,6 +91,7 @@ async fn run_membership(
     deps: &Deps,
     cell: &Arc<AgentCell>,
     group: &str,
+    handler: &Handler,
     mut subscription: Box<dyn Subscription>,
     stop: &CancellationToken,
 ) {
@@ -101,6 +115,7 @@ async fn run_membership(
                     let worker = PartitionWorker {
                         deps: deps.clone(),
                         cell: cell.clone(),
+                        handler: handler.clone(),
                         concurrency: concurrency.clone(),
                         stop: token.clone(),
                     };
@@ -159,6 +174,7 @@ async fn sleep_or_stop(d: Duration, stop: &CancellationToken) -> bool {
 struct PartitionWorker {
     deps: Deps,
     cell: Arc<AgentCell>,
+    handler: Handler,
     concurrency: Arc<Semaphore>,
     stop: CancellationToken,
 }
@@ -214,10 +230,26 @@ impl PartitionWorker {
             // The live version is looked up per attempt: after a swap, retries go to the new one.
             let agent = self.cell.current();
             let delivery = &agent.manifest.delivery;
-            let event = to_event(record, &correlation_id, attempt);
             let result = {
                 let _permit = self.concurrency.acquire().await.ok();
-                agent.on_event(event).await
+                match &self.handler {
+                    Handler::Events => {
+                        agent
+                            .on_event(to_event(record, &correlation_id, attempt))
+                            .await
+                    }
+                    Handler::BusTasks { skill, a2a } => {
+                        crate::a2a::bus::serve_request(
+                            a2a,
+                            self.deps.bus.as_ref(),
+                            &agent,
+                            skill,
+                            record,
+                            &correlation_id,
+                        )
+                        .await
+                    }
+                }
             };
             let err = match result {
                 Ok(()) => return Finished::Done,

@@ -129,7 +129,13 @@ impl Host {
             crate::a2a::service::A2aService::open(&db, registry.clone(), metrics.clone())
                 .context("cannot open the A2A task store")?,
         );
-        let a2a = Arc::new(crate::a2a::A2a::new(&config.a2a, config.listen, tasks)?);
+        let a2a = Arc::new(crate::a2a::A2a::new(
+            &config.a2a,
+            config.listen,
+            tasks,
+            bus.clone(),
+            stop.clone(),
+        )?);
         let services = HostServices {
             bus: bus.clone(),
             db: db.clone(),
@@ -294,12 +300,28 @@ impl Host {
         let version = AgentVersion::deploy(&self.runtime, &self.services, manifest, &compiled)
             .await
             .map_err(load_err)?;
-        let subscriptions: Vec<(String, String)> = version
+        for skill in &version.manifest.a2a.bus_skills {
+            if !version.card.skills.iter().any(|s| &s.id == skill) {
+                let advertised: Vec<&str> =
+                    version.card.skills.iter().map(|s| s.id.as_str()).collect();
+                return Err(DeployError::Conflict(format!(
+                    "{source}: a2a.bus_skills names {skill:?}, which the agent's card does not advertise (its skills: {advertised:?})"
+                )));
+            }
+        }
+        let mut subscriptions: Vec<(String, String)> = version
             .manifest
             .subscribe
             .iter()
             .map(|s| (version.manifest.group_of(s).to_owned(), s.topic.clone()))
             .collect();
+        // Bus-served skills: one worker group per skill, shared by every host serving it.
+        subscriptions.extend(version.manifest.a2a.bus_skills.iter().map(|skill| {
+            (
+                crate::a2a::bus::worker_group(skill),
+                crate::a2a::bus::request_topic(skill),
+            )
+        }));
         let report = DeployReport {
             agent: name.clone(),
             version: version.version.to_string(),
@@ -360,14 +382,26 @@ impl Host {
         for (group, topic) in &subscriptions {
             by_group.entry(group).or_default().push(topic.clone());
         }
+        let bus_skills = cell.current().manifest.a2a.bus_skills.clone();
         let tasks = by_group
             .into_iter()
             .map(|(group, topics)| {
+                let handler = match bus_skills
+                    .iter()
+                    .find(|skill| crate::a2a::bus::worker_group(skill) == group)
+                {
+                    Some(skill) => delivery::Handler::BusTasks {
+                        skill: skill.clone(),
+                        a2a: self.a2a.clone(),
+                    },
+                    None => delivery::Handler::Events,
+                };
                 delivery::spawn_subscription(
                     deps.clone(),
                     cell.clone(),
                     group.to_owned(),
                     topics,
+                    handler,
                     stop.clone(),
                 )
             })

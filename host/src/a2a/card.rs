@@ -51,6 +51,16 @@ pub fn agent_card(agent: &AgentVersion, url: &str, schemes: &[&ResolvedScheme]) 
         "preferredTransport": "JSONRPC",
         "protocolVersion": "0.3.0",
     });
+    // Skills served over the bus: the custom binding (see `super::bus`), one interface each.
+    if let Some(interfaces) = value["supportedInterfaces"].as_array_mut() {
+        for skill in &manifest.a2a.bus_skills {
+            interfaces.push(json!({
+                "url": format!("bus:{}", super::bus::request_topic(skill)),
+                "protocolBinding": super::bus::BINDING,
+                "protocolVersion": "1.0",
+            }));
+        }
+    }
     if !schemes.is_empty() {
         let mut defs = Map::new();
         for scheme in schemes {

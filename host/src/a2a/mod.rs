@@ -2,6 +2,7 @@
 //! v0.3), keeps their tasks in sled, and routes agents' own `a2a` calls — in-process to local
 //! agents, over HTTP to remote ones.
 
+pub mod bus;
 pub mod card;
 pub mod client;
 pub mod model;
@@ -66,9 +67,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct A2a {
     pub service: Arc<service::A2aService>,
     pub remote: client::RemoteClient,
+    /// Skills reached over the bus (`[a2a] bus_skills`).
+    pub bus: bus::BusRequester,
     pub schemes: BTreeMap<String, ResolvedScheme>,
     /// Base URL of this host as clients see it, without a trailing slash.
     pub public_url: String,
+    /// Bound on a call to another agent over HTTP or the bus (`a2a.timeout`).
+    pub timeout: std::time::Duration,
 }
 
 impl A2a {
@@ -76,6 +81,8 @@ impl A2a {
         config: &A2aConfig,
         listen: SocketAddr,
         service: Arc<service::A2aService>,
+        event_bus: Arc<dyn crate::bus::Bus>,
+        stop: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Self> {
         let mut schemes = BTreeMap::new();
         for (name, scheme) in &config.security {
@@ -110,8 +117,10 @@ impl A2a {
         Ok(Self {
             service,
             remote: client::RemoteClient::new(config.peers.clone(), config.timeout)?,
+            bus: bus::BusRequester::new(event_bus, &config.bus_skills, stop),
             schemes,
             public_url,
+            timeout: config.timeout,
         })
     }
 
@@ -120,6 +129,7 @@ impl A2a {
     pub fn detached(
         db: &sled::Db,
         metrics: Arc<crate::metrics::Metrics>,
+        event_bus: Arc<dyn crate::bus::Bus>,
     ) -> anyhow::Result<Arc<Self>> {
         let service = Arc::new(service::A2aService::open(
             db,
@@ -130,6 +140,8 @@ impl A2a {
             &A2aConfig::default(),
             SocketAddr::from(([127, 0, 0, 1], 0)),
             service,
+            event_bus,
+            tokio_util::sync::CancellationToken::new(),
         )?))
     }
 

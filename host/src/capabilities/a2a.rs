@@ -111,6 +111,12 @@ impl A2aInstance {
                 .send(peer, &message, &correlation_id)
                 .await
                 .map_err(failed)?
+        } else if a2a.bus.serves(peer) {
+            // The operator chose the bus for this skill: workers in any host share the load.
+            a2a.bus
+                .send(peer, &message, &correlation_id, a2a.timeout)
+                .await
+                .map_err(failed)?
         } else {
             match self.local_agent(peer) {
                 Some(agent) => {

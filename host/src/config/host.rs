@@ -40,6 +40,9 @@ pub struct A2aConfig {
     /// Bound on one call to a remote agent (the calling invocation's timeout applies too).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Skills this host's agents reach over the bus: a request on
+    /// `agent.task-requests.{skill}`, the answer on `agent.task-results.{skill}`.
+    pub bus_skills: Vec<String>,
 }
 
 impl Default for A2aConfig {
@@ -49,6 +52,7 @@ impl Default for A2aConfig {
             security: BTreeMap::new(),
             peers: Vec::new(),
             timeout: Duration::from_secs(30),
+            bus_skills: Vec::new(),
         }
     }
 }
@@ -422,6 +426,10 @@ impl HostConfig {
         }
         if a2a.timeout.is_zero() {
             return Err("`a2a.timeout` must be greater than 0".into());
+        }
+        for (i, skill) in a2a.bus_skills.iter().enumerate() {
+            crate::a2a::bus::check_skill(skill)
+                .map_err(|e| format!("`a2a.bus_skills[{i}]`: {e}"))?;
         }
         for (name, scheme) in &a2a.security {
             if scheme.env.is_empty() {

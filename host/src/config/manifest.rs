@@ -200,6 +200,9 @@ pub struct A2aSection {
     /// Names of the host's `[a2a.security.NAME]` schemes a client must satisfy (any one of
     /// them); empty = no authentication.
     pub security: Vec<String>,
+    /// Skills (ids from the agent's card) it also serves over the bus, as a worker in the
+    /// consumer group shared by every host serving them.
+    pub bus_skills: Vec<String>,
 }
 
 fn digest<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -256,6 +259,16 @@ impl Manifest {
             {
                 return Err(format!(
                     "`subscribe[{i}].group`: {group:?} is invalid: expected 1-249 characters without '/' or control characters"
+                ));
+            }
+            if entry
+                .group
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("agenthost.a2a.")
+            {
+                return Err(format!(
+                    "`subscribe[{i}].group`: groups named agenthost.a2a.* belong to skills served over the bus (`a2a.bus_skills`)"
                 ));
             }
         }
@@ -340,6 +353,10 @@ impl Manifest {
                     "`capabilities.mcp[{i}].tools` must list tool names, or [\"*\"] for every tool"
                 ));
             }
+        }
+        for (i, skill) in self.a2a.bus_skills.iter().enumerate() {
+            crate::a2a::bus::check_skill(skill)
+                .map_err(|e| format!("`a2a.bus_skills[{i}]`: {e}"))?;
         }
         if let Some(i) = c.a2a.iter().position(String::is_empty) {
             return Err(format!("`capabilities.a2a[{i}]` must not be empty"));

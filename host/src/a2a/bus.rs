@@ -1,0 +1,254 @@
+//! A2A over the bus (orchestrator–worker): a skill served through topics instead of HTTP, so
+//! workers in one consumer group share the load and a request outlives a worker crash.
+//!
+//! The envelope (the binding `BINDING` in agent cards):
+//!
+//! - **Request**: a record on `agent.task-requests.{skill}`, keyed by a request id, with headers
+//!   `correlation-id` (the caller's), `a2a-request-id` and `a2a-reply-to` (the results topic),
+//!   and as payload the params of an A2A 1.0 `SendMessage`: `{"message": {…}}`.
+//! - **Result**: a record on the reply-to topic (`agent.task-results.{skill}` by default),
+//!   keyed by the request id, with the same `correlation-id` and `a2a-request-id`, and as
+//!   payload the result of `SendMessage`: `{"task": {…}}`.
+//!
+//! Workers consume requests in the group `agenthost.a2a.{skill}` and commit a request only
+//! after its result is published: a worker killed mid-task leaves the request to another. A
+//! requester matches results by request id and ignores the rest (a request redelivered after
+//! a crash may be answered twice; the first answer wins).
+
+use super::model::{Message, Task};
+use super::wire::{self, Dialect};
+use crate::agent::{AgentVersion, InvocationError};
+use crate::bus::{self, Bus, Outgoing, Record, StartAt};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+/// The `protocolBinding` of the bus interface in agent cards.
+pub const BINDING: &str = "https://agenthost.dev/a2a/bindings/bus/v1";
+pub const REQUEST_ID: &str = "a2a-request-id";
+pub const REPLY_TO: &str = "a2a-reply-to";
+
+pub fn request_topic(skill: &str) -> String {
+    format!("agent.task-requests.{skill}")
+}
+
+pub fn result_topic(skill: &str) -> String {
+    format!("agent.task-results.{skill}")
+}
+
+/// The consumer group of a skill's workers, across hosts.
+pub fn worker_group(skill: &str) -> String {
+    format!("agenthost.a2a.{skill}")
+}
+
+/// Whether `skill` makes valid topic names (Kafka's rules).
+pub fn check_skill(skill: &str) -> Result<(), String> {
+    bus::validate_topic(&request_topic(skill))
+        .map_err(|e| format!("skill id {skill:?} cannot name a topic: {e}"))
+}
+
+fn header<'a>(record: &'a Record, key: &str) -> Option<&'a str> {
+    record
+        .headers
+        .iter()
+        .rev()
+        .find(|h| h.key == key)
+        .and_then(|h| std::str::from_utf8(&h.value).ok())
+}
+
+/// The worker side: runs `agent` on one request record and publishes the result. An error
+/// means the request is not finished (retried, then dead-lettered); a task that failed is a
+/// result like any other.
+pub async fn serve_request(
+    a2a: &super::A2a,
+    bus: &dyn Bus,
+    agent: &AgentVersion,
+    skill: &str,
+    record: &Record,
+    correlation_id: &str,
+) -> Result<(), InvocationError> {
+    let params: serde_json::Value = serde_json::from_slice(&record.payload)
+        .map_err(|e| InvocationError::Rejected(format!("the A2A task request is not JSON: {e}")))?;
+    let send = wire::parse_send(&params, Dialect::V1).map_err(|e| {
+        InvocationError::Rejected(format!("malformed A2A task request: {}", e.message))
+    })?;
+    let request_id = header(record, REQUEST_ID)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{}-{}-{}", record.topic, record.partition, record.offset));
+    let reply_to = header(record, REPLY_TO)
+        .map(str::to_owned)
+        .unwrap_or_else(|| result_topic(skill));
+    bus::validate_topic(&reply_to).map_err(|e| {
+        InvocationError::Rejected(format!("the request's {REPLY_TO} is not a topic: {e}"))
+    })?;
+    let task = a2a
+        .service
+        .send_and_wait(&agent.name, send.message, correlation_id, 0)
+        .await
+        .map_err(|e| InvocationError::Retry(format!("cannot run the task: {}", e.message)))?;
+    let payload = wire::send_result(&task, Dialect::V1, wire::View::full(None));
+    let mut headers = Vec::new();
+    bus::set_header(&mut headers, bus::CORRELATION_ID, correlation_id.as_bytes());
+    bus::set_header(&mut headers, REQUEST_ID, request_id.as_bytes());
+    bus::set_header(&mut headers, "content-type", b"application/json");
+    bus.publish(Outgoing {
+        topic: reply_to,
+        key: Some(request_id.into_bytes()),
+        payload: payload.to_string().into_bytes(),
+        headers,
+    })
+    .await
+    .map_err(|e| InvocationError::Retry(format!("cannot publish the task result: {e}")))?;
+    Ok(())
+}
+
+/// The requester side: publishes requests and hands each result to the call waiting for it.
+pub struct BusRequester {
+    bus: Arc<dyn Bus>,
+    /// Skills this host reaches over the bus (`[a2a] bus_skills`).
+    skills: HashSet<String>,
+    pending: Arc<Mutex<HashMap<String, oneshot::Sender<Result<Task, String>>>>>,
+    /// Skills whose results topic is being read.
+    reading: tokio::sync::Mutex<HashSet<String>>,
+    stop: CancellationToken,
+}
+
+/// Forgets a pending request when its caller gives up (the invocation timed out).
+struct PendingGuard<'a> {
+    pending: &'a Mutex<HashMap<String, oneshot::Sender<Result<Task, String>>>>,
+    id: String,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+impl BusRequester {
+    pub fn new(bus: Arc<dyn Bus>, skills: &[String], stop: CancellationToken) -> Self {
+        Self {
+            bus,
+            skills: skills.iter().cloned().collect(),
+            pending: Arc::default(),
+            reading: tokio::sync::Mutex::new(HashSet::new()),
+            stop,
+        }
+    }
+
+    pub fn serves(&self, skill: &str) -> bool {
+        self.skills.contains(skill)
+    }
+
+    /// Sends `message` to the workers of `skill` and waits for the result.
+    pub async fn send(
+        &self,
+        skill: &str,
+        message: &Message,
+        correlation_id: &str,
+        timeout: Duration,
+    ) -> Result<Task, String> {
+        self.ensure_reading(skill).await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), tx);
+        let _guard = PendingGuard {
+            pending: &self.pending,
+            id: id.clone(),
+        };
+        let mut headers = Vec::new();
+        bus::set_header(&mut headers, bus::CORRELATION_ID, correlation_id.as_bytes());
+        bus::set_header(&mut headers, REQUEST_ID, id.as_bytes());
+        bus::set_header(&mut headers, REPLY_TO, result_topic(skill).as_bytes());
+        bus::set_header(&mut headers, "content-type", b"application/json");
+        let payload = json!({ "message": wire::message_json(message, Dialect::V1) });
+        self.bus
+            .publish(Outgoing {
+                topic: request_topic(skill),
+                key: Some(id.clone().into_bytes()),
+                payload: payload.to_string().into_bytes(),
+                headers,
+            })
+            .await
+            .map_err(|e| format!("cannot publish the task request: {e}"))?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the host stopped before the result arrived".into()),
+            Err(_) => Err(format!(
+                "no result on {} within {}",
+                result_topic(skill),
+                humantime::format_duration(timeout)
+            )),
+        }
+    }
+
+    /// Starts reading the skill's results topic (from its current end) unless it is read
+    /// already. Returns once the reader is positioned, so no result published later is missed.
+    async fn ensure_reading(&self, skill: &str) -> Result<(), String> {
+        let mut reading = self.reading.lock().await;
+        if reading.contains(skill) {
+            return Ok(());
+        }
+        let topic = result_topic(skill);
+        let mut reader = self
+            .bus
+            .read(&topic, StartAt::End)
+            .await
+            .map_err(|e| format!("cannot read {topic}: {e}"))?;
+        reading.insert(skill.to_owned());
+        let pending = self.pending.clone();
+        let bus = self.bus.clone();
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let record = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = reader.next() => r,
+                };
+                match record {
+                    Ok(record) => deliver_result(&pending, &record),
+                    Err(error) => {
+                        tracing::warn!(topic, %error, "reading A2A results failed; reopening");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        match bus.read(&topic, StartAt::End).await {
+                            Ok(r) => reader = r,
+                            Err(error) => tracing::warn!(topic, %error, "cannot reopen"),
+                        }
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+fn deliver_result(
+    pending: &Mutex<HashMap<String, oneshot::Sender<Result<Task, String>>>>,
+    record: &Record,
+) {
+    let Some(id) = header(record, REQUEST_ID) else {
+        return;
+    };
+    let Some(waiting) = pending.lock().unwrap_or_else(|p| p.into_inner()).remove(id) else {
+        // Another host's request, or an answer that came twice.
+        return;
+    };
+    let parsed = serde_json::from_slice::<serde_json::Value>(&record.payload)
+        .map_err(|e| e.to_string())
+        .and_then(|v| wire::parse_send_result(&v));
+    let _ = waiting.send(parsed.map_err(|error| {
+        format!(
+            "malformed result at {} partition {} offset {}: {error}",
+            record.topic, record.partition, record.offset
+        )
+    }));
+}

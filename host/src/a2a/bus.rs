@@ -105,12 +105,15 @@ pub async fn serve_request(
     Ok(())
 }
 
+/// Requests waiting for their result, by request id.
+type Pending = Mutex<HashMap<String, oneshot::Sender<Result<Task, String>>>>;
+
 /// The requester side: publishes requests and hands each result to the call waiting for it.
 pub struct BusRequester {
     bus: Arc<dyn Bus>,
     /// Skills this host reaches over the bus (`[a2a] bus_skills`).
     skills: HashSet<String>,
-    pending: Arc<Mutex<HashMap<String, oneshot::Sender<Result<Task, String>>>>>,
+    pending: Arc<Pending>,
     /// Skills whose results topic is being read.
     reading: tokio::sync::Mutex<HashSet<String>>,
     stop: CancellationToken,
@@ -118,7 +121,7 @@ pub struct BusRequester {
 
 /// Forgets a pending request when its caller gives up (the invocation timed out).
 struct PendingGuard<'a> {
-    pending: &'a Mutex<HashMap<String, oneshot::Sender<Result<Task, String>>>>,
+    pending: &'a Pending,
     id: String,
 }
 
@@ -232,7 +235,7 @@ impl BusRequester {
 }
 
 fn deliver_result(
-    pending: &Mutex<HashMap<String, oneshot::Sender<Result<Task, String>>>>,
+    pending: &Pending,
     record: &Record,
 ) {
     let Some(id) = header(record, REQUEST_ID) else {

@@ -32,6 +32,12 @@ const EXPECTED: &[(&str, u64, &str, &[&str])] = &[
         ],
     ),
     (
+        "ecommerce.order-updated.v1",
+        1,
+        "order-update, handed the sku-2 decision over A2A, asked for a restock",
+        &[r#""action":"restock""#, r#""incoming":120"#],
+    ),
+    (
         "agent.dead-letter.v1",
         1,
         "the malformed sku-4 event was dead-lettered with its reason",

@@ -234,10 +234,7 @@ impl BusRequester {
     }
 }
 
-fn deliver_result(
-    pending: &Pending,
-    record: &Record,
-) {
+fn deliver_result(pending: &Pending, record: &Record) {
     let Some(id) = header(record, REQUEST_ID) else {
         return;
     };

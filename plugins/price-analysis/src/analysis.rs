@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// The default topic for decisions (config `out`).
 pub const DEFAULT_OUT: &str = "action.price-adjustment.v1";
+/// The agent decisions are handed to when config `orders` is not set.
+pub const DEFAULT_ORDERS_PEER: &str = "order-update";
 /// The MCP server asked for stock when config `inventory` is not set.
 pub const DEFAULT_INVENTORY_SERVER: &str = "inventory";
 /// The default relative gap that triggers a decision (config `threshold`).

@@ -75,13 +75,18 @@
 //!   rejected with a reason naming the key.
 //! - `out` — the decision topic, default `action.price-adjustment.v1`.
 //! - `inventory` — the MCP server with the `get_inventory` tool, default `inventory`.
+//! - `orders` — the agent a decision is handed to over A2A, default `order-update`.
 //!
-//! Imports: `bus`, `state`, `config`, `log`, `mcp`.
+//! After publishing a decision, the agent sends it (a data part) to the order-update agent and
+//! waits for its answer: `rejected` rejects the event, any other unfinished state retries it.
+//!
+//! Imports: `bus`, `state`, `config`, `log`, `mcp`, `a2a`.
 
 pub mod analysis;
 
 use agenthost_sdk::{
-    Agent, Card, Event, Failure, Message, Reply, Skill, bus, config, info, mcp, state, warn,
+    Agent, Card, Event, Failure, Message, Part, Reply, Role, Skill, TaskState, a2a, bus, config,
+    info, mcp, state, warn,
 };
 use analysis::{Decision, LastPrice, PriceChanged, Source, Stock};
 
@@ -140,7 +145,9 @@ impl Agent for PriceAnalysis {
         let old_price = last.map(|last| last.price);
         if let Some(decision) = analysis::decide(&input, old_price, threshold, source) {
             let stock = stock_of(&input.product)?;
-            publish(&analysis::apply_stock(decision, stock))?;
+            let decision = analysis::apply_stock(decision, stock);
+            publish(&decision)?;
+            hand_to_orders(&decision)?;
         }
 
         state::set_json(
@@ -205,6 +212,33 @@ fn stock_of(product: &str) -> Result<Stock, Failure> {
                 "{server}/get_inventory answered for {product} without stock figures: {error}"
             ))
         }),
+    }
+}
+
+/// Sends the decision to the order-update agent (config `orders`) over A2A and waits for it.
+fn hand_to_orders(decision: &Decision) -> Result<(), Failure> {
+    let peer = config::get_or("orders", analysis::DEFAULT_ORDERS_PEER);
+    let json = serde_json::to_string(decision)
+        .map_err(|e| Failure::reject(format!("cannot serialize the decision: {e}")))?;
+    let mut message = Message::from_text(Role::User, "");
+    message.parts = vec![Part::Data(json)];
+    let answer = a2a::send(&peer, &message)?;
+    match answer.state {
+        TaskState::Completed => {
+            info!("{}: {}", peer, answer.text());
+            Ok(())
+        }
+        // The decision itself is wrong for it: retrying sends the same one.
+        TaskState::Rejected => Err(Failure::reject(format!(
+            "{peer} rejected the decision for {}: {}",
+            decision.product,
+            answer.text()
+        ))),
+        other => Err(Failure::retry(format!(
+            "{peer} ended the task {other:?} for {}: {}",
+            decision.product,
+            answer.text()
+        ))),
     }
 }
 

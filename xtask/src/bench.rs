@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: the benchmarks of DESIGN §9 that exist so far, each printing a baseline
 //! measured in the same run and the ratio to it. Release builds; expect a long first build.
-//! Arguments select benchmarks by name (`dispatch`, `mcp_call`); none runs them all.
+//! Arguments select benchmarks by name (`dispatch`, `mcp_call`, `a2a_send`); none runs them all.
 
 use crate::{peers, plugins, workspace};
 use anyhow::{Result, bail};
@@ -11,6 +11,10 @@ const BENCHES: &[(&str, &str)] = &[
     (
         "mcp_call",
         "MCP: a tool call through the host vs rmcp direct",
+    ),
+    (
+        "a2a_send",
+        "S6: A2A SendMessage through the host vs the Python a2a-sdk server",
     ),
 ];
 
@@ -29,6 +33,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
     }
     plugins::run(vec!["echo".into(), "tool-call".into()])?;
     peers::ensure_node()?;
+    peers::ensure_python()?;
     for (name, what) in BENCHES {
         if !args.is_empty() && !args.iter().any(|a| a == name) {
             continue;

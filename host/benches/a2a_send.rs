@@ -1,0 +1,159 @@
+//! S6 (DESIGN §9): A2A `SendMessage` requests per second and latency, through the host serving
+//! the `echo` agent, against the Python `a2a-sdk` server running an echo agent
+//! (tests/peers/a2a_echo_server.py), measured in the same run with the same client: blocking
+//! v1.0 `SendMessage` calls over keep-alive HTTP from `CONCURRENCY` tasks for `DURATION`.
+//!
+//! The host runs in-process (its HTTP router on a loopback port), so the figures are the A2A
+//! path — JSON-RPC parsing, the task persisted in sled at each state change, a fresh echo
+//! instance per message — not process start-up. Run with `cargo xtask bench a2a_send`.
+
+use agenthost::config::HostConfig;
+use agenthost::host::Host;
+use agenthost::http::{AppState, router};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CONCURRENCY: usize = 8;
+const WARMUP: Duration = Duration::from_secs(2);
+const DURATION: Duration = Duration::from_secs(8);
+
+/// Requests/s, p50 and p99 (µs) of blocking SendMessage calls to `endpoint`.
+async fn load(endpoint: &str) -> anyhow::Result<(f64, f64, f64)> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build()?;
+    let run = |until: Instant| {
+        let http = http.clone();
+        let endpoint = endpoint.to_owned();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < until {
+                n += 1;
+                let body = json!({
+                    "jsonrpc": "2.0", "id": n, "method": "SendMessage",
+                    "params": {"message": {"messageId": format!("m-{n}"), "role": "ROLE_USER", "parts": [{"text": "hello"}]}},
+                });
+                let started = Instant::now();
+                let response = http
+                    .post(&endpoint)
+                    .header("A2A-Version", "1.0")
+                    .json(&body)
+                    .send()
+                    .await?;
+                let value: serde_json::Value = response.json().await?;
+                anyhow::ensure!(value.get("result").is_some(), "no result: {value}");
+                samples.push(started.elapsed().as_secs_f64() * 1e6);
+            }
+            anyhow::Ok(samples)
+        })
+    };
+    // Warm-up (connections, JIT, caches), then the measured window.
+    for task in (0..CONCURRENCY).map(|_| run(Instant::now() + WARMUP)).collect::<Vec<_>>() {
+        task.await??;
+    }
+    let started = Instant::now();
+    let until = started + DURATION;
+    let mut samples = Vec::new();
+    for task in (0..CONCURRENCY).map(|_| run(until)).collect::<Vec<_>>() {
+        samples.extend(task.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    Ok((samples.len() as f64 / elapsed, at(0.50), at(0.99)))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned();
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), Into::into);
+    let echo = target.join("plugins/echo.wasm");
+    anyhow::ensure!(echo.exists(), "{} is missing: run `cargo xtask bench`", echo.display());
+
+    // The Python a2a-sdk server with its echo agent.
+    let python_port = free_port();
+    let _python = Child(
+        std::process::Command::new("python3")
+            .arg(root.join("tests/peers/a2a_echo_server.py"))
+            .arg(python_port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?,
+    );
+
+    let scratch = std::env::temp_dir().join(format!("agenthost-a2a-bench-{}", std::process::id()));
+    std::fs::create_dir_all(scratch.join("agents"))?;
+    std::fs::write(
+        scratch.join("agents/echo.toml"),
+        format!(
+            "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[capabilities]\npublish = [\"x.y.v1\"]\nconfig = {{ out = \"x.y.v1\" }}\n[a2a]\nexpose = true\n",
+            echo.display()
+        ),
+    )?;
+    let port = free_port();
+    let config = HostConfig::parse(
+        &scratch.join("agenthost.toml"),
+        &format!("listen = \"127.0.0.1:{port}\"\n[runtime]\ncache = false\n"),
+    )?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let host: Arc<Host> = Host::open(config).await?;
+        let app = router(AppState {
+            host: host.clone(),
+            token: None,
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        host.deploy_configured().await;
+
+        let card = format!("http://127.0.0.1:{python_port}/.well-known/agent-card.json");
+        let started = Instant::now();
+        while reqwest::get(&card).await.map(|r| r.status().is_success()).ok() != Some(true) {
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "the a2a-sdk server did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        let (py_rps, py_p50, py_p99) = load(&format!("http://127.0.0.1:{python_port}/a2a/jsonrpc")).await?;
+        let (rps, p50, p99) = load(&format!("http://127.0.0.1:{port}/agents/echo")).await?;
+        println!(
+            "S6: blocking SendMessage to an echo agent, {CONCURRENCY} concurrent clients, {}s",
+            DURATION.as_secs()
+        );
+        println!("{:>20}  {:>10}  {:>10}  {:>10}", "", "req/s", "p50", "p99");
+        println!("{:>20}  {py_rps:>10.0}  {py_p50:>8.0}µs  {py_p99:>8.0}µs", "a2a-sdk (Python)");
+        println!("{:>20}  {rps:>10.0}  {p50:>8.0}µs  {p99:>8.0}µs", "agenthost");
+        println!(
+            "{:>20}  {:>9.2}x  {:>9.2}x  {:>9.2}x",
+            "ratio",
+            rps / py_rps,
+            p50 / py_p50,
+            p99 / py_p99
+        );
+        host.shutdown(Duration::from_secs(5)).await;
+        anyhow::Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}

@@ -21,7 +21,9 @@ const DURATION: Duration = Duration::from_secs(8);
 
 /// Requests/s, p50 and p99 (µs) of blocking SendMessage calls to `endpoint`.
 async fn load(endpoint: &str) -> anyhow::Result<(f64, f64, f64)> {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()?;
     let run = |until: Instant| {
         let http = http.clone();
         let endpoint = endpoint.to_owned();
@@ -49,7 +51,10 @@ async fn load(endpoint: &str) -> anyhow::Result<(f64, f64, f64)> {
         })
     };
     // Warm-up (connections, JIT, caches), then the measured window.
-    for task in (0..CONCURRENCY).map(|_| run(Instant::now() + WARMUP)).collect::<Vec<_>>() {
+    for task in (0..CONCURRENCY)
+        .map(|_| run(Instant::now() + WARMUP))
+        .collect::<Vec<_>>()
+    {
         task.await??;
     }
     let started = Instant::now();
@@ -86,7 +91,11 @@ fn main() -> anyhow::Result<()> {
         .to_owned();
     let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), Into::into);
     let echo = target.join("plugins/echo.wasm");
-    anyhow::ensure!(echo.exists(), "{} is missing: run `cargo xtask bench`", echo.display());
+    anyhow::ensure!(
+        echo.exists(),
+        "{} is missing: run `cargo xtask bench`",
+        echo.display()
+    );
 
     // The Python a2a-sdk server with its echo agent.
     let python_port = free_port();
@@ -130,20 +139,35 @@ fn main() -> anyhow::Result<()> {
 
         let card = format!("http://127.0.0.1:{python_port}/.well-known/agent-card.json");
         let started = Instant::now();
-        while reqwest::get(&card).await.map(|r| r.status().is_success()).ok() != Some(true) {
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "the a2a-sdk server did not start");
+        while reqwest::get(&card)
+            .await
+            .map(|r| r.status().is_success())
+            .ok()
+            != Some(true)
+        {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "the a2a-sdk server did not start"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 
-        let (py_rps, py_p50, py_p99) = load(&format!("http://127.0.0.1:{python_port}/a2a/jsonrpc")).await?;
+        let (py_rps, py_p50, py_p99) =
+            load(&format!("http://127.0.0.1:{python_port}/a2a/jsonrpc")).await?;
         let (rps, p50, p99) = load(&format!("http://127.0.0.1:{port}/agents/echo")).await?;
         println!(
             "S6: blocking SendMessage to an echo agent, {CONCURRENCY} concurrent clients, {}s",
             DURATION.as_secs()
         );
         println!("{:>20}  {:>10}  {:>10}  {:>10}", "", "req/s", "p50", "p99");
-        println!("{:>20}  {py_rps:>10.0}  {py_p50:>8.0}µs  {py_p99:>8.0}µs", "a2a-sdk (Python)");
-        println!("{:>20}  {rps:>10.0}  {p50:>8.0}µs  {p99:>8.0}µs", "agenthost");
+        println!(
+            "{:>20}  {py_rps:>10.0}  {py_p50:>8.0}µs  {py_p99:>8.0}µs",
+            "a2a-sdk (Python)"
+        );
+        println!(
+            "{:>20}  {rps:>10.0}  {p50:>8.0}µs  {p99:>8.0}µs",
+            "agenthost"
+        );
         println!(
             "{:>20}  {:>9.2}x  {:>9.2}x  {:>9.2}x",
             "ratio",

@@ -31,6 +31,13 @@ fn grant_set(m: &Manifest) -> BTreeSet<String> {
     set.extend(c.http.iter().map(|h| format!("http {h}")));
     set.extend(c.env.iter().map(|e| format!("env {e}")));
     set.extend(c.a2a.iter().map(|p| format!("a2a {p}")));
+    // Serving a skill from the bus takes requests from any host: a grant like a subscription.
+    set.extend(
+        m.a2a
+            .bus_skills
+            .iter()
+            .map(|s| format!("a2a.bus_skills {s}")),
+    );
     for f in &c.files {
         let access = match f.access {
             FileAccess::Read => "read",
@@ -132,6 +139,19 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<DiffLine> {
             text: format!("a2a.expose {} → {}", old.a2a.expose, new.a2a.expose),
         });
     }
+    // Authentication is a list of alternatives: a new scheme lets more clients in, dropping the
+    // last one lets everyone in.
+    let (so, sn): (BTreeSet<&String>, BTreeSet<&String>) = (
+        old.a2a.security.iter().collect(),
+        new.a2a.security.iter().collect(),
+    );
+    if so != sn {
+        let opens_up = (!so.is_empty() && sn.is_empty()) || sn.difference(&so).next().is_some();
+        lines.push(DiffLine {
+            widens: opens_up,
+            text: format!("a2a.security {so:?} → {sn:?}"),
+        });
+    }
     lines.sort_by_key(|l| !l.widens);
     lines
 }
@@ -205,6 +225,35 @@ mod tests {
             diff(&old, &new)
                 .iter()
                 .any(|l| l.widens && l.text.contains("read-write"))
+        );
+    }
+
+    #[test]
+    fn a2a_serving_changes_are_classified() {
+        let base = "name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n";
+        let m = |extra: &str| {
+            Manifest::parse(std::path::Path::new("a.toml"), &format!("{base}{extra}")).unwrap()
+        };
+        let secured = m("[a2a]\nexpose = true\nsecurity = [\"team\"]\n");
+        let open = m("[a2a]\nexpose = true\n");
+        let two = m("[a2a]\nexpose = true\nsecurity = [\"team\", \"partners\"]\n");
+        let worker = m("[a2a]\nexpose = true\nsecurity = [\"team\"]\nbus_skills = [\"x\"]\n");
+        assert!(
+            diff(&secured, &open).iter().any(|l| l.widens),
+            "dropping auth widens"
+        );
+        assert!(
+            diff(&secured, &two).iter().any(|l| l.widens),
+            "another scheme widens"
+        );
+        assert!(
+            diff(&two, &secured).iter().all(|l| !l.widens),
+            "fewer alternatives narrow"
+        );
+        assert!(
+            diff(&secured, &worker)
+                .iter()
+                .any(|l| l.widens && l.text.contains("bus_skills"))
         );
     }
 }

@@ -482,6 +482,45 @@ fn reused_instances_keep_each_events_correlation_and_drop_after_a_trap(bus: Test
     );
 }
 
+/// `delivery.mode = "exactly-once"` needs broker transactions. Neither test bus has them — the
+/// embedded bus none at all, tansu 0.6 no EndTxn — so the agent is refused at deploy with the
+/// reason, never silently run at-least-once, and the same agent at-least-once serves.
+fn exactly_once_is_refused_without_broker_transactions(bus: TestBus) {
+    let s = Scenario::on(&bus);
+    let host = s.start();
+    let exactly_once = ECHO.replace("[delivery]", "[delivery]\nmode = \"exactly-once\"");
+    let manifest = s.manifest("echo", &exactly_once);
+    let out = s.cli(&["deploy", manifest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("exactly-once") && stderr.contains("transactions"),
+        "{stderr}"
+    );
+    match bus {
+        TestBus::Local => assert!(stderr.contains("local bus has none"), "{stderr}"),
+        // librdkafka names the missing request.
+        TestBus::Kafka(_) => assert!(
+            stderr.contains("does not support") && stderr.contains("EndTxn"),
+            "{stderr}"
+        ),
+    }
+    let agents = s.cli(&["agents"]);
+    assert!(
+        String::from_utf8_lossy(&agents.stdout).contains("refused"),
+        "{}",
+        describe(&agents)
+    );
+
+    let manifest = s.manifest("echo", ECHO);
+    let out = s.cli(&["deploy", manifest.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", describe(&out));
+    publish(&host.url, "demo.in.v1", None, "after", Some("cid-after")).unwrap();
+    let got = consume(&host.url, "demo.out.v1", 1, Duration::from_secs(30));
+    assert_eq!(got.len(), 1, "log:\n{}", host.log_text());
+    assert_eq!(got[0].headers["correlation-id"], "cid-after");
+}
+
 macro_rules! on_both_buses {
     ($($name:ident),* $(,)?) => {
         mod local {
@@ -499,5 +538,6 @@ on_both_buses!(
     failures_are_retried_then_dead_lettered_with_the_reason,
     a_denied_publish_is_seen_by_the_agent_and_dead_lettered,
     sigterm_exits_cleanly_and_a_restart_resumes_after_committed_offsets,
-    reused_instances_keep_each_events_correlation_and_drop_after_a_trap
+    reused_instances_keep_each_events_correlation_and_drop_after_a_trap,
+    exactly_once_is_refused_without_broker_transactions
 );

@@ -136,7 +136,7 @@ impl AgentVersion {
 
     async fn read_card(&self) -> Result<CardInfo, InvocationError> {
         let card = self
-            .run("deploy", |plugin, store| {
+            .run("deploy", None, |plugin, store| {
                 Box::pin(async move { plugin.agenthost_agent_agent().call_card(store).await })
             })
             .await?;
@@ -160,8 +160,17 @@ impl AgentVersion {
 
     /// Delivers one bus event to an instance.
     pub async fn on_event(&self, event: agent::Event) -> Result<(), InvocationError> {
+        self.on_event_in(event, None).await
+    }
+
+    /// Delivers one bus event whose publishes join `txn` (exactly-once delivery), if given.
+    pub async fn on_event_in(
+        &self,
+        event: agent::Event,
+        txn: Option<Arc<dyn crate::bus::TxnPublisher>>,
+    ) -> Result<(), InvocationError> {
         let correlation_id = event.correlation_id.clone();
-        self.invoke("event", &correlation_id, move |plugin, store| {
+        self.invoke("event", &correlation_id, txn, move |plugin, store| {
             Box::pin(async move {
                 plugin
                     .agenthost_agent_agent()
@@ -178,7 +187,7 @@ impl AgentVersion {
         message: types::Message,
         correlation_id: &str,
     ) -> Result<types::Reply, InvocationError> {
-        self.invoke("message", correlation_id, move |plugin, store| {
+        self.invoke("message", correlation_id, None, move |plugin, store| {
             Box::pin(async move {
                 plugin
                     .agenthost_agent_agent()
@@ -195,6 +204,7 @@ impl AgentVersion {
         &self,
         kind: &'static str,
         correlation_id: &str,
+        txn: Option<Arc<dyn crate::bus::TxnPublisher>>,
         call: impl for<'a> FnOnce(
             &'a AgentPlugin,
             &'a mut Store<StoreData>,
@@ -205,7 +215,7 @@ impl AgentVersion {
     ) -> Result<R, InvocationError> {
         let started = Instant::now();
         let outcome = self
-            .run(correlation_id, call)
+            .run(correlation_id, txn, call)
             .await
             .and_then(|r| r.map_err(failure));
         self.metrics.record_invocation(
@@ -227,6 +237,7 @@ impl AgentVersion {
     async fn run<R>(
         &self,
         correlation_id: &str,
+        txn: Option<Arc<dyn crate::bus::TxnPublisher>>,
         call: impl for<'a> FnOnce(
             &'a AgentPlugin,
             &'a mut Store<StoreData>,
@@ -241,12 +252,12 @@ impl AgentVersion {
         let limits = &self.manifest.limits;
         let (mut store, warm_plugin) = match self.take_warm() {
             Some(mut warm) => {
-                warm.store.data().caller.set_correlation_id(correlation_id);
                 self.refresh(&mut warm.store);
                 (warm.store, Some(warm.plugin))
             }
             None => (self.new_store(correlation_id), None),
         };
+        store.data().caller.begin_request(correlation_id, txn);
         let result = tokio::time::timeout(limits.timeout, async {
             let plugin = match warm_plugin {
                 Some(plugin) => plugin,

@@ -15,6 +15,7 @@ use crate::bus::{
     TopicPartition, set_header,
 };
 use crate::capabilities::publish::{AGENT_HEADER, VERSION_HEADER};
+use crate::config::DeliveryMode;
 use crate::metrics::Metrics;
 use crate::registry::AgentCell;
 use crate::runtime::bindings::{agent, types};
@@ -206,6 +207,17 @@ impl PartitionWorker {
                     continue;
                 }
             };
+            // Bus-served A2A skills reply through the shared producer: at-least-once.
+            let exactly_once = self.cell.current().manifest.delivery.mode
+                == DeliveryMode::ExactlyOnce
+                && matches!(self.handler, Handler::Events);
+            if exactly_once {
+                // The offset was committed inside the record's transaction.
+                match self.deliver_exactly_once(reader.as_mut(), &record).await {
+                    Finished::Done => continue,
+                    Finished::Stopped => return,
+                }
+            }
             if let Finished::Stopped = self.deliver(&record).await {
                 return;
             }
@@ -268,6 +280,135 @@ impl PartitionWorker {
                 return Finished::Stopped;
             }
             attempt += 1;
+        }
+    }
+
+    /// Exactly-once: each attempt runs in a transaction of the record's partition; its
+    /// publishes and the offset commit become visible together. A failed attempt is aborted,
+    /// so downstream never sees its publishes; the dead letter, if it comes to that, is
+    /// committed with the offset in a transaction of its own.
+    async fn deliver_exactly_once(
+        &self,
+        reader: &mut dyn PartitionReader,
+        record: &Record,
+    ) -> Finished {
+        let correlation_id = correlation_id_of(record);
+        let mut attempt = 1u32;
+        loop {
+            let agent = self.cell.current();
+            let delivery = &agent.manifest.delivery;
+            let Some(txn) = self.begin_transaction(reader).await else {
+                return Finished::Stopped;
+            };
+            let result = {
+                let _permit = self.concurrency.acquire().await.ok();
+                agent
+                    .on_event_in(to_event(record, &correlation_id, attempt), Some(txn))
+                    .await
+            };
+            let err = match result {
+                Ok(()) => match self.commit_transaction(reader, record).await {
+                    Some(true) => return Finished::Done,
+                    None => return Finished::Stopped,
+                    // Aborted: nothing of this attempt is visible; handle the record again.
+                    Some(false) => continue,
+                },
+                Err(err) => err,
+            };
+            reader.abort_transaction().await;
+            if err.is_permanent() || attempt >= delivery.max_attempts {
+                let dl = dead_letter_record(record, &agent, &correlation_id, attempt, &err);
+                tracing::warn!(agent = &*agent.name, version = &*agent.version, correlation_id, topic = record.topic,
+                    partition = record.partition, offset = record.offset, attempts = attempt, error = %err,
+                    dead_letter = dl.topic, "dead-lettering event (in a transaction)");
+                return self
+                    .dead_letter_exactly_once(reader, record, &agent, dl)
+                    .await;
+            }
+            let wait = backoff(delivery.backoff, delivery.max_backoff, attempt);
+            tracing::warn!(agent = &*agent.name, version = &*agent.version, correlation_id, topic = record.topic,
+                partition = record.partition, offset = record.offset, attempt, error = %err,
+                retry_in = %humantime::format_duration(wait), "invocation failed (transaction aborted); will retry");
+            if sleep_or_stop(wait, &self.stop).await {
+                return Finished::Stopped;
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn dead_letter_exactly_once(
+        &self,
+        reader: &mut dyn PartitionReader,
+        record: &Record,
+        agent: &AgentVersion,
+        dl: Outgoing,
+    ) -> Finished {
+        loop {
+            let Some(txn) = self.begin_transaction(reader).await else {
+                return Finished::Stopped;
+            };
+            if let Err(e) = txn.publish(dl.clone()).await {
+                tracing::error!(agent = &*agent.name, error = %e, "dead-letter publish failed; retrying");
+                reader.abort_transaction().await;
+                if sleep_or_stop(BUS_RETRY, &self.stop).await {
+                    return Finished::Stopped;
+                }
+                continue;
+            }
+            match self.commit_transaction(reader, record).await {
+                Some(true) => {
+                    self.deps.metrics.record_dead_letter(&agent.name);
+                    self.cell
+                        .stats
+                        .dead_letters
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Finished::Done;
+                }
+                Some(false) => {}
+                None => return Finished::Stopped,
+            }
+        }
+    }
+
+    /// Opens a transaction on the partition, retrying bus errors; `None` if the partition was
+    /// revoked or the worker is stopping.
+    async fn begin_transaction(
+        &self,
+        reader: &mut dyn PartitionReader,
+    ) -> Option<Arc<dyn bus::TxnPublisher>> {
+        loop {
+            match reader.begin_transaction().await {
+                Ok(txn) => return Some(txn),
+                Err(BusError::Closed) => return None,
+                Err(err) => {
+                    tracing::warn!(agent = self.cell.name(), partition = %reader.topic_partition(), error = %err, "cannot begin a transaction; retrying");
+                    if sleep_or_stop(BUS_RETRY, &self.stop).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Commits the open transaction with the offset past `record`: `Some(true)` committed,
+    /// `Some(false)` aborted (try again), `None` revoked or stopping.
+    async fn commit_transaction(
+        &self,
+        reader: &mut dyn PartitionReader,
+        record: &Record,
+    ) -> Option<bool> {
+        match reader.commit_transaction(record.offset + 1).await {
+            Ok(()) => Some(true),
+            Err(BusError::Closed) => None,
+            Err(err) => {
+                tracing::warn!(agent = self.cell.name(), partition = %reader.topic_partition(), offset = record.offset,
+                    error = %err, "transaction commit failed; the record is handled again in a new transaction");
+                if sleep_or_stop(BUS_RETRY, &self.stop).await {
+                    None
+                } else {
+                    Some(false)
+                }
+            }
         }
     }
 

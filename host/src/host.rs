@@ -309,6 +309,15 @@ impl Host {
                 )));
             }
         }
+        if version.manifest.delivery.mode == crate::config::DeliveryMode::ExactlyOnce
+            && let Some(first) = version.manifest.subscribe.first()
+        {
+            // Refused rather than silently downgraded: the manifest promises exactly-once.
+            self.bus
+                .check_transactions(&first.topic)
+                .await
+                .map_err(|e| DeployError::Conflict(format!("{source}: {e}")))?;
+        }
         let mut subscriptions: Vec<(String, String)> = version
             .manifest
             .subscribe
@@ -336,18 +345,22 @@ impl Host {
             self.registry.write().insert(name, running);
             return Ok(report);
         };
+        let mode_changed = cell.current().manifest.delivery.mode != version.manifest.delivery.mode;
         let old = cell.swap(version);
         let report = DeployReport {
             replaced: Some(old.version.to_string()),
             ..report
         };
         // Same subscriptions: the running tasks pick up the new version on their next record,
-        // with offsets untouched. Different ones: restart them for the new set.
-        let unchanged = self
-            .registry
-            .read()
-            .get(&name)
-            .is_some_and(|r| r.subscriptions == subscriptions);
+        // with offsets untouched. Different ones, or a different delivery mode (offsets stored
+        // for auto-commit and offsets committed in transactions must not interleave): restart
+        // them, which commits and leaves the groups first.
+        let unchanged = !mode_changed
+            && self
+                .registry
+                .read()
+                .get(&name)
+                .is_some_and(|r| r.subscriptions == subscriptions);
         if unchanged {
             if let Some(r) = self.registry.write().get_mut(&name) {
                 r.source = source.to_owned();

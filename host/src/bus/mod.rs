@@ -119,6 +119,8 @@ pub enum BusError {
     Unavailable(String),
     #[error("the bus is shut down")]
     Closed,
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// The bus every capability and the delivery engine talk to.
@@ -140,6 +142,26 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Reads `topic` outside any consumer group, from every partition (for `agenthost consume`).
     async fn read(&self, topic: &str, start: StartAt) -> Result<Box<dyn TopicReader>, BusError>;
+
+    /// Whether `delivery.mode = "exactly-once"` can be honoured for a subscription to `topic`:
+    /// `Err` says why not. Asked at deploy, so an agent is refused rather than silently
+    /// downgraded to at-least-once.
+    async fn check_transactions(&self, topic: &str) -> Result<(), BusError> {
+        let _ = topic;
+        Err(BusError::Unsupported(format!(
+            "delivery.mode = \"exactly-once\" needs Kafka transactions; the {} bus has none \
+             (use bus.kind = \"kafka\" with a broker that supports them, or mode = \"at-least-once\")",
+            self.kind()
+        )))
+    }
+}
+
+/// Where an exactly-once invocation's publishes go: into the open transaction of the partition
+/// whose record is being handled, visible to read-committed consumers only once the record's
+/// offset commits with them.
+#[async_trait]
+pub trait TxnPublisher: Send + Sync {
+    async fn publish(&self, record: Outgoing) -> Result<Receipt, BusError>;
 }
 
 /// A change of what this group member owns.
@@ -181,6 +203,28 @@ pub trait PartitionReader: Send {
     /// Either way a restart resumes at or before `next_offset`, never after it.
     /// `Err(Closed)` means the partition was revoked: the new owner will redeliver.
     async fn commit(&mut self, next_offset: u64) -> Result<(), BusError>;
+
+    /// Opens a transaction on this partition (exactly-once delivery): records published
+    /// through the returned publisher become visible together with the offset commit of
+    /// [`PartitionReader::commit_transaction`], or never. One transaction at a time.
+    async fn begin_transaction(&mut self) -> Result<std::sync::Arc<dyn TxnPublisher>, BusError> {
+        Err(BusError::Unsupported(
+            "this bus has no transactions".to_owned(),
+        ))
+    }
+
+    /// Commits the open transaction together with `next_offset` for this group. On `Err` the
+    /// transaction was aborted (or fenced by a newer owner of the partition): nothing it
+    /// published becomes visible and the offset did not move.
+    async fn commit_transaction(&mut self, next_offset: u64) -> Result<(), BusError> {
+        let _ = next_offset;
+        Err(BusError::Unsupported(
+            "this bus has no transactions".to_owned(),
+        ))
+    }
+
+    /// Aborts the open transaction, if any: what it published is discarded.
+    async fn abort_transaction(&mut self) {}
 }
 
 /// Reads a topic's partitions outside any group.

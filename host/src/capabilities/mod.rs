@@ -15,7 +15,7 @@ pub mod state;
 pub mod wasi;
 
 use crate::audit::{AuditEntry, AuditLog, Outcome};
-use crate::bus::Bus;
+use crate::bus::{Bus, TxnPublisher};
 use crate::config::Manifest;
 use crate::metrics::Metrics;
 use crate::runtime::StoreData;
@@ -23,13 +23,33 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 
 /// Who is calling: the agent and version an instance belongs to, and the request it serves.
-/// Clones share the correlation id, so a reused instance's capabilities all follow the request
-/// it is serving now.
-#[derive(Clone, Debug)]
+/// Clones share the request, so a reused instance's capabilities all follow the one it is
+/// serving now.
+#[derive(Clone)]
 pub struct Caller {
     pub agent: Arc<str>,
     pub version: Arc<str>,
-    correlation_id: Arc<std::sync::RwLock<Arc<str>>>,
+    request: Arc<std::sync::RwLock<Request>>,
+}
+
+/// The request an instance is serving.
+#[derive(Clone)]
+struct Request {
+    correlation_id: Arc<str>,
+    /// Exactly-once delivery: the transaction the record's publishes belong to.
+    txn: Option<Arc<dyn TxnPublisher>>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let request = self.request();
+        f.debug_struct("Caller")
+            .field("agent", &self.agent)
+            .field("version", &self.version)
+            .field("correlation_id", &request.correlation_id)
+            .field("transactional", &request.txn.is_some())
+            .finish()
+    }
 }
 
 impl Caller {
@@ -37,15 +57,27 @@ impl Caller {
         Self {
             agent,
             version,
-            correlation_id: Arc::new(std::sync::RwLock::new(correlation_id.into())),
+            request: Arc::new(std::sync::RwLock::new(Request {
+                correlation_id: correlation_id.into(),
+                txn: None,
+            })),
         }
     }
 
-    pub fn correlation_id(&self) -> Arc<str> {
-        self.correlation_id
+    fn request(&self) -> Request {
+        self.request
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    pub fn correlation_id(&self) -> Arc<str> {
+        self.request().correlation_id
+    }
+
+    /// The transaction this request's publishes go to, when it is delivered exactly-once.
+    pub fn txn(&self) -> Option<Arc<dyn TxnPublisher>> {
+        self.request().txn
     }
 
     /// Records one use of `capability` on `target` in the audit log.
@@ -88,12 +120,13 @@ impl Caller {
         outcome
     }
 
-    /// Points every clone at a new request (a reused instance serving its next event).
-    pub fn set_correlation_id(&self, correlation_id: &str) {
-        *self
-            .correlation_id
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = correlation_id.into();
+    /// Points every clone at a new request (a fresh instance, or a reused one serving its
+    /// next event): its correlation id, and the transaction its publishes join, if any.
+    pub fn begin_request(&self, correlation_id: &str, txn: Option<Arc<dyn TxnPublisher>>) {
+        *self.request.write().unwrap_or_else(|p| p.into_inner()) = Request {
+            correlation_id: correlation_id.into(),
+            txn,
+        };
     }
 }
 

@@ -122,12 +122,13 @@ impl PublishInstance {
             payload: record.payload,
             headers,
         };
-        let receipt = self
-            .grant
-            .bus
-            .publish(outgoing)
-            .await
-            .map_err(|e| types::Error::Failed(format!("publish failed: {e}")))?;
+        // Exactly-once: into the record's transaction, committed with its offset.
+        let published = match c.txn() {
+            Some(txn) => txn.publish(outgoing).await,
+            None => self.grant.bus.publish(outgoing).await,
+        };
+        let receipt =
+            published.map_err(|e| types::Error::Failed(format!("publish failed: {e}")))?;
         Ok(wit::Receipt {
             topic: receipt.topic,
             partition: receipt.partition,

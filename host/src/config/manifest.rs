@@ -94,6 +94,31 @@ pub struct Delivery {
     pub dead_letter: String,
     /// Events in flight at once across partitions; order is kept within a partition.
     pub concurrency: u32,
+    /// At-least-once (the default, on every bus) or exactly-once (Kafka transactions).
+    pub mode: DeliveryMode,
+}
+
+/// How a subscription's offsets relate to what the agent published while handling a record.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryMode {
+    /// The offset is committed after the record's publishes are acknowledged: a crash may
+    /// replay what was in flight, so downstream may see a record's outputs twice.
+    #[default]
+    AtLeastOnce,
+    /// The record's publishes (dead letter included) and its offset commit form one Kafka
+    /// transaction: read-committed consumers see each record's outputs exactly once. Needs a
+    /// broker with transactions; deploy refuses the agent otherwise.
+    ExactlyOnce,
+}
+
+impl DeliveryMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AtLeastOnce => "at-least-once",
+            Self::ExactlyOnce => "exactly-once",
+        }
+    }
 }
 
 impl Default for Delivery {
@@ -104,6 +129,7 @@ impl Default for Delivery {
             max_backoff: Duration::from_secs(30),
             dead_letter: "agent.dead-letter.v1".into(),
             concurrency: 8,
+            mode: DeliveryMode::AtLeastOnce,
         }
     }
 }
@@ -463,6 +489,17 @@ expose = true
         assert!(m.capabilities.publish.is_empty() && m.capabilities.state.is_none());
         assert_eq!(m.delivery, Delivery::default());
         assert!(!m.a2a.expose);
+    }
+
+    #[test]
+    fn delivery_mode_is_at_least_once_unless_exactly_once_is_asked_for() {
+        let base = "name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n[delivery]\n";
+        let m = parse(&format!("{base}mode = \"exactly-once\"")).unwrap();
+        assert_eq!(m.delivery.mode, DeliveryMode::ExactlyOnce);
+        let m = parse(&format!("{base}mode = \"at-least-once\"")).unwrap();
+        assert_eq!(m.delivery.mode, DeliveryMode::AtLeastOnce);
+        let err = parse(&format!("{base}mode = \"at-most-once\"")).unwrap_err();
+        assert!(err.contains("exactly-once"), "{err}");
     }
 
     #[test]

@@ -14,8 +14,8 @@ pub use host::{
     RuntimeConfig,
 };
 pub use manifest::{
-    A2aSection, AgentName, Capabilities, Delivery, FileAccess, FileGrant, Limits, Manifest,
-    McpGrant, SubscribeEntry,
+    A2aSection, AgentName, Capabilities, Delivery, DeliveryMode, FileAccess, FileGrant, Limits,
+    Manifest, McpGrant, SubscribeEntry,
 };
 pub use pattern::TopicPattern;
 

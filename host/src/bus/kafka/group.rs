@@ -41,6 +41,7 @@ pub(super) async fn subscribe(
         tokens: Mutex::new(HashMap::new()),
         closing: AtomicBool::new(false),
         metrics: inner.metrics.clone(),
+        inner: inner.clone(),
     };
     let config = client_config(
         &inner.config,
@@ -147,6 +148,8 @@ pub(super) struct GroupContext {
     tokens: Mutex<HashMap<(String, i32), CancellationToken>>,
     closing: AtomicBool,
     metrics: Arc<crate::metrics::Metrics>,
+    /// For the transactional producers of exactly-once partitions.
+    inner: Arc<Inner>,
 }
 
 impl ClientContext for GroupContext {
@@ -233,6 +236,9 @@ impl GroupContext {
                 queue,
                 consumer: consumer.clone(),
                 revoked: token,
+                group: self.group.clone(),
+                inner: self.inner.clone(),
+                txn: None,
             }));
         }
         tracing::info!(
@@ -348,6 +354,10 @@ struct KafkaPartitionReader {
     queue: StreamPartitionQueue<GroupContext>,
     consumer: Arc<GroupConsumer>,
     revoked: CancellationToken,
+    group: String,
+    inner: Arc<Inner>,
+    /// The partition's transactional producer, created by the first exactly-once record.
+    txn: Option<super::txn::PartitionTxn>,
 }
 
 #[async_trait]
@@ -389,6 +399,59 @@ impl PartitionReader for KafkaPartitionReader {
         self.consumer
             .store_offsets(&list)
             .map_err(|e| BusError::Unavailable(format!("{}: {e}", self.tp)))
+    }
+
+    async fn begin_transaction(&mut self) -> Result<Arc<dyn bus::TxnPublisher>, BusError> {
+        if self.revoked.is_cancelled() {
+            return Err(BusError::Closed);
+        }
+        let txn = match &mut self.txn {
+            Some(txn) => txn,
+            empty => empty.insert(
+                super::txn::PartitionTxn::start(self.inner.clone(), &self.group, &self.tp).await?,
+            ),
+        };
+        txn.begin()
+    }
+
+    async fn commit_transaction(&mut self, next_offset: u64) -> Result<(), BusError> {
+        let Some(txn) = self.txn.as_mut() else {
+            return Err(BusError::Unavailable(format!(
+                "{}: no transaction is open",
+                self.tp
+            )));
+        };
+        if self.revoked.is_cancelled() {
+            let _ = txn.abort().await;
+            return Err(BusError::Closed);
+        }
+        let Some(metadata) = self.consumer.group_metadata() else {
+            let _ = txn.abort().await;
+            return Err(BusError::Unavailable(format!(
+                "{}: the consumer has no group metadata",
+                self.tp
+            )));
+        };
+        match txn.commit(metadata, next_offset).await {
+            Ok(()) => Ok(()),
+            Err((err, fatal)) => {
+                self.inner.metrics.record_bus_error("transaction");
+                if fatal {
+                    // Fenced or broken: the next record starts over with a new producer,
+                    // whose init_transactions settles what this one left behind.
+                    self.txn = None;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn abort_transaction(&mut self) {
+        if let Some(txn) = self.txn.as_mut()
+            && !txn.abort().await
+        {
+            self.txn = None;
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod group;
 mod reader;
+mod txn;
 
 use super::{Bus, BusError, Outgoing, Receipt, StartAt, Subscription, TopicReader, validate_topic};
 use crate::config::KafkaConfig;
@@ -47,6 +48,8 @@ struct Inner {
     /// (group, topic) pairs with a live member in this process (see [`BusError::GroupBusy`]).
     claims: super::GroupClaims,
     metrics: Arc<Metrics>,
+    /// The broker's answer to the transaction probe, once it gave a definitive one.
+    transactions: tokio::sync::Mutex<Option<Result<(), String>>>,
 }
 
 impl KafkaBus {
@@ -79,6 +82,7 @@ impl KafkaBus {
                 known_topics: Mutex::new(HashSet::new()),
                 claims: super::GroupClaims::default(),
                 metrics,
+                transactions: tokio::sync::Mutex::new(None),
             }),
         };
         let probe = bus.inner.producer.clone();
@@ -99,13 +103,14 @@ impl KafkaBus {
         }
         Ok(bus)
     }
+}
 
+impl Inner {
     /// Creates `topic` if it does not exist (some brokers, tansu among them, never create
     /// topics on first use).
     async fn ensure_topic(&self, topic: &str) -> Result<(), BusError> {
         validate_topic(topic)?;
         if self
-            .inner
             .known_topics
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -113,7 +118,7 @@ impl KafkaBus {
         {
             return Ok(());
         }
-        let config = &self.inner.config;
+        let config = &self.config;
         let partitions = i32::try_from(config.partitions).unwrap_or(i32::MAX);
         let new_topic = NewTopic::new(
             topic,
@@ -122,7 +127,6 @@ impl KafkaBus {
         );
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = self
-            .inner
             .admin
             .create_topics([&new_topic], &options)
             .await
@@ -137,8 +141,7 @@ impl KafkaBus {
                 }
             }
         }
-        self.inner
-            .known_topics
+        self.known_topics
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(topic.to_owned());
@@ -168,43 +171,7 @@ impl Bus for KafkaBus {
     }
 
     async fn publish(&self, record: Outgoing) -> Result<Receipt, BusError> {
-        self.ensure_topic(&record.topic).await?;
-        let headers = record.headers.iter().fold(
-            OwnedHeaders::new_with_capacity(record.headers.len()),
-            |hs, h| {
-                hs.insert(KafkaHeader {
-                    key: h.key.as_str(),
-                    value: Some(h.value.as_slice()),
-                })
-            },
-        );
-        let mut kafka_record = FutureRecord::<[u8], [u8]>::to(&record.topic)
-            .payload(record.payload.as_slice())
-            .headers(headers);
-        if let Some(key) = record.key.as_deref() {
-            kafka_record = kafka_record.key(key);
-        }
-        match self
-            .inner
-            .producer
-            .send(kafka_record, Timeout::After(PUBLISH_TIMEOUT))
-            .await
-        {
-            Ok(delivery) => Ok(Receipt {
-                topic: record.topic,
-                partition: u32::try_from(delivery.partition).unwrap_or(0),
-                // An idempotent retry the broker recognised as a duplicate is acknowledged
-                // without an offset: the record is stored once, where is unknown.
-                offset: u64::try_from(delivery.offset).unwrap_or(u64::MAX),
-            }),
-            Err((e, _)) => {
-                self.inner.metrics.record_bus_error("publish");
-                Err(BusError::Unavailable(format!(
-                    "publish to {:?} failed: {e}",
-                    record.topic
-                )))
-            }
-        }
+        send(&self.inner, &self.inner.producer, record).await
     }
 
     async fn subscribe(
@@ -213,13 +180,74 @@ impl Bus for KafkaBus {
         topics: &[String],
     ) -> Result<Box<dyn Subscription>, BusError> {
         for topic in topics {
-            self.ensure_topic(topic).await?;
+            self.inner.ensure_topic(topic).await?;
         }
         group::subscribe(self.inner.clone(), group, topics).await
     }
 
     async fn read(&self, topic: &str, start: StartAt) -> Result<Box<dyn TopicReader>, BusError> {
-        self.ensure_topic(topic).await?;
+        self.inner.ensure_topic(topic).await?;
         reader::open(&self.inner.config, topic, start).await
+    }
+
+    /// Probes the broker once with a real transaction; a definitive answer (supported, or
+    /// refused as unsupported) is remembered, an unreachable broker is asked again next time.
+    async fn check_transactions(&self, topic: &str) -> Result<(), BusError> {
+        let mut known = self.inner.transactions.lock().await;
+        if let Some(answer) = known.as_ref() {
+            return answer.clone().map_err(BusError::Unsupported);
+        }
+        self.inner.ensure_topic(topic).await?;
+        let answer = txn::probe(&self.inner, topic).await;
+        match &answer {
+            Ok(()) => *known = Some(Ok(())),
+            Err(BusError::Unsupported(why)) => *known = Some(Err(why.clone())),
+            Err(_) => {}
+        }
+        answer
+    }
+}
+
+/// Publishes `record` through `producer` (the shared idempotent one, or a partition's
+/// transactional one) and waits for the broker's acknowledgement.
+async fn send(
+    inner: &Inner,
+    producer: &FutureProducer,
+    record: Outgoing,
+) -> Result<Receipt, BusError> {
+    inner.ensure_topic(&record.topic).await?;
+    let headers = record.headers.iter().fold(
+        OwnedHeaders::new_with_capacity(record.headers.len()),
+        |hs, h| {
+            hs.insert(KafkaHeader {
+                key: h.key.as_str(),
+                value: Some(h.value.as_slice()),
+            })
+        },
+    );
+    let mut kafka_record = FutureRecord::<[u8], [u8]>::to(&record.topic)
+        .payload(record.payload.as_slice())
+        .headers(headers);
+    if let Some(key) = record.key.as_deref() {
+        kafka_record = kafka_record.key(key);
+    }
+    match producer
+        .send(kafka_record, Timeout::After(PUBLISH_TIMEOUT))
+        .await
+    {
+        Ok(delivery) => Ok(Receipt {
+            topic: record.topic,
+            partition: u32::try_from(delivery.partition).unwrap_or(0),
+            // An idempotent retry the broker recognised as a duplicate is acknowledged
+            // without an offset: the record is stored once, where is unknown.
+            offset: u64::try_from(delivery.offset).unwrap_or(u64::MAX),
+        }),
+        Err((e, _)) => {
+            inner.metrics.record_bus_error("publish");
+            Err(BusError::Unavailable(format!(
+                "publish to {:?} failed: {e}",
+                record.topic
+            )))
+        }
     }
 }

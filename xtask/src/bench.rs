@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: the benchmarks of DESIGN §9 that exist so far, each printing a baseline
 //! measured in the same run and the ratio to it. Release builds; expect a long first build.
-//! Arguments select benchmarks by name (`dispatch`, `mcp_call`, `a2a_send`); none runs them all.
+//! Arguments select benchmarks by name (`dispatch`, `mcp_call`, `a2a_send`, `kafka_pipe`); none runs them all.
 
 use crate::{peers, plugins, workspace};
 use anyhow::{Result, bail};
@@ -15,6 +15,10 @@ const BENCHES: &[(&str, &str)] = &[
     (
         "a2a_send",
         "S6: A2A SendMessage through the host vs the Python a2a-sdk server",
+    ),
+    (
+        "kafka_pipe",
+        "S2/S3: Kafka -> echo -> Kafka vs a raw rdkafka pipe and a Python worker (tansu)",
     ),
 ];
 
@@ -34,12 +38,17 @@ pub fn run(args: Vec<String>) -> Result<()> {
     plugins::run(vec!["echo".into(), "tool-call".into()])?;
     peers::ensure_node()?;
     peers::ensure_python()?;
+    let tansu = crate::test::ensure_tansu()?;
     for (name, what) in BENCHES {
         if !args.is_empty() && !args.iter().any(|a| a == name) {
             continue;
         }
         println!("==> {what}");
-        workspace::run(workspace::cargo().args(["bench", "-p", "agenthost", "--bench", name]))?;
+        workspace::run(
+            workspace::cargo()
+                .args(["bench", "-p", "agenthost", "--bench", name])
+                .env("AGENTHOST_TANSU", &tansu),
+        )?;
     }
     Ok(())
 }

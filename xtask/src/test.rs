@@ -27,21 +27,29 @@ pub fn run(args: Vec<String>) -> Result<()> {
 
 /// Where the tests look for tansu (see tests/support/kafka.rs): `$AGENTHOST_TANSU`, PATH, or
 /// cargo's bin directory.
-fn tansu_installed() -> bool {
-    if std::env::var_os("AGENTHOST_TANSU").is_some() {
-        return true;
+fn tansu_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("AGENTHOST_TANSU") {
+        return Some(path.into());
     }
-    let on_path = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|dir| dir.join("tansu").is_file()));
+    let on_path = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|dir| dir.join("tansu"))
+            .find(|t| t.is_file())
+    });
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    on_path || cargo_home.is_some_and(|h| h.join("bin/tansu").is_file())
+    on_path.or_else(|| {
+        cargo_home
+            .map(|h| h.join("bin/tansu"))
+            .filter(|t| t.is_file())
+    })
 }
 
-fn ensure_tansu() -> Result<()> {
-    if tansu_installed() {
-        return Ok(());
+/// The tansu binary, installed first if it is missing.
+pub fn ensure_tansu() -> Result<PathBuf> {
+    if let Some(path) = tansu_path() {
+        return Ok(path);
     }
     println!("==> installing the tansu broker {TANSU_VERSION} (a few minutes, once)");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -59,5 +67,6 @@ fn ensure_tansu() -> Result<()> {
             // Its own build directory: the workspace's target/ is not for third-party binaries.
             .env_remove("CARGO_TARGET_DIR"),
     )
-    .context("cannot install the tansu broker the Kafka tests need")
+    .context("cannot install the tansu broker the Kafka tests need")?;
+    tansu_path().context("tansu was installed but is not on PATH or in cargo's bin directory")
 }

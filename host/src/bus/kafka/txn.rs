@@ -41,7 +41,7 @@ fn producer_config(inner: &Inner, transactional_id: &str) -> rdkafka::ClientConf
             ("enable.idempotence", "true"),
             ("acks", "all"),
             ("message.timeout.ms", "30000"),
-            ("linger.ms", "2"),
+            ("linger.ms", "0"),
             // Longer than any invocation's retries, shorter than the broker's default maximum.
             ("transaction.timeout.ms", "120000"),
         ],

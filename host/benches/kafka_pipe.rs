@@ -1,0 +1,509 @@
+//! S2 and S3 (DESIGN §9) on one tansu broker in one run.
+//!
+//! S2, throughput: `RECORDS` records of 100 B and of 1 KB are produced to a topic of
+//! `PARTITIONS` partitions first; then each pipeline copies them to its own output topic:
+//!
+//! - **raw pipe**: plain rdkafka, consume → produce → wait for the broker's ack → store the
+//!   offset, partitions in parallel and each in order — the host's offset discipline and
+//!   producer settings (idempotent, `acks = all`, `linger.ms = 0`), without the host.
+//! - **Python worker**: confluent-kafka, batch consume → produce → flush → store offsets
+//!   (tests/peers/kafka_copy_worker.py).
+//! - **agenthost, defaults**: the `echo` agent with the manifest's defaults.
+//! - **agenthost, tuned**: `limits.reuse_instances = true` (a warm instance per event).
+//!
+//! Throughput is measured on the output records' producer timestamps (first to last), so group
+//! joins and start-up are not counted.
+//!
+//! S3, latency: records produced at `RATE`/s for `LATENCY_WINDOW`, each carrying its send time;
+//! a consumer of the output topic measures send → arrival. The raw pipe is the baseline; the
+//! host's added latency is the difference.
+//!
+//! Run with `cargo xtask bench kafka_pipe` (it installs tansu and the Python client, and passes
+//! `AGENTHOST_TANSU`).
+
+use agenthost::config::HostConfig;
+use agenthost::host::Host;
+use anyhow::{Context, Result, ensure};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// tansu answers a fetch only when `fetch.wait.max.ms` (librdkafka's default: 500) runs out,
+/// even with records waiting, which would put ~0.5 s into every hop; every consumer in this
+/// benchmark (each pipeline's and the measuring one) uses 10 ms. Real Kafka answers as soon as
+/// a record arrives, so the host keeps librdkafka's default.
+const FETCH_WAIT_MS: &str = "10";
+const RECORDS: usize = 20_000;
+const PARTITIONS: i32 = 4;
+const SIZES: [usize; 2] = [100, 1024];
+const RATE: u64 = 1_000;
+const LATENCY_WINDOW: Duration = Duration::from_secs(6);
+/// Latency samples from the first second are dropped (connections, caches, instances warm up).
+const LATENCY_WARMUP: Duration = Duration::from_secs(1);
+
+/// The host's configuration in a pipeline: the manifest's defaults, or tuned.
+#[derive(Clone, Copy)]
+struct Tuning {
+    reuse_instances: bool,
+}
+
+const DEFAULTS: Tuning = Tuning {
+    reuse_instances: false,
+};
+const TUNED: Tuning = Tuning {
+    reuse_instances: true,
+};
+
+fn client(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("broker.address.family", "v4");
+    c
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+async fn create_topic(brokers: &str, topic: &str) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client(brokers).create()?;
+    let results = admin
+        .create_topics(
+            [&NewTopic::new(
+                topic,
+                PARTITIONS,
+                TopicReplication::Fixed(1),
+            )],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await?;
+    for r in results {
+        r.map_err(|(t, e)| anyhow::anyhow!("create {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Produces `count` records of `size` bytes to `topic`, keyed over 64 keys; the payload starts
+/// with its send time in microseconds. Paced to `rate` per second if given.
+async fn produce(
+    brokers: &str,
+    topic: &str,
+    count: usize,
+    size: usize,
+    rate: Option<u64>,
+) -> Result<()> {
+    let producer: FutureProducer = client(brokers)
+        .set("linger.ms", "5")
+        .set("acks", "all")
+        .create()?;
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    for i in 0..count {
+        if let Some(rate) = rate {
+            let due = started + Duration::from_micros(i as u64 * 1_000_000 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let mut payload = format!("{:020}", now_us()).into_bytes();
+        payload.resize(size.max(20), b'x');
+        let key = format!("key-{}", i % 64);
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "correlation-id",
+            value: Some(&format!("bench-{i}")),
+        });
+        let record = FutureRecord::to(topic)
+            .payload(&payload)
+            .key(&key)
+            .headers(headers);
+        pending.push(producer.send_result(record).map_err(|(e, _)| e)?);
+    }
+    // Every record acknowledged before the producer is dropped (dropping it would purge what
+    // is still lingering).
+    for d in pending {
+        d.await?.map_err(|(e, _)| e)?;
+    }
+    Ok(())
+}
+
+/// Reads `topic` from the beginning until `count` records arrived; returns each record's
+/// producer timestamp (ms) and its send-to-arrival latency (µs, from the payload's send time).
+async fn drain(brokers: &str, topic: &str, count: usize) -> Result<(Vec<i64>, Vec<u64>)> {
+    let consumer: StreamConsumer = client(brokers)
+        .set("group.id", "bench-drain")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", FETCH_WAIT_MS)
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let mut stamps = Vec::with_capacity(count);
+    let mut latencies = Vec::with_capacity(count);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while stamps.len() < count {
+        ensure!(
+            Instant::now() < deadline,
+            "{topic}: only {} of {count} records arrived",
+            stamps.len()
+        );
+        let Ok(m) = tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await else {
+            continue;
+        };
+        let m = m?;
+        let arrived = now_us();
+        stamps.push(m.timestamp().to_millis().unwrap_or(0));
+        let sent = m
+            .payload()
+            .and_then(|p| std::str::from_utf8(p.get(..20)?).ok()?.parse::<u64>().ok())
+            .unwrap_or(arrived);
+        latencies.push(arrived.saturating_sub(sent));
+    }
+    Ok((stamps, latencies))
+}
+
+/// Records per second between the first and the last output record.
+fn throughput(stamps: &[i64]) -> f64 {
+    let (min, max) = (
+        stamps.iter().min().copied().unwrap_or(0),
+        stamps.iter().max().copied().unwrap_or(0),
+    );
+    (stamps.len().saturating_sub(1)) as f64 / ((max - min).max(1) as f64 / 1000.0)
+}
+
+fn percentile(sorted: &[u64], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0) as f64
+        / 1000.0
+}
+
+/// The plain rdkafka pipe: a lane per partition, each copying one record at a time and storing
+/// its offset once the copy is acknowledged.
+async fn raw_pipe(
+    brokers: String,
+    group: String,
+    input: String,
+    output: String,
+    stop: CancellationToken,
+) -> Result<()> {
+    let consumer: Arc<StreamConsumer> = Arc::new(
+        client(&brokers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("fetch.wait.max.ms", FETCH_WAIT_MS)
+            .create()?,
+    );
+    consumer.subscribe(&[&input])?;
+    let producer: FutureProducer = client(&brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .create()?;
+    let mut lanes: HashMap<i32, mpsc::Sender<OwnedMessage>> = HashMap::new();
+    loop {
+        let m = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            m = consumer.recv() => m?.detach(),
+        };
+        let lane = lanes.entry(m.partition()).or_insert_with(|| {
+            let (tx, mut rx) = mpsc::channel::<OwnedMessage>(1024);
+            let (producer, consumer, output) = (producer.clone(), consumer.clone(), output.clone());
+            tokio::spawn(async move {
+                while let Some(m) = rx.recv().await {
+                    let mut record = FutureRecord::<[u8], [u8]>::to(&output)
+                        .payload(m.payload().unwrap_or_default());
+                    if let Some(key) = m.key() {
+                        record = record.key(key);
+                    }
+                    if let Some(headers) = m.headers() {
+                        record = record.headers(headers.clone());
+                    }
+                    if producer
+                        .send(record, Timeout::After(Duration::from_secs(30)))
+                        .await
+                        .is_ok()
+                    {
+                        let _ = consumer.store_offset(m.topic(), m.partition(), m.offset() + 1);
+                    }
+                }
+            });
+            tx
+        });
+        lane.send(m).await?;
+    }
+}
+
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn start_tansu(dir: &Path) -> Result<(Child, String)> {
+    let tansu = std::env::var_os("AGENTHOST_TANSU")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "tansu".into());
+    let port = free_port()?;
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = std::process::Command::new(&tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {} (run `cargo xtask bench`)", tansu.display()))?;
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "tansu did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((Child(child), format!("127.0.0.1:{port}")))
+}
+
+/// One pipeline under test, running until dropped or stopped.
+enum Running {
+    Raw(CancellationToken, tokio::task::JoinHandle<Result<()>>),
+    Python(Child),
+    Host(Arc<Host>, PathBuf),
+}
+
+impl Running {
+    async fn stop(self) {
+        match self {
+            Self::Raw(stop, task) => {
+                stop.cancel();
+                let _ = task.await;
+            }
+            Self::Python(child) => drop(child),
+            Self::Host(host, dir) => {
+                host.shutdown(Duration::from_secs(10)).await;
+                drop(host);
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Pipeline {
+    Raw,
+    Python,
+    Host(Tuning),
+}
+
+impl Pipeline {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Raw => "raw pipe",
+            Self::Python => "Python worker",
+            Self::Host(t) if !t.reuse_instances => "agenthost (defaults)",
+            Self::Host(_) => "agenthost (tuned)",
+        }
+    }
+
+    async fn start(
+        self,
+        root: &Path,
+        brokers: &str,
+        group: &str,
+        input: &str,
+        output: &str,
+    ) -> Result<Running> {
+        Ok(match self {
+            Self::Raw => {
+                let stop = CancellationToken::new();
+                let task = tokio::spawn(raw_pipe(
+                    brokers.into(),
+                    group.into(),
+                    input.into(),
+                    output.into(),
+                    stop.clone(),
+                ));
+                Running::Raw(stop, task)
+            }
+            Self::Python => Running::Python(Child(
+                std::process::Command::new("python3")
+                    .arg(root.join("tests/peers/kafka_copy_worker.py"))
+                    .args([brokers, group, input, output])
+                    .spawn()
+                    .context("cannot start the Python worker")?,
+            )),
+            Self::Host(tuning) => {
+                let dir = std::env::temp_dir().join(format!(
+                    "agenthost-kafka-bench-{}-{group}",
+                    std::process::id()
+                ));
+                std::fs::create_dir_all(dir.join("agents"))?;
+                let target = std::env::var("CARGO_TARGET_DIR")
+                    .map_or_else(|_| root.join("target"), Into::into);
+                let echo = target.join("plugins/echo.wasm");
+                std::fs::write(
+                    dir.join("agents/echo.toml"),
+                    format!(
+                        "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n\
+                         [[subscribe]]\ntopic = \"{input}\"\ngroup = \"{group}\"\n\
+                         [limits]\nreuse_instances = {}\n\
+                         [capabilities]\npublish = [\"{output}\"]\nconfig = {{ out = \"{output}\" }}\n",
+                        echo.display(),
+                        tuning.reuse_instances
+                    ),
+                )?;
+                let config = HostConfig::parse(
+                    &dir.join("agenthost.toml"),
+                    &format!(
+                        "listen = \"127.0.0.1:{}\"\n[runtime]\ncache = false\n\
+                         [bus]\nkind = \"kafka\"\n[bus.kafka]\nbrokers = \"{brokers}\"\n\
+                         properties = {{ \"broker.address.family\" = \"v4\", \"fetch.wait.max.ms\" = \"{FETCH_WAIT_MS}\" }}\n",
+                        free_port()?,
+                    ),
+                )?;
+                let host = Host::open(config).await?;
+                host.deploy_configured().await;
+                Running::Host(host, dir)
+            }
+        })
+    }
+}
+
+fn main() -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_owned();
+    let broker_dir = tempfile::tempdir()?;
+    let (_broker, brokers) = start_tansu(broker_dir.path())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let pipelines = [
+            Pipeline::Raw,
+            Pipeline::Host(DEFAULTS),
+            Pipeline::Host(TUNED),
+            Pipeline::Python,
+        ];
+        println!(
+            "S2: Kafka -> echo -> Kafka, {RECORDS} records over {PARTITIONS} partitions, tansu on loopback"
+        );
+        for size in SIZES {
+            let input = format!("bench.in-{size}.v1");
+            create_topic(&brokers, &input).await?;
+            produce(&brokers, &input, RECORDS, size, None).await?;
+            let mut rates = Vec::new();
+            for (i, pipeline) in pipelines.iter().enumerate() {
+                let output = format!("bench.out-{size}-{i}.v1");
+                create_topic(&brokers, &output).await?;
+                let group = format!("bench-s2-{size}-{i}");
+                let running = pipeline
+                    .start(&root, &brokers, &group, &input, &output)
+                    .await?;
+                let drained = drain(&brokers, &output, RECORDS).await;
+                running.stop().await;
+                let rate = throughput(&drained?.0);
+                rates.push(rate);
+            }
+            let (raw, python) = (rates[0], rates[3]);
+            println!("  {size} B records:");
+            for (pipeline, rate) in pipelines.iter().zip(&rates) {
+                let vs = match pipeline {
+                    Pipeline::Host(_) => format!(
+                        "{:.2}x raw pipe, {:.2}x Python",
+                        rate / raw,
+                        rate / python
+                    ),
+                    _ => String::new(),
+                };
+                println!("    {:<22} {rate:>9.0} records/s  {vs}", pipeline.name());
+            }
+        }
+
+        println!(
+            "S3: end-to-end latency at {RATE} records/s, 100 B, {}s (first {}s dropped)",
+            LATENCY_WINDOW.as_secs(),
+            LATENCY_WARMUP.as_secs()
+        );
+        let count = (RATE * LATENCY_WINDOW.as_secs()) as usize;
+        let warmup = (RATE * LATENCY_WARMUP.as_secs()) as usize;
+        let mut baseline: Option<(f64, f64)> = None;
+        for (i, pipeline) in [
+            Pipeline::Raw,
+            Pipeline::Host(DEFAULTS),
+            Pipeline::Host(TUNED),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (input, output) = (
+                format!("bench.lat-in-{i}.v1"),
+                format!("bench.lat-out-{i}.v1"),
+            );
+            create_topic(&brokers, &input).await?;
+            create_topic(&brokers, &output).await?;
+            let running = pipeline
+                .start(&root, &brokers, &format!("bench-s3-{i}"), &input, &output)
+                .await?;
+            // Let the pipeline join its group before the clock starts.
+            produce(&brokers, &input, 1, 100, None).await?;
+            drain(&brokers, &output, 1).await?;
+            let producing = tokio::spawn({
+                let (brokers, input) = (brokers.clone(), input.clone());
+                async move { produce(&brokers, &input, count, 100, Some(RATE)).await }
+            });
+            let drained = drain(&brokers, &output, count + 1).await;
+            producing.await??;
+            running.stop().await;
+            let mut latencies = drained?.1.split_off(1 + warmup);
+            latencies.sort_unstable();
+            let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+            let added = match pipeline {
+                Pipeline::Raw => {
+                    baseline = Some((p50, p99));
+                    String::new()
+                }
+                _ => baseline.map_or_else(String::new, |(b50, b99)| {
+                    format!("added p50 {:+.2} ms, p99 {:+.2} ms", p50 - b50, p99 - b99)
+                }),
+            };
+            println!(
+                "    {:<22} p50 {p50:>6.2} ms  p99 {p99:>6.2} ms  {added}",
+                pipeline.name()
+            );
+        }
+        anyhow::Ok(())
+    })
+}

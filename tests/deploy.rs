@@ -125,6 +125,21 @@ fn bad_deploys_are_refused_and_running_agents_keep_running() {
         &["wasi:sockets/tcp", "raw sockets are never granted"],
     );
 
+    // A component that makes HTTP requests, with no `capabilities.http`: refused, naming the
+    // interface and the grant.
+    let no_http = write(
+        "no-http.toml",
+        &format!(
+            "name = \"no-http\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[capabilities]\npublish = [\"x.v1\"]\nfiles = [{{ path = \".\", mount = \"/data\" }}]\n",
+            plugin("hostile").display()
+        ),
+    );
+    assert_refused(
+        &s,
+        &no_http,
+        &["wasi:http/outgoing-handler", "capabilities.http"],
+    );
+
     // A pinned digest that does not match.
     let pinned = write(
         "pinned.toml",
@@ -286,4 +301,21 @@ fn a_restart_loads_compiled_components_from_the_cache() {
         consume(&host.url, "demo.out.v1", 1, Duration::from_secs(30)).len(),
         1
     );
+}
+
+#[test]
+fn a_host_without_fuel_metering_refuses_a_fuel_budget() {
+    let s = Scenario::new("fuel = false");
+    s.manifest("echo", ECHO);
+    let _host = s.start();
+    let budgeted = s.path().join("budgeted.toml");
+    std::fs::write(
+        &budgeted,
+        format!(
+            "name = \"budgeted\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[limits]\nfuel = 1000000\n",
+            plugin("echo").display()
+        ),
+    )
+    .unwrap();
+    assert_refused(&s, &budgeted, &["limits.fuel", "runtime.fuel = false"]);
 }

@@ -10,6 +10,10 @@
 //!   checks and metrics. This is what every event pays by default.
 //! - `reuse`: the same with `limits.reuse_instances = true` (a warm instance per event).
 //!
+//! Then the cost of the sandbox's run-time checks: the same 100 B event through engines with
+//! none of them, epoch interruption alone, fuel metering alone, the resource limiter alone, and
+//! all three (the default), with a fresh and with a reused instance.
+//!
 //! The bus is an in-memory sink here, so the figures are the dispatch cost, not bus storage;
 //! they include the audit entries every capability use writes (echo reads its config and
 //! publishes: two per event).
@@ -22,7 +26,7 @@ use agenthost::capabilities::HostServices;
 use agenthost::config::{Manifest, RuntimeConfig};
 use agenthost::delivery::to_event;
 use agenthost::metrics::Metrics;
-use agenthost::runtime::Runtime;
+use agenthost::runtime::{Runtime, Sandbox};
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
@@ -131,11 +135,13 @@ fn main() -> anyhow::Result<()> {
             audit,
             mcp: Default::default(),
         };
+        // `publishes` is raised so the raw column's one long-lived instance (which never starts
+        // a new request) is not stopped by limits.publishes.
         let manifest = |reuse: bool| {
             Manifest::parse(
                 &root.join("bench.toml"),
                 &format!(
-                    "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[limits]\ntimeout = \"5s\"\nreuse_instances = {reuse}\n[capabilities]\npublish = [\"bench.out.v1\"]\nconfig = {{ out = \"bench.out.v1\" }}\n",
+                    "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[limits]\ntimeout = \"5s\"\nreuse_instances = {reuse}\npublishes = 4000000000\n[capabilities]\npublish = [\"bench.out.v1\"]\nconfig = {{ out = \"bench.out.v1\" }}\n",
                     echo.display()
                 ),
             )
@@ -220,6 +226,50 @@ fn main() -> anyhow::Result<()> {
                 hosted / raw,
                 show(reused),
                 reused / raw
+            );
+        }
+
+        println!();
+        println!("sandbox cost: 100 B through `echo`, by the run-time checks the engine performs");
+        println!("{:>22}  {:>10}  {:>8}  {:>10}  {:>8}", "checks", "fresh", "vs none", "reuse", "vs none");
+        let record = agenthost::bus::Record {
+            topic: "bench.in.v1".into(),
+            partition: 0,
+            offset: 0,
+            key: Some(b"key".to_vec()),
+            payload: vec![b'x'; 100],
+            headers: vec![agenthost::bus::Header::new("correlation-id", "bench")],
+            timestamp_ms: 0,
+        };
+        let off = Sandbox { epoch_interruption: false, fuel: false, limiter: false };
+        let variants = [
+            ("none", off),
+            ("epoch interruption", Sandbox { epoch_interruption: true, ..off }),
+            ("fuel", Sandbox { fuel: true, ..off }),
+            ("resource limiter", Sandbox { limiter: true, ..off }),
+            ("all (the default)", Sandbox::FULL),
+        ];
+        let mut baseline = None;
+        for (name, sandbox) in variants {
+            let runtime = Runtime::with_sandbox(&RuntimeConfig { cache: false, ..RuntimeConfig::default() }, &scratch, sandbox)?;
+            let compiled = runtime.compile(&bytes)?;
+            let fresh_agent = AgentVersion::deploy(&runtime, &services, manifest(false)?, &compiled).await?;
+            let warm_agent = AgentVersion::deploy(&runtime, &services, manifest(true)?, &compiled).await?;
+            let fresh = measure(7, 3000, || async {
+                fresh_agent.on_event(to_event(&record, "bench", 1)).await.expect("on_event");
+            })
+            .await;
+            let warm = measure(7, 3000, || async {
+                warm_agent.on_event(to_event(&record, "bench", 1)).await.expect("on_event");
+            })
+            .await;
+            let (fresh_none, warm_none) = *baseline.get_or_insert((fresh, warm));
+            println!(
+                "{name:>22}  {:>10}  {:>7.2}x  {:>10}  {:>7.2}x",
+                show(fresh),
+                fresh / fresh_none,
+                show(warm),
+                warm / warm_none
             );
         }
         let _ = std::fs::remove_dir_all(&scratch);

@@ -27,6 +27,10 @@ pub enum InvocationError {
     MemoryLimit(u64),
     #[error("fuel budget of {0} exhausted (limits.fuel)")]
     FuelExhausted(u64),
+    #[error("wasm stack of {0} bytes exhausted (runtime.max_wasm_stack)")]
+    StackExhausted(u64),
+    #[error("table limit of {0} elements reached (limits.table_elements)")]
+    TableLimit(u32),
     #[error("could not instantiate: {0}")]
     Instantiate(String),
 }
@@ -46,8 +50,25 @@ impl InvocationError {
             Self::Timeout(_) => "timeout",
             Self::MemoryLimit(_) => "memory",
             Self::FuelExhausted(_) => "fuel",
+            Self::StackExhausted(_) => "stack",
+            Self::TableLimit(_) => "table",
             Self::Instantiate(_) => "instantiate",
         }
+    }
+
+    /// The sandbox stopped the guest: a trap or a limit, as opposed to the agent's own answer.
+    /// These are audited (capability `sandbox`), so a security team sees an agent that keeps
+    /// hitting its limits.
+    pub fn is_sandbox_stop(&self) -> bool {
+        matches!(
+            self,
+            Self::Trap(_)
+                | Self::Timeout(_)
+                | Self::MemoryLimit(_)
+                | Self::FuelExhausted(_)
+                | Self::StackExhausted(_)
+                | Self::TableLimit(_)
+        )
     }
 }
 
@@ -88,6 +109,10 @@ pub struct AgentVersion {
     /// Idle instances kept for reuse; empty unless `limits.reuse_instances`.
     warm: std::sync::Mutex<Vec<WarmInstance>>,
     metrics: Arc<Metrics>,
+    /// `runtime.max_wasm_stack`, for naming the limit when recursion exhausts it.
+    max_wasm_stack: u64,
+    /// The checks the engine performs, so a store is set up for exactly those.
+    sandbox: crate::runtime::Sandbox,
 }
 
 impl AgentVersion {
@@ -104,6 +129,12 @@ impl AgentVersion {
                 "asks for limits.memory = {} but this host allows at most {} (runtime.max_memory)",
                 manifest.limits.memory,
                 bytesize::ByteSize::b(runtime.max_memory())
+            )));
+        }
+        if manifest.limits.fuel > 0 && !runtime.sandbox().fuel {
+            return Err(LoadError::Import(format!(
+                "asks for limits.fuel = {} but this host does not meter fuel (runtime.fuel = false)",
+                manifest.limits.fuel
             )));
         }
         let pre = runtime.prepare(compiled, &manifest)?;
@@ -126,6 +157,8 @@ impl AgentVersion {
             pre,
             grants,
             metrics: services.metrics.clone(),
+            max_wasm_stack: runtime.max_wasm_stack(),
+            sandbox: runtime.sandbox(),
         };
         agent.card = agent
             .read_card()
@@ -270,7 +303,21 @@ impl AgentVersion {
             wasmtime::Result::Ok((plugin, value))
         })
         .await;
-        let (plugin, value) = self.classify(result, &store)?;
+        let (plugin, value) = match self.classify(result, &store) {
+            Ok(done) => done,
+            Err(err) => {
+                if err.is_sandbox_stop() {
+                    store.data().caller.audit(
+                        &self.grants.audit,
+                        "sandbox",
+                        err.label(),
+                        crate::audit::Outcome::Denied,
+                        &err.to_string(),
+                    );
+                }
+                return Err(err);
+            }
+        };
         if limits.reuse_instances {
             self.warm
                 .lock()
@@ -298,15 +345,20 @@ impl AgentVersion {
 
     /// Fuel and the epoch deadline for one invocation.
     fn set_budgets(&self, store: &mut Store<StoreData>) {
-        // Fuel is always metered (an engine-wide setting); 0 in the manifest means no budget.
-        let fuel = match self.manifest.limits.fuel {
-            0 => u64::MAX,
-            fuel => fuel,
-        };
-        if let Err(err) = store.set_fuel(fuel) {
-            tracing::error!(error = %err, "cannot set fuel; the engine was built without fuel metering");
+        // Fuel is metered engine-wide when `runtime.fuel` is on; 0 in the manifest means no
+        // budget.
+        if self.sandbox.fuel {
+            let fuel = match self.manifest.limits.fuel {
+                0 => u64::MAX,
+                fuel => fuel,
+            };
+            if let Err(err) = store.set_fuel(fuel) {
+                tracing::error!(error = %err, "cannot set fuel; the engine was built without fuel metering");
+            }
         }
-        store.epoch_deadline_async_yield_and_update(1);
+        if self.sandbox.epoch_interruption {
+            store.epoch_deadline_async_yield_and_update(1);
+        }
     }
 
     /// The pre-instantiated component (for embedders and benchmarks that manage instances).
@@ -343,18 +395,26 @@ impl AgentVersion {
             ),
             mcp: capabilities::mcp::McpInstance::new(self.grants.mcp.clone(), caller.clone()),
             a2a: capabilities::a2a::A2aInstance::new(self.grants.a2a.clone(), caller.clone()),
+            files: capabilities::files::FilesInstance::new(
+                caller.clone(),
+                self.grants.audit.clone(),
+            ),
+            http: capabilities::http::HttpInstance::new(self.grants.http.clone(), caller.clone()),
         };
         let memory = usize::try_from(limits.memory.as_u64()).unwrap_or(usize::MAX);
         let data = StoreData {
             wasi,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            limiter: Limiter::new(memory),
+            limiter: Limiter::new(memory, limits.table_elements as usize),
             caps,
             stderr_tail,
             caller,
         };
         let mut store = Store::new(self.pre.engine(), data);
-        store.limiter(|s| &mut s.limiter);
+        if self.sandbox.limiter {
+            store.limiter(|s| &mut s.limiter);
+        }
         self.set_budgets(&mut store);
         store
     }
@@ -376,6 +436,12 @@ impl AgentVersion {
         }
         match err.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::OutOfFuel) => Err(InvocationError::FuelExhausted(limits.fuel)),
+            Some(wasmtime::Trap::StackOverflow) => {
+                Err(InvocationError::StackExhausted(self.max_wasm_stack))
+            }
+            Some(_) if store.data().limiter.table_hit => {
+                Err(InvocationError::TableLimit(limits.table_elements))
+            }
             Some(trap) => Err(InvocationError::Trap(
                 match store.data().stderr_tail.text() {
                     Some(said) => format!("{trap} (guest stderr: {said})"),
@@ -383,7 +449,7 @@ impl AgentVersion {
                 },
             )),
             None if store.data().limiter.table_hit => {
-                Err(InvocationError::Trap("table limit reached".into()))
+                Err(InvocationError::TableLimit(limits.table_elements))
             }
             None => Err(InvocationError::Instantiate(format!("{err:#}"))),
         }

@@ -10,7 +10,7 @@
 //! - the contract's types under friendly names: [`Event`], [`Message`], [`Reply`], [`Failure`],
 //!   [`Card`], [`Skill`], [`HostError`], …, with helpers such as [`Event::json`],
 //!   [`Message::text`], [`Reply::text`] and [`Card::new`];
-//! - one module per import: [`bus`], [`state`], [`config`], [`mcp`], [`a2a`], [`log`] (with
+//! - one module per import: [`bus`], [`state`], [`config`], [`mcp`], [`a2a`], [`http`], [`log`] (with
 //!   the [`info!`], [`warn!`], [`error!`], [`debug!`] and [`trace!`] macros).
 //!
 //! # Imports are pay-as-you-go
@@ -124,6 +124,7 @@ mod message;
 pub mod a2a;
 pub mod bus;
 pub mod config;
+pub mod http;
 pub mod log;
 pub mod mcp;
 pub mod state;

@@ -83,6 +83,22 @@ impl Peer {
         peer
     }
 
+    /// `tests/peers/http_server.py` (Python's http.server) on `port`, logging every request it
+    /// receives to `log`.
+    pub fn http_origin(port: u16, log: &std::path::Path) -> Self {
+        let log = std::fs::File::create(log).expect("http origin log");
+        let child = Command::new("python3")
+            .arg(peers_dir().join("http_server.py"))
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tests/peers/http_server.py (python3)");
+        let mut peer = Self { child, port };
+        peer.wait_listening(Duration::from_secs(30));
+        peer
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/mcp", self.port)
     }
@@ -91,14 +107,14 @@ impl Peer {
         let start = Instant::now();
         while start.elapsed() < limit {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("MCP peer exited early with {status}");
+                panic!("peer exited early with {status}");
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("MCP peer not listening on {} after {limit:?}", self.port);
+        panic!("peer not listening on {} after {limit:?}", self.port);
     }
 }
 

@@ -114,6 +114,18 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<DiffLine> {
         ln.log_rate.into(),
         &|v| format!("{v}/s"),
     );
+    limit(
+        "limits.publishes",
+        lo.publishes.into(),
+        ln.publishes.into(),
+        &|v| format!("{v} per invocation"),
+    );
+    limit(
+        "limits.table_elements",
+        lo.table_elements.into(),
+        ln.table_elements.into(),
+        &|v| v.to_string(),
+    );
     // 0 fuel means unlimited, the widest budget there is.
     let fuel = |f: u64| if f == 0 { u128::MAX } else { f.into() };
     limit("limits.fuel", fuel(lo.fuel), fuel(ln.fuel), &|v| {

@@ -8,6 +8,8 @@
 pub mod a2a;
 pub mod config;
 pub mod diff;
+pub mod files;
+pub mod http;
 pub mod log;
 pub mod mcp;
 pub mod publish;
@@ -38,6 +40,8 @@ struct Request {
     correlation_id: Arc<str>,
     /// Exactly-once delivery: the transaction the record's publishes belong to.
     txn: Option<Arc<dyn TxnPublisher>>,
+    /// Records published for this request so far (`limits.publishes`).
+    published: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl std::fmt::Debug for Caller {
@@ -60,6 +64,7 @@ impl Caller {
             request: Arc::new(std::sync::RwLock::new(Request {
                 correlation_id: correlation_id.into(),
                 txn: None,
+                published: Default::default(),
             })),
         }
     }
@@ -78,6 +83,17 @@ impl Caller {
     /// The transaction this request's publishes go to, when it is delivered exactly-once.
     pub fn txn(&self) -> Option<Arc<dyn TxnPublisher>> {
         self.request().txn
+    }
+
+    /// Takes one of this request's `limit` publishes; false once they are used up.
+    pub fn take_publish(&self, limit: u32) -> bool {
+        use std::sync::atomic::Ordering;
+        let published = self.request().published;
+        published
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     /// Records one use of `capability` on `target` in the audit log.
@@ -126,6 +142,7 @@ impl Caller {
         *self.request.write().unwrap_or_else(|p| p.into_inner()) = Request {
             correlation_id: correlation_id.into(),
             txn,
+            published: Default::default(),
         };
     }
 }
@@ -151,6 +168,7 @@ pub struct Grants {
     pub log: Arc<log::LogBudget>,
     pub mcp: Arc<mcp::McpGrant>,
     pub a2a: Arc<a2a::A2aGrant>,
+    pub http: Arc<http::HttpGrant>,
 }
 
 impl Grants {
@@ -168,6 +186,7 @@ impl Grants {
             )),
             mcp: Arc::new(mcp::McpGrant::new(manifest, services)?),
             a2a: Arc::new(a2a::A2aGrant::new(manifest, services)?),
+            http: Arc::new(http::HttpGrant::new(manifest, services.audit.clone())),
         })
     }
 }
@@ -176,6 +195,8 @@ impl Grants {
 /// agent may use is decided by [`check_import`] at deploy and by its grants on every call.
 pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     wasi::add_to_linker(linker)?;
+    files::add_to_linker(linker)?;
+    http::add_to_linker(linker)?;
     crate::runtime::bindings::types::add_to_linker::<
         StoreData,
         wasmtime::component::HasSelf<StoreData>,
@@ -237,11 +258,15 @@ pub fn check_import(name: &str, manifest: &Manifest) -> Result<(), String> {
         _ if interface.starts_with("wasi:sockets/") => Err(format!(
             "imports `{name}`: raw sockets are never granted to agents; outbound HTTP goes through `capabilities.http`"
         )),
+        "wasi:http/outgoing-handler" | "wasi:http/types" if grants.http.is_empty() => Err(format!(
+            "imports `{name}` but the manifest grants no outbound HTTP: list the allowed `scheme://host[:port]` in `capabilities.http`"
+        )),
+        "wasi:http/outgoing-handler" | "wasi:http/types" => Ok(()),
         _ if interface.starts_with("wasi:http/") => Err(format!(
-            "imports `{name}`, which this host does not provide yet: outbound HTTP (`capabilities.http`) arrives in a later release"
+            "imports `{name}`: agents make outbound requests only (wasi:http/outgoing-handler); they do not serve HTTP"
         )),
         _ => Err(format!(
-            "imports `{name}`, which agenthost does not provide (it provides agenthost:agent/* and a restricted set of wasi:cli, wasi:clocks, wasi:io, wasi:random and wasi:filesystem)"
+            "imports `{name}`, which agenthost does not provide (it provides agenthost:agent/*, wasi:http/outgoing-handler and a restricted set of wasi:cli, wasi:clocks, wasi:io, wasi:random and wasi:filesystem)"
         )),
     }
 }

@@ -20,6 +20,8 @@ pub struct PublishGrant {
     patterns: Vec<TopicPattern>,
     /// `limits.publish_size`, in bytes.
     max_size: u64,
+    /// `limits.publishes`: records per invocation.
+    max_count: u32,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     audit: Arc<AuditLog>,
@@ -30,6 +32,7 @@ impl PublishGrant {
         Self {
             patterns: manifest.capabilities.publish.clone(),
             max_size: manifest.limits.publish_size.as_u64(),
+            max_count: manifest.limits.publishes,
             bus: services.bus.clone(),
             metrics: services.metrics.clone(),
             audit: services.audit.clone(),
@@ -114,6 +117,12 @@ impl PublishInstance {
             return Err(types::Error::Denied(format!(
                 "a record of {size} bytes exceeds limits.publish_size ({})",
                 bytesize::ByteSize::b(self.grant.max_size)
+            )));
+        }
+        if !c.take_publish(self.grant.max_count) {
+            return Err(types::Error::Denied(format!(
+                "this invocation already published {} records, the most limits.publishes allows",
+                self.grant.max_count
             )));
         }
         let outgoing = Outgoing {

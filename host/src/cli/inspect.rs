@@ -81,12 +81,11 @@ fn grant_needed(import: &str) -> Option<&'static str> {
     match interface {
         "agenthost:agent/bus" => Some("capabilities.publish"),
         "agenthost:agent/state" => Some("capabilities.state"),
-        "agenthost:agent/mcp" => Some("capabilities.mcp (not provided by this host yet)"),
-        "agenthost:agent/a2a" => Some("capabilities.a2a (not provided by this host yet)"),
+        "agenthost:agent/mcp" => Some("capabilities.mcp"),
+        "agenthost:agent/a2a" => Some("capabilities.a2a"),
         _ if interface.starts_with("wasi:sockets/") => Some("nothing: sockets are never granted"),
-        _ if interface.starts_with("wasi:http/") => {
-            Some("capabilities.http (not provided by this host yet)")
-        }
+        "wasi:http/outgoing-handler" | "wasi:http/types" => Some("capabilities.http"),
+        _ if interface.starts_with("wasi:http/") => Some("nothing: agents do not serve HTTP"),
         _ => None,
     }
 }

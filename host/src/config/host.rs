@@ -279,6 +279,13 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// Keep compiled components under `data_dir` so a restart does not recompile them.
     pub cache: bool,
+    /// The wasm call stack every instance gets. Host-wide because wasmtime fixes it per engine;
+    /// runaway recursion traps when it is used up ("wasm stack exhausted").
+    pub max_wasm_stack: ByteSize,
+    /// Meter fuel, so agents can set `limits.fuel`. Off saves the metering cost on every
+    /// instruction (see the sandbox rows of the S1 benchmark); a manifest asking for fuel is
+    /// then refused at deploy.
+    pub fuel: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -288,6 +295,8 @@ impl Default for RuntimeConfig {
             pool_instances: 256,
             epoch_tick: Duration::from_millis(10),
             cache: true,
+            max_wasm_stack: ByteSize::kib(512),
+            fuel: true,
         }
     }
 }
@@ -351,6 +360,15 @@ impl HostConfig {
         }
         if self.runtime.max_memory < ByteSize::mib(1) {
             return Err("`runtime.max_memory` must be at least 1MiB".into());
+        }
+        // wasmtime needs room for the host's own frames below the guest's on the same stack.
+        if self.runtime.max_wasm_stack < ByteSize::kib(64)
+            || self.runtime.max_wasm_stack > ByteSize::mib(16)
+        {
+            return Err(format!(
+                "`runtime.max_wasm_stack` is {}; it must be between 64KiB and 16MiB",
+                self.runtime.max_wasm_stack
+            ));
         }
         if self.runtime.epoch_tick.is_zero() {
             return Err("`runtime.epoch_tick` must be greater than 0".into());

@@ -1,7 +1,7 @@
 //! The agent manifest, `agents/<name>.toml`: who the agent is, what it subscribes to, how its
 //! events are delivered, its resource limits, and every capability it is granted.
 
-use super::{ConfigError, TopicPattern, parse_toml};
+use super::{ConfigError, HttpRule, TopicPattern, parse_toml};
 use bytesize::ByteSize;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -156,7 +156,17 @@ pub struct Limits {
     /// Log lines (the `log` import and stdout/stderr) per second across the agent's instances;
     /// lines beyond it are dropped and counted.
     pub log_rate: u32,
+    /// Records one invocation may publish; a publish beyond it is denied, so an agent stuck in
+    /// a publishing loop fails its event instead of flooding the bus until its timeout.
+    pub publishes: u32,
+    /// Elements of each wasm table (function-pointer tables grow with indirect calls).
+    pub table_elements: u32,
 }
+
+/// A component's tables start with its indirect-call targets; fewer than this cannot run one.
+pub const MIN_TABLE_ELEMENTS: u32 = 16;
+/// The pooling allocator's table slot size: no agent can have more.
+pub const MAX_TABLE_ELEMENTS: u32 = 100_000;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -168,6 +178,8 @@ impl Default for Limits {
             reuse_instances: false,
             publish_size: ByteSize::mib(1),
             log_rate: 100,
+            publishes: 1_000,
+            table_elements: 10_000,
         }
     }
 }
@@ -181,7 +193,7 @@ pub struct Capabilities {
     /// Quota of the agent's key-value state; absent = no state import.
     pub state: Option<ByteSize>,
     /// Outbound HTTP allowlist, `scheme://host[:port]` with `*` wildcards.
-    pub http: Vec<String>,
+    pub http: Vec<HttpRule>,
     pub files: Vec<FileGrant>,
     /// Environment variables copied from the host's environment.
     pub env: Vec<String>,
@@ -343,14 +355,20 @@ impl Manifest {
         if l.publish_size.as_u64() == 0 {
             return Err("`limits.publish_size` must be greater than 0".into());
         }
+        if l.publishes == 0 {
+            return Err("`limits.publishes` must be at least 1".into());
+        }
+        if !(MIN_TABLE_ELEMENTS..=MAX_TABLE_ELEMENTS).contains(&l.table_elements) {
+            return Err(format!(
+                "`limits.table_elements` is {}; it must be between {MIN_TABLE_ELEMENTS} and {MAX_TABLE_ELEMENTS}",
+                l.table_elements
+            ));
+        }
         let c = &self.capabilities;
         if c.state == Some(ByteSize::b(0)) {
             return Err(
                 "`capabilities.state` is 0: omit it to grant no state, or give a quota".into(),
             );
-        }
-        for (i, rule) in c.http.iter().enumerate() {
-            validate_http_rule(rule).map_err(|e| format!("`capabilities.http[{i}]`: {e}"))?;
         }
         for (i, grant) in c.files.iter().enumerate() {
             if !grant.mount.starts_with('/') {
@@ -392,31 +410,6 @@ impl Manifest {
 }
 
 /// `scheme://host[:port]`, where host may contain `*`; scheme is http or https.
-fn validate_http_rule(rule: &str) -> Result<(), String> {
-    let (scheme, rest) = rule
-        .split_once("://")
-        .ok_or_else(|| format!("{rule:?} is invalid: expected scheme://host[:port]"))?;
-    if scheme != "http" && scheme != "https" {
-        return Err(format!("{rule:?}: scheme must be http or https"));
-    }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
-        _ => (rest, None),
-    };
-    if host.is_empty() || host.contains('/') {
-        return Err(format!(
-            "{rule:?}: expected scheme://host[:port] with no path"
-        ));
-    }
-    if let Some(port) = port
-        && port != "*"
-        && port.parse::<u16>().is_err()
-    {
-        return Err(format!("{rule:?}: port {port:?} is not a number or '*'"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,7 +539,7 @@ expose = true
             ),
             (
                 format!("name = \"a\"\n{base}[capabilities]\nhttp = [\"ftp://x\"]"),
-                "`capabilities.http[0]`",
+                "scheme must be http or https",
             ),
             (
                 format!(
@@ -591,7 +584,7 @@ expose = true
             "http://host:*",
             "https://[::1]:443",
         ] {
-            assert!(validate_http_rule(ok).is_ok(), "{ok}");
+            assert!(HttpRule::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
             "127.0.0.1",
@@ -600,7 +593,7 @@ expose = true
             "http://h:port",
             "file:///x",
         ] {
-            assert!(validate_http_rule(bad).is_err(), "{bad}");
+            assert!(HttpRule::parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -5,6 +5,7 @@
 //! silently grant or drop anything. Every error names the file, the key and what was expected.
 
 mod host;
+mod http_rule;
 mod manifest;
 mod pattern;
 
@@ -13,9 +14,10 @@ pub use host::{
     HostConfig, KafkaConfig, LocalBusConfig, McpConnect, McpProtocol, McpServerConfig,
     RuntimeConfig,
 };
+pub use http_rule::HttpRule;
 pub use manifest::{
     A2aSection, AgentName, Capabilities, Delivery, DeliveryMode, FileAccess, FileGrant, Limits,
-    Manifest, McpGrant, SubscribeEntry,
+    MAX_TABLE_ELEMENTS, Manifest, McpGrant, SubscribeEntry,
 };
 pub use pattern::TopicPattern;
 

@@ -34,7 +34,7 @@ impl TopicPattern {
 }
 
 /// Iterative glob match with `*` only, linear in practice (backtracks to the last star).
-fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
+pub(crate) fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {

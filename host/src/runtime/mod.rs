@@ -35,6 +35,26 @@ pub enum LoadError {
     Import(String),
 }
 
+/// The run-time checks an engine performs. `serve` always interrupts guests by epoch (the
+/// timeout) and enforces memory and table limits; fuel metering follows `runtime.fuel`. The
+/// others can be turned off only through [`Runtime::with_sandbox`], which exists to measure what
+/// each check costs (`cargo xtask bench dispatch`): without epoch interruption a spinning guest
+/// cannot be stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sandbox {
+    pub epoch_interruption: bool,
+    pub fuel: bool,
+    pub limiter: bool,
+}
+
+impl Sandbox {
+    pub const FULL: Self = Self {
+        epoch_interruption: true,
+        fuel: true,
+        limiter: true,
+    };
+}
+
 /// A compiled component and what it imports and exports.
 #[derive(Clone)]
 pub struct Compiled {
@@ -62,6 +82,8 @@ pub struct Runtime {
     linker: Linker<StoreData>,
     cache: Option<ArtifactCache>,
     max_memory: u64,
+    max_wasm_stack: u64,
+    sandbox: Sandbox,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -69,11 +91,27 @@ impl Runtime {
     /// Builds the engine (component model, async, epoch interruption, fuel, pooling allocator),
     /// the shared linker, the artifact cache under `data_dir`, and the epoch ticker thread.
     pub fn new(config: &RuntimeConfig, data_dir: &Path) -> anyhow::Result<Self> {
+        let sandbox = Sandbox {
+            fuel: config.fuel,
+            ..Sandbox::FULL
+        };
+        Self::with_sandbox(config, data_dir, sandbox)
+    }
+
+    /// [`Runtime::new`] with chosen run-time checks (see [`Sandbox`]).
+    pub fn with_sandbox(
+        config: &RuntimeConfig,
+        data_dir: &Path,
+        sandbox: Sandbox,
+    ) -> anyhow::Result<Self> {
+        let wasm_stack = usize::try_from(config.max_wasm_stack.as_u64()).unwrap_or(usize::MAX);
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
-            .epoch_interruption(true)
-            .consume_fuel(true)
-            .max_wasm_stack(512 * 1024);
+            .epoch_interruption(sandbox.epoch_interruption)
+            .consume_fuel(sandbox.fuel)
+            .max_wasm_stack(wasm_stack)
+            // The fiber a guest runs on holds its wasm stack plus the host calls it makes.
+            .async_stack_size((wasm_stack + (1 << 20)).max(2 << 20));
         let n = config.pool_instances;
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(n)
@@ -86,7 +124,7 @@ impl Runtime {
             .max_core_instances_per_component(16)
             .max_component_instance_size(1 << 20)
             .max_core_instance_size(1 << 20)
-            .table_elements(100_000)
+            .table_elements(crate::config::MAX_TABLE_ELEMENTS as usize)
             // Return released slots' pages to the kernel in batches (one madvise pass per batch
             // of instances). Measured with `cargo xtask bench` (S1).
             .decommit_batch_size(8)
@@ -107,20 +145,24 @@ impl Runtime {
         // and timeouts (the async deadline fires between ticks).
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop, tick) = (engine.clone(), stop_ticker.clone(), config.epoch_tick);
-        std::thread::Builder::new()
-            .name("epoch-ticker".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
-                    ticker_engine.increment_epoch();
-                }
-            })?;
+        if sandbox.epoch_interruption {
+            std::thread::Builder::new()
+                .name("epoch-ticker".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        ticker_engine.increment_epoch();
+                    }
+                })?;
+        }
 
         Ok(Self {
             engine,
             linker,
             cache,
             max_memory: config.max_memory.as_u64(),
+            max_wasm_stack: config.max_wasm_stack.as_u64(),
+            sandbox,
             stop_ticker,
         })
     }
@@ -135,6 +177,14 @@ impl Runtime {
 
     pub fn max_memory(&self) -> u64 {
         self.max_memory
+    }
+
+    pub fn max_wasm_stack(&self) -> u64 {
+        self.max_wasm_stack
+    }
+
+    pub fn sandbox(&self) -> Sandbox {
+        self.sandbox
     }
 
     /// Compiles component bytes, or loads the cached artifact of the same digest. Compilation is

@@ -2,11 +2,12 @@
 //! that enforces `limits.memory`.
 
 use crate::capabilities::{
-    a2a::A2aInstance, config::ConfigInstance, log::LogInstance, mcp::McpInstance,
-    publish::PublishInstance, state::StateInstance,
+    a2a::A2aInstance, config::ConfigInstance, files::FilesInstance, http::HttpInstance,
+    log::LogInstance, mcp::McpInstance, publish::PublishInstance, state::StateInstance,
 };
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Per-instance views of the agent's grants, one per capability.
 pub struct InstanceCaps {
@@ -16,10 +17,14 @@ pub struct InstanceCaps {
     pub config: ConfigInstance,
     pub mcp: McpInstance,
     pub a2a: A2aInstance,
+    pub files: FilesInstance,
+    pub http: HttpInstance,
 }
 
 pub struct StoreData {
     pub wasi: WasiCtx,
+    pub http: WasiHttpCtx,
+    /// Shared by WASI and wasi:http: their resources (streams, bodies) refer to each other.
     pub table: ResourceTable,
     pub limiter: Limiter,
     pub caps: InstanceCaps,
@@ -37,6 +42,16 @@ impl WasiView for StoreData {
     }
 }
 
+impl WasiHttpView for StoreData {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.caps.http,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
+    }
+}
+
 /// Enforces an agent's memory and table limits and remembers that it did, so a failure can be
 /// reported as "memory limit reached" rather than as whatever the guest did when `memory.grow`
 /// returned -1.
@@ -48,10 +63,10 @@ pub struct Limiter {
 }
 
 impl Limiter {
-    pub fn new(memory: usize) -> Self {
+    pub fn new(memory: usize, table_elements: usize) -> Self {
         Self {
             memory,
-            table_elements: 100_000,
+            table_elements,
             memory_hit: false,
             table_hit: false,
         }

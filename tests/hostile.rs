@@ -1,0 +1,226 @@
+//! The hostile-agent suite: every attack of the `hostile` plugin runs against a host that also
+//! serves a bystander. Each must end with the hostile event dead-lettered for a reason that names
+//! the limit or the denial, an audit entry saying what was refused, a healthy host, and a
+//! bystander that kept serving.
+
+use agenthost_tests::peers::Peer;
+use agenthost_tests::*;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn hostile(allowed_port: u16) -> String {
+    format!(
+        r#"
+name = "hostile"
+version = "6.6.6"
+component = "{{plugins}}/hostile.wasm"
+
+[[subscribe]]
+topic = "hostile.in.v1"
+
+[delivery]
+max_attempts = 2
+backoff = "50ms"
+concurrency = 4
+
+[limits]
+memory = "160MiB"
+timeout = "2s"
+publishes = 100
+
+[capabilities]
+publish = ["hostile.out.v1"]
+http = ["http://127.0.0.1:{allowed_port}"]
+files = [{{ path = "../granted", mount = "/data", access = "read" }}]
+config = {{ out = "hostile.out.v1" }}
+"#
+    )
+}
+
+const BYSTANDER: &str = r#"
+name = "bystander"
+version = "1.0.0"
+component = "{plugins}/echo.wasm"
+
+[[subscribe]]
+topic = "bystander.in.v1"
+
+[capabilities]
+publish = ["bystander.out.v1"]
+config = { out = "bystander.out.v1" }
+"#;
+
+#[test]
+fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
+    let s = Scenario::new("");
+    // The granted directory, with two symlinks planted to lead out of it, and a secret beside it.
+    let granted = s.path().join("granted");
+    std::fs::create_dir_all(&granted).unwrap();
+    std::fs::write(granted.join("inside.txt"), "fine").unwrap();
+    std::fs::write(s.path().join("secret.txt"), "top secret").unwrap();
+    std::os::unix::fs::symlink("..", granted.join("up")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", granted.join("passwd-link")).unwrap();
+
+    let allowed = Peer::http_origin(free_port(), &s.path().join("allowed-origin.log"));
+    let forbidden_log = s.path().join("forbidden-origin.log");
+    let forbidden = Peer::http_origin(free_port(), &forbidden_log);
+    let forbidden_url = format!("http://127.0.0.1:{}/secrets", forbidden.port);
+    let via_redirect = format!(
+        "http://127.0.0.1:{}/redirect?to={forbidden_url}",
+        allowed.port
+    );
+
+    s.manifest("hostile", &hostile(allowed.port));
+    s.manifest("bystander", BYSTANDER);
+    let host = s.start();
+
+    // (attack, payload, what the dead letter's reason must name, the denied audit entry:
+    // capability and target prefix).
+    let forbidden_http = format!("forbidden-http:{forbidden_url}");
+    let redirect_http = format!("forbidden-http:{via_redirect}");
+    let forbidden_target = format!("GET http://127.0.0.1:{}/secrets", forbidden.port);
+    #[rustfmt::skip]
+    let attacks: [(&str, &str, &str, &str, &str); 11] = [
+        ("loop", "loop", "limits.timeout", "sandbox", "timeout"),
+        ("alloc", "alloc", "limits.memory", "sandbox", "memory"),
+        ("recurse", "recurse", "runtime.max_wasm_stack", "sandbox", "stack"),
+        ("trap", "trap", "hostile: asked to trap", "sandbox", "trap"),
+        ("escape-dotdot", "escape-file", "every escape was refused", "files", "read ../secret.txt"),
+        ("escape-symlink", "escape-file", "every escape was refused", "files", "read up/secret.txt"),
+        ("forbidden-http", &forbidden_http, "capabilities.http", "http", &forbidden_target),
+        ("redirect-http", &redirect_http, "capabilities.http", "http", &forbidden_target),
+        ("flood", "flood", "limits.publishes", "publish", "hostile.out.v1"),
+        ("big", "big", "limits.publish_size", "publish", "hostile.out.v1"),
+        ("forbidden-topic", "forbidden-topic", "capabilities.publish", "publish", "secrets.exfiltrated.v1"),
+    ];
+
+    // The attacks and the bystander's traffic at the same time.
+    for (name, payload, ..) in attacks {
+        let cid = format!("cid-{name}");
+        publish(&host.url, "hostile.in.v1", Some(name), payload, Some(&cid)).unwrap();
+    }
+    const BYSTANDER_EVENTS: usize = 50;
+    for i in 0..BYSTANDER_EVENTS {
+        publish(
+            &host.url,
+            "bystander.in.v1",
+            Some(&format!("k{i}")),
+            &format!("b{i}"),
+            None,
+        )
+        .unwrap();
+    }
+
+    let served = consume(
+        &host.url,
+        "bystander.out.v1",
+        BYSTANDER_EVENTS,
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        served.len(),
+        BYSTANDER_EVENTS,
+        "the bystander stopped serving; log:\n{}",
+        host.log_text()
+    );
+
+    let dead = consume(
+        &host.url,
+        "agent.dead-letter.v1",
+        attacks.len(),
+        Duration::from_secs(120),
+    );
+    let reasons: BTreeMap<String, String> = dead
+        .iter()
+        .map(|r| {
+            (
+                r.headers["correlation-id"].clone(),
+                r.headers["agenthost-error"].clone(),
+            )
+        })
+        .collect();
+    for (name, _, named, capability, target) in attacks {
+        let cid = format!("cid-{name}");
+        let reason = reasons.get(&cid).unwrap_or_else(|| {
+            panic!(
+                "{name} was not dead-lettered: {reasons:#?}\nlog:\n{}",
+                host.log_text()
+            )
+        });
+        assert!(
+            reason.contains(named),
+            "{name}: the reason does not name {named:?}: {reason}"
+        );
+
+        let audit = s.cli(&[
+            "audit",
+            "--format",
+            "json",
+            "--denied",
+            "--correlation-id",
+            &cid,
+        ]);
+        assert!(audit.status.success(), "{}", describe(&audit));
+        let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&audit.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(
+            entries.iter().any(|e| e["capability"] == capability
+                && e["target"].as_str().is_some_and(|t| t.starts_with(target))),
+            "{name}: no denied {capability} {target}… in the audit log: {entries:#?}"
+        );
+    }
+
+    // Nothing got out: no escaped file or response was published, the forbidden origin never
+    // saw a request, and the flood stopped at limits.publishes.
+    let out = consume(&host.url, "hostile.out.v1", 1_000, Duration::from_secs(3));
+    assert!(
+        out.iter()
+            .all(|r| !r.payload.as_deref().unwrap_or("").starts_with("ESCAPED")),
+        "{:#?}",
+        out.iter()
+            .filter(|r| r.payload.as_deref().unwrap_or("").starts_with("ESCAPED"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        out.len(),
+        100,
+        "the flood published beyond limits.publishes"
+    );
+    let reached = std::fs::read_to_string(&forbidden_log).unwrap();
+    assert!(
+        reached.is_empty(),
+        "the forbidden origin was reached: {reached}"
+    );
+
+    // The host is healthy, and the hostile agent itself still serves a well-behaved event,
+    // including an HTTP request its manifest allows.
+    let health = http().get(format!("{}/healthz", host.url)).send().unwrap();
+    assert!(health.status().is_success(), "{}", health.status());
+    publish(
+        &host.url,
+        "hostile.in.v1",
+        Some("ok"),
+        &format!("fetch:http://127.0.0.1:{}/inside", allowed.port),
+        Some("cid-fetch"),
+    )
+    .unwrap();
+    let fetched = consume(&host.url, "hostile.out.v1", 101, Duration::from_secs(30));
+    let answer = fetched
+        .last()
+        .and_then(|r| r.payload.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        answer,
+        format!(
+            "HTTP 200 from http://127.0.0.1:{}/inside: hello from {} /inside",
+            allowed.port, allowed.port
+        )
+    );
+    let metrics = host.metrics();
+    assert!(
+        metrics.contains("agenthost_audit_events_total{capability=\"sandbox\",outcome=\"denied\"}"),
+        "sandbox stops are not counted in /metrics"
+    );
+}

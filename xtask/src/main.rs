@@ -5,6 +5,7 @@
 
 mod bench;
 mod demo;
+mod fuzz;
 mod peers;
 mod plugins;
 mod test;
@@ -22,7 +23,10 @@ commands:
                       (ARGS go to `cargo test`, e.g. a test-name filter)
   demo [--once]       the quickstart: run examples/quickstart on the embedded bus, feed it
                       example events and show what the agents publish; --once checks and exits
-  bench               the benchmarks (DESIGN §9), each against a baseline from the same run
+  bench [NAME...]     the benchmarks (DESIGN §9), each against a baseline from the same run
+  fuzz [SECONDS] [TARGET...]
+                      run the cargo-fuzz targets (manifest, component) for SECONDS each
+                      (default 60); installs cargo-fuzz when missing
   help                show this message";
 
 fn main() -> ExitCode {
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(args),
         Some("demo") => demo::run(args),
         Some("bench") => bench::run(args),
+        Some("fuzz") => fuzz::run(args),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

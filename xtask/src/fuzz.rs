@@ -11,7 +11,6 @@
 use crate::{plugins, workspace};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const CARGO_FUZZ_VERSION: &str = "0.13.1";
 const TARGETS: &[&str] = &["manifest", "component"];
@@ -51,7 +50,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
             .with_context(|| format!("cannot create {}", corpus.display()))?;
         println!("==> fuzzing {target} for {seconds} s");
         workspace::run(
-            Command::new(cargo())
+            workspace::cargo()
                 .current_dir(&fuzz_dir)
                 .env("RUSTC_BOOTSTRAP", "1")
                 // Its own target directory: instrumented builds never mix with the workspace's.
@@ -73,12 +72,8 @@ pub fn run(args: Vec<String>) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> std::ffi::OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
-}
-
 fn ensure_cargo_fuzz() -> Result<()> {
-    let installed = Command::new(cargo())
+    let installed = workspace::cargo()
         .args(["fuzz", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
@@ -86,17 +81,7 @@ fn ensure_cargo_fuzz() -> Result<()> {
         return Ok(());
     }
     println!("==> installing cargo-fuzz {CARGO_FUZZ_VERSION}");
-    workspace::run(
-        Command::new(cargo())
-            .args([
-                "install",
-                "cargo-fuzz",
-                "--locked",
-                "--version",
-                CARGO_FUZZ_VERSION,
-            ])
-            .env_remove("CARGO_TARGET_DIR"),
-    )
+    workspace::cargo_install("cargo-fuzz", CARGO_FUZZ_VERSION, &[])
 }
 
 /// A directory of seed inputs for `target`, rebuilt from the repository each run.
@@ -106,10 +91,10 @@ fn seed(target: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let root = workspace::root();
     let files = match target {
-        "manifest" => toml_files(&root.join("examples"))?,
+        "manifest" => files_ending(&root.join("examples"), "toml")?,
         _ => {
             plugins::run(Vec::new())?;
-            wasm_files(&workspace::target_dir().join("plugins"))?
+            files_ending(&workspace::target_dir().join("plugins"), "wasm")?
         }
     };
     if files.is_empty() {
@@ -122,23 +107,16 @@ fn seed(target: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn toml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// Files under `dir` (recursively) with extension `ext`.
+fn files_ending(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();
         if path.is_dir() {
-            found.extend(toml_files(&path)?);
-        } else if path.extension().is_some_and(|e| e == "toml") {
+            found.extend(files_ending(&path, ext)?);
+        } else if path.extension().is_some_and(|e| e == ext) {
             found.push(path);
         }
     }
     Ok(found)
-}
-
-fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    Ok(std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect())
 }

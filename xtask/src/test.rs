@@ -7,7 +7,6 @@
 use crate::{peers, plugins, workspace};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
-use std::process::Command;
 
 /// The broker the Kafka tests run against; `dynostore` gives it in-memory storage.
 const TANSU_VERSION: &str = "0.6.0";
@@ -52,21 +51,7 @@ pub fn ensure_tansu() -> Result<PathBuf> {
         return Ok(path);
     }
     println!("==> installing the tansu broker {TANSU_VERSION} (a few minutes, once)");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    workspace::run(
-        Command::new(cargo)
-            .args([
-                "install",
-                "tansu",
-                "--version",
-                TANSU_VERSION,
-                "--locked",
-                "--features",
-                "dynostore",
-            ])
-            // Its own build directory: the workspace's target/ is not for third-party binaries.
-            .env_remove("CARGO_TARGET_DIR"),
-    )
-    .context("cannot install the tansu broker the Kafka tests need")?;
+    workspace::cargo_install("tansu", TANSU_VERSION, &["--features", "dynostore"])
+        .context("cannot install the tansu broker the Kafka tests need")?;
     tansu_path().context("tansu was installed but is not on PATH or in cargo's bin directory")
 }

@@ -32,6 +32,17 @@ pub fn cargo() -> Command {
     command
 }
 
+/// `cargo install --locked CRATE --version VERSION [EXTRA...]`, for the third-party tools the
+/// commands need. Built in cargo's own temporary directory: the workspace's target/ is not for
+/// third-party binaries.
+pub fn cargo_install(krate: &str, version: &str, extra: &[&str]) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    run(Command::new(cargo)
+        .args(["install", "--locked", krate, "--version", version])
+        .args(extra)
+        .env_remove("CARGO_TARGET_DIR"))
+}
+
 /// Run `command` with inherited stdio; an error names it when it cannot start or fails.
 pub fn run(command: &mut Command) -> Result<()> {
     let status = command

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+/// The wasi:http interfaces linked for agents, both granted by `capabilities.http`.
+pub const INTERFACES: [&str; 2] = ["wasi:http/outgoing-handler", "wasi:http/types"];
+
 /// What an agent version may reach, resolved at deploy.
 pub struct HttpGrant {
     rules: Vec<HttpRule>,
@@ -32,32 +35,30 @@ impl HttpGrant {
 
 /// Why `uri` may not be requested under `rules`, or `None` when one allows it.
 fn refusal(rules: &[HttpRule], uri: &http::Uri) -> Option<String> {
-    {
-        let Some(scheme) = uri.scheme_str() else {
-            return Some("the URL has no scheme".into());
-        };
-        let Some(authority) = uri.authority() else {
-            return Some("the URL has no host".into());
-        };
-        // Credentials in the URL would be sent to whoever the rest of it names.
-        if authority.as_str().contains('@') {
-            return Some("URLs with user info are not allowed".into());
-        }
-        let port = match (authority.port_u16(), scheme) {
-            (Some(p), _) => p,
-            (None, "http") => 80,
-            (None, "https") => 443,
-            (None, other) => return Some(format!("scheme {other:?} is not http or https")),
-        };
-        let host = authority.host();
-        if rules.iter().any(|r| r.allows(scheme, host, port)) {
-            return None;
-        }
-        let granted: Vec<&str> = rules.iter().map(HttpRule::as_str).collect();
-        Some(format!(
-            "{scheme}://{host}:{port} matches none of capabilities.http {granted:?}"
-        ))
+    let Some(scheme) = uri.scheme_str() else {
+        return Some("the URL has no scheme".into());
+    };
+    let Some(authority) = uri.authority() else {
+        return Some("the URL has no host".into());
+    };
+    // Credentials in the URL would be sent to whoever the rest of it names.
+    if authority.as_str().contains('@') {
+        return Some("URLs with user info are not allowed".into());
     }
+    let port = match (authority.port_u16(), scheme) {
+        (Some(p), _) => p,
+        (None, "http") => 80,
+        (None, "https") => 443,
+        (None, other) => return Some(format!("scheme {other:?} is not http or https")),
+    };
+    let host = authority.host();
+    if rules.iter().any(|r| r.allows(scheme, host, port)) {
+        return None;
+    }
+    let granted: Vec<&str> = rules.iter().map(HttpRule::as_str).collect();
+    Some(format!(
+        "{scheme}://{host}:{port} matches none of capabilities.http {granted:?}"
+    ))
 }
 
 /// Per-instance: the hook wasmtime-wasi-http calls for every outgoing request.
@@ -153,31 +154,23 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    struct Rules(Vec<HttpRule>);
-    impl Rules {
-        fn refusal(&self, uri: &http::Uri) -> Option<String> {
-            refusal(&self.0, uri)
-        }
-    }
-
-    fn grant(rules: &[&str]) -> Rules {
-        Rules(rules.iter().map(|r| HttpRule::parse(r).unwrap()).collect())
-    }
-
     #[test]
     fn requests_are_checked_against_scheme_host_and_port() {
-        let g = grant(&["http://127.0.0.1:8099", "https://*.example.com"]);
-        let uri = |s: &str| s.parse::<http::Uri>().unwrap();
-        assert_eq!(g.refusal(&uri("http://127.0.0.1:8099/prices?x=1")), None);
-        assert_eq!(g.refusal(&uri("https://api.example.com/v1")), None);
-        let refused = g.refusal(&uri("http://127.0.0.1:8100/")).unwrap();
+        let rules: Vec<HttpRule> = ["http://127.0.0.1:8099", "https://*.example.com"]
+            .iter()
+            .map(|r| HttpRule::parse(r).unwrap())
+            .collect();
+        let refused = |s: &str| refusal(&rules, &s.parse::<http::Uri>().unwrap());
+        assert_eq!(refused("http://127.0.0.1:8099/prices?x=1"), None);
+        assert_eq!(refused("https://api.example.com/v1"), None);
+        let refused_port = refused("http://127.0.0.1:8100/").unwrap();
         assert!(
-            refused.contains("http://127.0.0.1:8100 matches none"),
-            "{refused}"
+            refused_port.contains("http://127.0.0.1:8100 matches none"),
+            "{refused_port}"
         );
-        assert!(g.refusal(&uri("http://api.example.com/")).is_some());
-        assert!(g.refusal(&uri("http://localhost:8099/")).is_some());
-        let userinfo = g.refusal(&uri("http://x@127.0.0.1:8099/")).unwrap();
+        assert!(refused("http://api.example.com/").is_some());
+        assert!(refused("http://localhost:8099/").is_some());
+        let userinfo = refused("http://x@127.0.0.1:8099/").unwrap();
         assert!(userinfo.contains("user info"), "{userinfo}");
     }
 }

@@ -258,10 +258,10 @@ pub fn check_import(name: &str, manifest: &Manifest) -> Result<(), String> {
         _ if interface.starts_with("wasi:sockets/") => Err(format!(
             "imports `{name}`: raw sockets are never granted to agents; outbound HTTP goes through `capabilities.http`"
         )),
-        "wasi:http/outgoing-handler" | "wasi:http/types" if grants.http.is_empty() => Err(format!(
+        _ if http::INTERFACES.contains(&interface) && grants.http.is_empty() => Err(format!(
             "imports `{name}` but the manifest grants no outbound HTTP: list the allowed `scheme://host[:port]` in `capabilities.http`"
         )),
-        "wasi:http/outgoing-handler" | "wasi:http/types" => Ok(()),
+        _ if http::INTERFACES.contains(&interface) => Ok(()),
         _ if interface.starts_with("wasi:http/") => Err(format!(
             "imports `{name}`: agents make outbound requests only (wasi:http/outgoing-handler); they do not serve HTTP"
         )),

@@ -84,7 +84,9 @@ fn grant_needed(import: &str) -> Option<&'static str> {
         "agenthost:agent/mcp" => Some("capabilities.mcp"),
         "agenthost:agent/a2a" => Some("capabilities.a2a"),
         _ if interface.starts_with("wasi:sockets/") => Some("nothing: sockets are never granted"),
-        "wasi:http/outgoing-handler" | "wasi:http/types" => Some("capabilities.http"),
+        _ if crate::capabilities::http::INTERFACES.contains(&interface) => {
+            Some("capabilities.http")
+        }
         _ if interface.starts_with("wasi:http/") => Some("nothing: agents do not serve HTTP"),
         _ => None,
     }

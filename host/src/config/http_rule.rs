@@ -128,7 +128,28 @@ mod tests {
     }
 
     #[test]
+    fn good_rules_parse() {
+        for ok in [
+            "http://127.0.0.1:8099",
+            "https://*.example.com",
+            "http://host:*",
+            "https://[::1]:443",
+        ] {
+            assert!(HttpRule::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
     fn bad_rules_say_what_is_wrong() {
+        for bad in [
+            "127.0.0.1",
+            "http://",
+            "http://h/path",
+            "http://h:port",
+            "file:///x",
+        ] {
+            assert!(HttpRule::parse(bad).is_err(), "{bad}");
+        }
         for (rule, says) in [
             ("example.com", "expected scheme://host"),
             ("ftp://example.com", "scheme must be http or https"),

@@ -55,8 +55,12 @@ pub(super) async fn subscribe(
             // A new group starts at the oldest record, as on the local bus: nothing published before
             // an agent first subscribed is skipped.
             ("auto.offset.reset", "earliest"),
-            ("session.timeout.ms", "6000"),
-            ("heartbeat.interval.ms", "2000"),
+            // A broker stall shorter than the session timeout pauses processing without a
+            // rebalance. The heartbeat interval is a third of it, so a stall starting just after
+            // a heartbeat still has two chances to recover; librdkafka counts the session from
+            // the last answered heartbeat.
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "3000"),
             // Eager rebalancing: every member must agree on one protocol, and some brokers (tansu)
             // take the first member's first.
             ("partition.assignment.strategy", "range"),

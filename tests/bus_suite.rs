@@ -187,18 +187,21 @@ fn a_kill_9_mid_stream_loses_nothing(bus: TestBus) {
             let missing: Vec<_> = expected.difference(&seen).collect();
             assert!(
                 missing.is_empty(),
-                "{} accepted events produced no output: {:?}",
+                "{} accepted events produced no output: {:?}\nlog after the restart:\n{}",
                 missing.len(),
-                &missing[..missing.len().min(10)]
+                &missing[..missing.len().min(10)],
+                host.log_text()
             );
             break;
         }
     }
-    // Replays are bounded by what was in flight when the host died (at most one record per
-    // partition worker) plus, on Kafka, what finished within the last commit interval — never
-    // the backlog or the whole stream. slow-echo finishes at most 4 × 50 records a second.
+    // Replays are bounded by what was read and unfinished when the host died (a partition
+    // worker reads at most 2 × `delivery.concurrency` = 8 records ahead of its committed offset,
+    // and there are 4 partitions) plus, on Kafka, what finished within the last commit
+    // interval — never the backlog or the whole stream. slow-echo finishes at most 4 × 50
+    // records a second.
     let duplicates = outputs.len() - expected.len();
-    let bound = 4 + (200.0 * bus.replay_window().as_secs_f64()) as usize;
+    let bound = 4 * 8 + (200.0 * bus.replay_window().as_secs_f64()) as usize;
     eprintln!(
         "kill -9 with {killed_at} accepted and a backlog of {backlog}: {} outputs, {duplicates} duplicates",
         outputs.len()
@@ -521,6 +524,86 @@ fn exactly_once_is_refused_without_broker_transactions(bus: TestBus) {
     assert_eq!(got[0].headers["correlation-id"], "cid-after");
 }
 
+/// Two agents on one single-partition topic, one per `delivery.ordering`; each writes its
+/// outputs and dead letters to one topic of its own, so that topic's order is the order the
+/// agent finished records in.
+const ORDERED: &str = r#"
+name = "{name}"
+version = "1.0.0"
+component = "{plugins}/faulty.wasm"
+
+[[subscribe]]
+topic = "ordering.in.v1"
+
+[delivery]
+max_attempts = 3
+backoff = "1s"
+dead_letter = "{name}.out.v1"
+ordering = "{ordering}"
+
+[capabilities]
+publish = ["{name}.out.v1"]
+config = { out = "{name}.out.v1" }
+"#;
+
+fn a_key_in_backoff_holds_up_its_own_key_only_unless_ordering_is_per_partition(bus: TestBus) {
+    let one_partition = match &bus {
+        TestBus::Local => "[bus.local]\npartitions = 1\n".to_owned(),
+        TestBus::Kafka(_) => format!("{}partitions = 1\n", bus.config()),
+    };
+    let s = Scenario::new(&one_partition);
+    for (name, ordering) in [("per-key", "key"), ("per-partition", "partition")] {
+        s.manifest(
+            name,
+            &ORDERED
+                .replace("{name}", name)
+                .replace("{ordering}", ordering),
+        );
+    }
+    let host = s.start();
+    // Key a's first record traps (three attempts, 1 s + 2 s of backoff, then a dead letter);
+    // key b's records come right behind it in the same partition.
+    let mut inputs = vec![("a", "trap".to_owned())];
+    inputs.extend((0..5).map(|i| ("b", format!("b-{i}"))));
+    inputs.push(("a", "a-after".to_owned()));
+    for (key, payload) in &inputs {
+        publish(
+            &host.url,
+            "ordering.in.v1",
+            Some(key),
+            payload,
+            Some(payload),
+        )
+        .unwrap();
+    }
+    let finished_order = |agent: &str| -> Vec<String> {
+        consume(
+            &host.url,
+            &format!("{agent}.out.v1"),
+            7,
+            Duration::from_secs(60),
+        )
+        .into_iter()
+        .filter_map(|r| r.payload)
+        .collect()
+    };
+    // Per key: b's records do not wait for a's backoff; a's next record waits for its dead
+    // letter.
+    assert_eq!(
+        finished_order("per-key"),
+        ["b-0", "b-1", "b-2", "b-3", "b-4", "trap", "a-after"],
+        "log:\n{}",
+        host.log_text()
+    );
+    // Per partition: everything waits for the record before it.
+    assert_eq!(
+        finished_order("per-partition"),
+        ["trap", "b-0", "b-1", "b-2", "b-3", "b-4", "a-after"],
+        "log:\n{}",
+        host.log_text()
+    );
+}
+
 macro_rules! on_both_buses {
     ($($name:ident),* $(,)?) => {
         mod local {
@@ -539,5 +622,6 @@ on_both_buses!(
     a_denied_publish_is_seen_by_the_agent_and_dead_lettered,
     sigterm_exits_cleanly_and_a_restart_resumes_after_committed_offsets,
     reused_instances_keep_each_events_correlation_and_drop_after_a_trap,
-    exactly_once_is_refused_without_broker_transactions
+    exactly_once_is_refused_without_broker_transactions,
+    a_key_in_backoff_holds_up_its_own_key_only_unless_ordering_is_per_partition
 );

@@ -3,13 +3,15 @@
 //! S2, throughput: `RECORDS` records of 100 B and of 1 KB are produced to a topic of
 //! `PARTITIONS` partitions first; then each pipeline copies them to its own output topic:
 //!
-//! - **raw pipe**: plain rdkafka, consume → produce → wait for the broker's ack → store the
-//!   offset, partitions in parallel and each in order — the host's offset discipline and
-//!   producer settings (idempotent, `acks = all`, `linger.ms = 0`), without the host.
+//! - **raw pipe**: plain rdkafka, consume → produce at once → store each offset when the
+//!   acknowledgements up to it arrived (up to 1024 awaited per partition) — the host's offset
+//!   discipline and producer settings (idempotent, `acks = all`, `linger.ms = 0`), without the
+//!   host, written the way a Rust team would.
 //! - **Python worker**: confluent-kafka, batch consume → produce → flush → store offsets
 //!   (tests/peers/kafka_copy_worker.py).
 //! - **agenthost, defaults**: the `echo` agent with the manifest's defaults.
-//! - **agenthost, tuned**: `limits.reuse_instances = true` (a warm instance per event).
+//! - **agenthost, tuned**: `limits.reuse_instances = true` (a warm instance per event) and 64
+//!   invocations in flight (`delivery.concurrency`, `limits.instances`).
 //!
 //! Throughput is measured on the output records' producer timestamps (first to last), so group
 //! joins and start-up are not counted.
@@ -24,12 +26,13 @@
 use agenthost::config::HostConfig;
 use agenthost::host::Host;
 use anyhow::{Context, Result, ensure};
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -55,13 +58,18 @@ const LATENCY_WARMUP: Duration = Duration::from_secs(1);
 #[derive(Clone, Copy)]
 struct Tuning {
     reuse_instances: bool,
+    /// `delivery.concurrency` and `limits.instances`: invocations in flight, each holding an
+    /// instance while its publish awaits the broker's acknowledgement.
+    in_flight: u32,
 }
 
 const DEFAULTS: Tuning = Tuning {
     reuse_instances: false,
+    in_flight: 8,
 };
 const TUNED: Tuning = Tuning {
     reuse_instances: true,
+    in_flight: 64,
 };
 
 fn client(brokers: &str) -> ClientConfig {
@@ -192,6 +200,9 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
 
 /// The plain rdkafka pipe: a lane per partition, each copying one record at a time and storing
 /// its offset once the copy is acknowledged.
+/// Acknowledgements a raw-pipe partition may await at once.
+const RAW_WINDOW: usize = 1024;
+
 async fn raw_pipe(
     brokers: String,
     group: String,
@@ -222,30 +233,64 @@ async fn raw_pipe(
             m = consumer.recv() => m?.detach(),
         };
         let lane = lanes.entry(m.partition()).or_insert_with(|| {
-            let (tx, mut rx) = mpsc::channel::<OwnedMessage>(1024);
-            let (producer, consumer, output) = (producer.clone(), consumer.clone(), output.clone());
-            tokio::spawn(async move {
-                while let Some(m) = rx.recv().await {
-                    let mut record = FutureRecord::<[u8], [u8]>::to(&output)
-                        .payload(m.payload().unwrap_or_default());
-                    if let Some(key) = m.key() {
-                        record = record.key(key);
-                    }
-                    if let Some(headers) = m.headers() {
-                        record = record.headers(headers.clone());
-                    }
-                    if producer
-                        .send(record, Timeout::After(Duration::from_secs(30)))
-                        .await
-                        .is_ok()
-                    {
-                        let _ = consumer.store_offset(m.topic(), m.partition(), m.offset() + 1);
-                    }
-                }
-            });
+            let (tx, rx) = mpsc::channel::<OwnedMessage>(1024);
+            tokio::spawn(raw_lane(
+                rx,
+                producer.clone(),
+                consumer.clone(),
+                output.clone(),
+            ));
             tx
         });
         lane.send(m).await?;
+    }
+}
+
+/// One partition of the raw pipe: each record is produced as soon as it is read (librdkafka
+/// keeps the partition's order), up to `RAW_WINDOW` acknowledgements are awaited at once, and
+/// the offset is stored as acknowledgements arrive in order, so it never passes a record whose
+/// copy is not acknowledged.
+async fn raw_lane(
+    mut records: mpsc::Receiver<OwnedMessage>,
+    producer: FutureProducer,
+    consumer: Arc<StreamConsumer>,
+    output: String,
+) {
+    type Ack =
+        std::pin::Pin<Box<dyn std::future::Future<Output = (String, i32, i64, bool)> + Send>>;
+    let mut acks: FuturesOrdered<Ack> = FuturesOrdered::new();
+    let mut open = true;
+    while open || !acks.is_empty() {
+        tokio::select! {
+            biased;
+            Some((topic, partition, offset, acked)) = acks.next(), if !acks.is_empty() => {
+                if !acked {
+                    return;
+                }
+                let _ = consumer.store_offset(&topic, partition, offset + 1);
+            }
+            m = records.recv(), if open && acks.len() < RAW_WINDOW => {
+                let Some(m) = m else {
+                    open = false;
+                    continue;
+                };
+                let mut record = FutureRecord::<[u8], [u8]>::to(&output)
+                    .payload(m.payload().unwrap_or_default());
+                if let Some(key) = m.key() {
+                    record = record.key(key);
+                }
+                if let Some(headers) = m.headers() {
+                    record = record.headers(headers.clone());
+                }
+                let Ok(delivery) = producer.send_result(record) else {
+                    return;
+                };
+                let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
+                acks.push_back(Box::pin(async move {
+                    (topic, partition, offset, matches!(delivery.await, Ok(Ok(_))))
+                }));
+            }
+        }
     }
 }
 
@@ -376,10 +421,12 @@ impl Pipeline {
                     format!(
                         "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n\
                          [[subscribe]]\ntopic = \"{input}\"\ngroup = \"{group}\"\n\
-                         [limits]\nreuse_instances = {}\n\
+                         [delivery]\nconcurrency = {in_flight}\n\
+                         [limits]\nreuse_instances = {}\ninstances = {in_flight}\n\
                          [capabilities]\npublish = [\"{output}\"]\nconfig = {{ out = \"{output}\" }}\n",
                         echo.display(),
-                        tuning.reuse_instances
+                        tuning.reuse_instances,
+                        in_flight = tuning.in_flight,
                     ),
                 )?;
                 let config = HostConfig::parse(

@@ -1,11 +1,13 @@
 //! The delivery engine: turns a consumer-group subscription into agent invocations with the
 //! promised semantics, on any [`Bus`].
 //!
-//! - One worker per assigned partition handles its records strictly in order, so order is kept
-//!   per partition, and a partition in backoff never blocks the others.
+//! - One worker per assigned partition hands its records out in offset order, one at a time per
+//!   chain (`delivery.ordering`: the records of one key, or the whole partition), so records of
+//!   different keys overlap their invocations and broker round trips, while a key's records are
+//!   handled in order; a partition in backoff never blocks the others.
 //! - `delivery.concurrency` bounds invocations in flight across the subscription's partitions.
-//! - A record's offset is committed only after the agent returned ok or the record was written to
-//!   the dead-letter topic; a crash replays at most what was in flight (at-least-once).
+//! - An offset is committed only once every record below it returned ok or was written to the
+//!   dead-letter topic; a crash replays at most what was read and unfinished (at-least-once).
 //! - Failures are retried with exponential backoff up to `max_attempts`; rejections and
 //!   exhausted records are dead-lettered with headers naming agent, version, attempts and error.
 
@@ -15,16 +17,19 @@ use crate::bus::{
     TopicPartition, set_header,
 };
 use crate::capabilities::publish::{AGENT_HEADER, VERSION_HEADER};
-use crate::config::DeliveryMode;
+use crate::config::{DeliveryMode, Ordering};
 use crate::metrics::Metrics;
 use crate::registry::AgentCell;
 use crate::runtime::bindings::{agent, types};
+use pipeline::{Chain, Pipeline};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
+
+mod pipeline;
 
 /// Headers on a dead-lettered record, besides the original ones.
 pub const DL_ATTEMPTS: &str = "agenthost-attempts";
@@ -120,7 +125,7 @@ async fn run_membership(
                         concurrency: concurrency.clone(),
                         stop: token.clone(),
                     };
-                    workers.insert(tp, (token, tokio::spawn(worker.run(reader))));
+                    workers.insert(tp, (token, tokio::spawn(Arc::new(worker).run(reader))));
                 }
             }
             Ok(Rebalance::Revoked { partitions, done }) => {
@@ -180,6 +185,18 @@ struct PartitionWorker {
     stop: CancellationToken,
 }
 
+/// A partition worker's records between read and committed.
+struct WorkerState {
+    /// Each record with the version live when it was read.
+    pipeline: Pipeline<(Record, Arc<AgentVersion>)>,
+    /// One task per record in flight; each yields its chain, offset and outcome.
+    in_flight: JoinSet<(Chain, u64, Finished)>,
+    /// The offset last committed by this worker.
+    committed: Option<u64>,
+    /// Stopped, revoked or failing: read and start nothing more, finish what is in flight.
+    stopping: bool,
+}
+
 enum Finished {
     /// Handled or dead-lettered: commit past it.
     Done,
@@ -188,59 +205,178 @@ enum Finished {
 }
 
 impl PartitionWorker {
-    async fn run(self, mut reader: Box<dyn PartitionReader>) {
+    /// Reads the partition and hands its records out: a chain's records one at a time, up to
+    /// `window` records between read and finished. Commits the lowest unfinished offset as it
+    /// moves. When stopped (revoked, shutting down) it reads nothing more, starts nothing more,
+    /// and returns once the records in flight have finished and their offset is committed.
+    async fn run(self: Arc<Self>, mut reader: Box<dyn PartitionReader>) {
+        let delivery = self.cell.current().manifest.delivery.clone();
+        let ordering = delivery.ordering;
+        // Enough read ahead to keep `concurrency` invocations busy when keys repeat; a chain
+        // that is one record at a time has no use for more than the next record.
+        let window = match ordering {
+            Ordering::Key => (delivery.concurrency as usize).saturating_mul(2).max(2),
+            Ordering::Partition => 2,
+        };
+        let mut state = WorkerState {
+            pipeline: Pipeline::default(),
+            in_flight: JoinSet::new(),
+            committed: None,
+            stopping: false,
+        };
         loop {
-            let record = tokio::select! {
+            if state.stopping && state.in_flight.is_empty() {
+                break;
+            }
+            tokio::select! {
                 biased;
-                _ = self.stop.cancelled() => return,
-                r = reader.next() => r,
-            };
-            let record = match record {
-                Ok(r) => r,
-                // Revoked: the partition belongs to another member now.
-                Err(BusError::Closed) => return,
-                Err(err) => {
-                    tracing::warn!(agent = self.cell.name(), partition = %reader.topic_partition(), error = %err, "fetch failed");
-                    if sleep_or_stop(BUS_RETRY, &self.stop).await {
+                _ = self.stop.cancelled(), if !state.stopping => state.stopping = true,
+                Some(joined) = state.in_flight.join_next(), if !state.in_flight.is_empty() => {
+                    self.finished(&mut state, joined);
+                }
+                r = reader.next(), if !state.stopping && state.pipeline.len() < window => match r {
+                    Ok(record) => {
+                        // Exactly-once runs one transaction at a time on the partition: the
+                        // records before this one finish first. Bus-served A2A skills reply
+                        // through the shared producer, so they stay at-least-once.
+                        let exactly_once = self.cell.current().manifest.delivery.mode
+                            == DeliveryMode::ExactlyOnce
+                            && matches!(self.handler, Handler::Events);
+                        if exactly_once {
+                            if !self.settle(&mut state, reader.as_mut()).await {
+                                break;
+                            }
+                            let offset = record.offset;
+                            let version = self.cell.current();
+                            state.pipeline.admit(Chain::Partition, offset, (record.clone(), version));
+                            match self.deliver_exactly_once(reader.as_mut(), &record).await {
+                                Finished::Done => {
+                                    state.pipeline.finish(&Chain::Partition, offset);
+                                    // The offset was committed inside the record's transaction.
+                                    state.committed = Some(offset + 1);
+                                }
+                                Finished::Stopped => break,
+                            }
+                            continue;
+                        }
+                        // The version is pinned when the record is read, in offset order: across a
+                        // swap, the partition's records switch version once, whichever starts first.
+                        let chain = Chain::of(&record, ordering);
+                        let offset = record.offset;
+                        let admitted = (record, self.cell.current());
+                        if let Some(ready) = state.pipeline.admit(chain.clone(), offset, admitted) {
+                            self.start(&mut state, chain, ready);
+                        }
+                    }
+                    // Revoked: the partition belongs to another member now.
+                    Err(BusError::Closed) => state.stopping = true,
+                    Err(err) => {
+                        tracing::warn!(agent = self.cell.name(), partition = %reader.topic_partition(), error = %err, "fetch failed");
+                        state.stopping = sleep_or_stop(BUS_RETRY, &self.stop).await;
+                    }
+                },
+                else => break,
+            }
+            if !self.commit(&mut state, reader.as_mut()).await {
+                break;
+            }
+        }
+        // Whatever is still in flight (a bound of `drain` ran out, or the partition was revoked
+        // under it) is abandoned uncommitted: the partition's next owner delivers it again.
+        state.in_flight.abort_all();
+    }
+
+    /// Handles one record's end: frees its chain, starting the chain's next record unless the
+    /// worker is stopping.
+    fn finished(
+        self: &Arc<Self>,
+        state: &mut WorkerState,
+        joined: Result<(Chain, u64, Finished), tokio::task::JoinError>,
+    ) {
+        match joined {
+            Ok((chain, offset, Finished::Done)) => {
+                if let Some(next) = state.pipeline.finish(&chain, offset) {
+                    if state.stopping {
+                        // Not started: it stays unfinished, so the offset stays below it.
                         return;
                     }
-                    continue;
-                }
-            };
-            // Bus-served A2A skills reply through the shared producer: at-least-once.
-            let exactly_once = self.cell.current().manifest.delivery.mode
-                == DeliveryMode::ExactlyOnce
-                && matches!(self.handler, Handler::Events);
-            if exactly_once {
-                // The offset was committed inside the record's transaction.
-                match self.deliver_exactly_once(reader.as_mut(), &record).await {
-                    Finished::Done => continue,
-                    Finished::Stopped => return,
+                    self.start(state, chain, next);
                 }
             }
-            if let Finished::Stopped = self.deliver(&record).await {
-                return;
+            // Stopped in backoff: unfinished, delivered again by the partition's next owner.
+            Ok((_, _, Finished::Stopped)) => state.stopping = true,
+            Err(err) => {
+                // A bug, not input: the record stays unfinished, so its offset is never
+                // committed; the partition stops here and is delivered again after a rebalance
+                // or restart rather than skipping it.
+                tracing::error!(agent = self.cell.name(), error = %err, "a delivery task failed; the partition stops without committing past its record");
+                state.stopping = true;
             }
-            // The record is finished; a commit that fails is retried, because giving up would
-            // only mean a redelivery — but never losing it.
-            while let Err(err) = reader.commit(record.offset + 1).await {
-                if matches!(err, BusError::Closed) {
-                    return;
+        }
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        state: &mut WorkerState,
+        chain: Chain,
+        (record, version): (Record, Arc<AgentVersion>),
+    ) {
+        let worker = self.clone();
+        state.in_flight.spawn(async move {
+            let finished = worker.deliver(&record, version).await;
+            (chain, record.offset, finished)
+        });
+    }
+
+    /// Waits for every record in flight to finish and commits past them; false if the
+    /// partition was revoked or the worker stopped meanwhile.
+    async fn settle(
+        self: &Arc<Self>,
+        state: &mut WorkerState,
+        reader: &mut dyn PartitionReader,
+    ) -> bool {
+        while let Some(joined) = state.in_flight.join_next().await {
+            self.finished(state, joined);
+        }
+        self.commit(state, reader).await && !state.stopping && state.pipeline.is_empty()
+    }
+
+    /// Commits the lowest unfinished offset if it moved. A commit that fails is retried,
+    /// because giving up would only mean a redelivery — but never losing a record. False if
+    /// the partition was revoked or the worker stopped while retrying.
+    async fn commit(&self, state: &mut WorkerState, reader: &mut dyn PartitionReader) -> bool {
+        let Some(next_offset) = state.pipeline.committable() else {
+            return true;
+        };
+        if state.committed == Some(next_offset) {
+            return true;
+        }
+        loop {
+            match reader.commit(next_offset).await {
+                Ok(()) => {
+                    state.committed = Some(next_offset);
+                    return true;
                 }
-                tracing::warn!(agent = self.cell.name(), partition = %reader.topic_partition(), error = %err, "commit failed; retrying");
-                if sleep_or_stop(BUS_RETRY, &self.stop).await {
-                    return;
+                Err(BusError::Closed) => return false,
+                Err(err) => {
+                    tracing::warn!(agent = self.cell.name(), partition = %reader.topic_partition(), error = %err, "commit failed; retrying");
+                    if sleep_or_stop(BUS_RETRY, &self.stop).await {
+                        return false;
+                    }
                 }
             }
         }
     }
 
-    async fn deliver(&self, record: &Record) -> Finished {
+    /// Handles `record` until it is finished: first on `version`, the version live when the
+    /// record was read, retries on whichever version is live then.
+    async fn deliver(&self, record: &Record, version: Arc<AgentVersion>) -> Finished {
         let correlation_id = correlation_id_of(record);
         let mut attempt = 1u32;
+        let mut first = Some(version);
         loop {
-            // The live version is looked up per attempt: after a swap, retries go to the new one.
-            let agent = self.cell.current();
+            // After a swap, retries go to the new version.
+            let agent = first.take().unwrap_or_else(|| self.cell.current());
             let delivery = &agent.manifest.delivery;
             let result = {
                 let _permit = self.concurrency.acquire().await.ok();

@@ -345,17 +345,20 @@ impl Host {
             self.registry.write().insert(name, running);
             return Ok(report);
         };
-        let mode_changed = cell.current().manifest.delivery.mode != version.manifest.delivery.mode;
+        // What a membership reads once, when it starts: a change takes a restart.
+        let membership_settings = |d: &crate::config::Delivery| (d.mode, d.ordering, d.concurrency);
+        let settings_changed = membership_settings(&cell.current().manifest.delivery)
+            != membership_settings(&version.manifest.delivery);
         let old = cell.swap(version);
         let report = DeployReport {
             replaced: Some(old.version.to_string()),
             ..report
         };
         // Same subscriptions: the running tasks pick up the new version on their next record,
-        // with offsets untouched. Different ones, or a different delivery mode (offsets stored
-        // for auto-commit and offsets committed in transactions must not interleave): restart
-        // them, which commits and leaves the groups first.
-        let unchanged = !mode_changed
+        // with offsets untouched. Different ones, a different delivery mode (offsets stored for
+        // auto-commit and offsets committed in transactions must not interleave), ordering or
+        // concurrency: restart them, which commits and leaves the groups first.
+        let unchanged = !settings_changed
             && self
                 .registry
                 .read()

@@ -92,10 +92,36 @@ pub struct Delivery {
     #[serde(with = "humantime_serde")]
     pub max_backoff: Duration,
     pub dead_letter: String,
-    /// Events in flight at once across partitions; order is kept within a partition.
+    /// Invocations in flight at once across the subscription's partitions.
     pub concurrency: u32,
+    /// Which records of a partition are handled one after another: those of one key (the
+    /// default) or all of them.
+    pub ordering: Ordering,
     /// At-least-once (the default, on every bus) or exactly-once (Kafka transactions).
     pub mode: DeliveryMode,
+}
+
+/// The order a partition's records are handled in. Either way a record's offset is committed
+/// only when it and every record before it in the partition are finished.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ordering {
+    /// Records with the same key (records without a key count as one key) are handled one at
+    /// a time in offset order; records of different keys in one partition run concurrently.
+    /// This is the order Kafka producers rely on: the key picks the partition.
+    #[default]
+    Key,
+    /// Every record of a partition is handled after the one before it has finished.
+    Partition,
+}
+
+impl Ordering {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::Partition => "partition",
+        }
+    }
 }
 
 /// How a subscription's offsets relate to what the agent published while handling a record.
@@ -129,6 +155,7 @@ impl Default for Delivery {
             max_backoff: Duration::from_secs(30),
             dead_letter: "agent.dead-letter.v1".into(),
             concurrency: 8,
+            ordering: Ordering::Key,
             mode: DeliveryMode::AtLeastOnce,
         }
     }
@@ -492,6 +519,16 @@ expose = true
         assert_eq!(m.delivery.mode, DeliveryMode::AtLeastOnce);
         let err = parse(&format!("{base}mode = \"at-most-once\"")).unwrap_err();
         assert!(err.contains("exactly-once"), "{err}");
+    }
+
+    #[test]
+    fn ordering_is_per_key_unless_per_partition_is_asked_for() {
+        let base = "name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n[delivery]\n";
+        assert_eq!(parse(base).unwrap().delivery.ordering, Ordering::Key);
+        let m = parse(&format!("{base}ordering = \"partition\"")).unwrap();
+        assert_eq!(m.delivery.ordering, Ordering::Partition);
+        let err = parse(&format!("{base}ordering = \"none\"")).unwrap_err();
+        assert!(err.contains("partition"), "{err}");
     }
 
     #[test]

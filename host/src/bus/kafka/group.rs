@@ -55,12 +55,13 @@ pub(super) async fn subscribe(
             // A new group starts at the oldest record, as on the local bus: nothing published before
             // an agent first subscribed is skipped.
             ("auto.offset.reset", "earliest"),
-            // A broker stall shorter than the session timeout pauses processing without a
-            // rebalance. The heartbeat interval is a third of it, so a stall starting just after
-            // a heartbeat still has two chances to recover; librdkafka counts the session from
-            // the last answered heartbeat.
-            ("session.timeout.ms", "10000"),
-            ("heartbeat.interval.ms", "3000"),
+            // A broker stall shorter than the session timeout less one heartbeat interval (5 s)
+            // pauses processing without a rebalance: librdkafka counts the session from the
+            // last answered heartbeat. Not longer: tansu 0.6 never expires a member, and a
+            // longer session timeout made a restarted member wait out a join in which the
+            // killed one kept every partition (seen in the kill -9 test).
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "1000"),
             // Eager rebalancing: every member must agree on one protocol, and some brokers (tansu)
             // take the first member's first.
             ("partition.assignment.strategy", "range"),

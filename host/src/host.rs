@@ -9,6 +9,7 @@ use crate::capabilities::HostServices;
 use crate::capabilities::diff::{DiffLine, diff};
 use crate::config::{BusKind, ConfigError, HostConfig, Manifest};
 use crate::delivery;
+use crate::deployments::{self, Deployment, Deployments, Origin};
 use crate::mcp::McpServers;
 use crate::metrics::Metrics;
 use crate::registry::{AgentCell, Refusal, Registry, Running};
@@ -39,6 +40,10 @@ pub enum DeployError {
     },
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Rollback(String),
+    #[error("no agent named {0:?} is deployed")]
+    UnknownAgent(String),
 }
 
 /// What a successful deploy did.
@@ -62,6 +67,8 @@ pub struct Host {
     /// A2A serving and routing.
     pub a2a: Arc<crate::a2a::A2a>,
     pub audit: Arc<AuditLog>,
+    /// Every deployment of every agent, for `history` and `rollback`.
+    pub deployments: Arc<Deployments>,
     services: HostServices,
     /// Connections to the configured MCP servers.
     pub mcp: Arc<McpServers>,
@@ -118,6 +125,8 @@ impl Host {
             .context("cannot open the audit log")?,
         );
         audit.spawn_pruning();
+        let deployments =
+            Arc::new(Deployments::open(&db).context("cannot open the deployment history")?);
         let stop = CancellationToken::new();
         let mcp = Arc::new(McpServers::start(
             &config.mcp.servers,
@@ -153,6 +162,7 @@ impl Host {
             registry,
             a2a,
             audit,
+            deployments,
             services,
             mcp,
             stop,
@@ -168,16 +178,8 @@ impl Host {
     /// Deploys every manifest the `agents` globs match. A manifest that is refused is logged and
     /// listed by `agenthost agents`; it does not stop the others.
     pub async fn deploy_configured(&self) {
-        let mut paths = Vec::new();
-        for pattern in &self.config.agents {
-            match glob::glob(pattern) {
-                Ok(entries) => paths.extend(entries.filter_map(Result::ok)),
-                Err(e) => tracing::error!(pattern, error = %e, "invalid `agents` glob"),
-            }
-        }
-        paths.sort();
-        for path in paths {
-            match self.deploy_path(&path, true).await {
+        for path in crate::watch::manifest_paths(&self.config.agents) {
+            match self.deploy_path(&path, true, Origin::Config).await {
                 Ok(report) => {
                     tracing::info!(
                         agent = report.agent,
@@ -197,6 +199,7 @@ impl Host {
         &self,
         path: &Path,
         approve: bool,
+        origin: Origin,
     ) -> Result<DeployReport, DeployError> {
         let source = path.display().to_string();
         let loaded = Manifest::load(path)
@@ -209,7 +212,7 @@ impl Host {
                 Ok((m, bytes))
             });
         match loaded {
-            Ok((manifest, bytes)) => self.deploy(manifest, bytes, &source, approve).await,
+            Ok((manifest, bytes)) => self.deploy(manifest, bytes, &source, approve, origin).await,
             Err(err) => {
                 self.refuse(&source, None, &err);
                 Err(err)
@@ -218,17 +221,21 @@ impl Host {
     }
 
     /// Validates and deploys a new version. The agent's running version, if any, serves until
-    /// the new one is ready, and keeps serving if it is refused.
+    /// the new one is ready, and keeps serving if it is refused. Audited and recorded in the
+    /// deployment history either way.
     pub async fn deploy(
         &self,
         manifest: Manifest,
         bytes: Vec<u8>,
         source: &str,
         approve: bool,
+        origin: Origin,
     ) -> Result<DeployReport, DeployError> {
         let agent_name = manifest.name.to_string();
         let version = manifest.version.to_string();
-        let result = self.deploy_inner(manifest, bytes, source, approve).await;
+        let manifest_text = manifest.text.clone();
+        let digest = crate::runtime::digest_of(&bytes);
+        let result = self.deploy_inner(manifest, &bytes, source, approve).await;
         let (outcome, detail) = match &result {
             Ok(report) => {
                 self.registry.clear_refusal(source);
@@ -241,15 +248,106 @@ impl Host {
         };
         self.audit.record(AuditEntry {
             time_ms: 0,
-            agent: agent_name,
-            version,
+            agent: agent_name.clone(),
+            version: version.clone(),
             correlation_id: String::new(),
             capability: "deploy".into(),
             target: source.to_owned(),
             outcome,
-            detail,
+            detail: detail.clone(),
         });
+        let deployment = Deployment {
+            id: 0,
+            agent: agent_name,
+            version,
+            digest,
+            source: source.to_owned(),
+            origin,
+            at_ms: 0,
+            outcome: match &result {
+                Ok(_) => deployments::Outcome::Deployed,
+                Err(_) => deployments::Outcome::Refused,
+            },
+            detail: match &result {
+                Ok(DeployReport {
+                    replaced: Some(old),
+                    ..
+                }) if detail.is_empty() => format!("replaced {old}"),
+                Ok(DeployReport {
+                    replaced: Some(old),
+                    ..
+                }) => format!("replaced {old}; {detail}"),
+                _ => detail,
+            },
+            manifest: manifest_text,
+        };
+        self.record_deployment(deployment, result.is_ok().then_some(&bytes[..]))
+            .await;
         result
+    }
+
+    /// Adds a deployment to the history. A restart loading the same files again is not a new
+    /// deployment: a config deploy identical to the agent's newest entry is not recorded twice.
+    async fn record_deployment(&self, deployment: Deployment, component: Option<&[u8]>) {
+        if deployment.origin == Origin::Config
+            && let Ok(history) = self.deployments.history(&deployment.agent)
+            && history.first().is_some_and(|newest| {
+                newest.version == deployment.version
+                    && newest.digest == deployment.digest
+                    && newest.outcome == deployment.outcome
+            })
+        {
+            return;
+        }
+        if let Err(err) = self.deployments.record(deployment, component).await {
+            // The deployment itself happened (or was refused) regardless; only its record is
+            // missing, and the audit log still has it.
+            tracing::error!(error = %err, "cannot record the deployment in the history");
+        }
+    }
+
+    /// Deploys again an earlier version of `agent` from the history: the one asked for, or the
+    /// newest one that went live with a different version or component than the live one.
+    /// Approved implicitly (it was live before), swapped like any deployment.
+    pub async fn rollback(
+        &self,
+        agent: &str,
+        to: Option<&str>,
+    ) -> Result<DeployReport, DeployError> {
+        let cell = self
+            .registry
+            .get(agent)
+            .ok_or_else(|| DeployError::UnknownAgent(agent.to_owned()))?;
+        let live = cell.current();
+        let storage = |e: deployments::HistoryError| DeployError::Rollback(e.to_string());
+        let history = self.deployments.history(agent).map_err(storage)?;
+        let target = deployments::rollback_target(&history, &live.version, &live.digest, to)
+            .map_err(DeployError::Rollback)?;
+        if *target.version == *live.version && target.digest == live.digest {
+            return Err(DeployError::Rollback(format!(
+                "{agent} {} is already live",
+                target.version
+            )));
+        }
+        let bytes = self
+            .deployments
+            .component(&target.digest)
+            .map_err(storage)?
+            .ok_or_else(|| {
+                DeployError::Rollback(format!(
+                    "the component of {agent} {} ({}) is no longer stored",
+                    target.version, target.digest
+                ))
+            })?;
+        let manifest = Manifest::parse(Path::new(&target.source), &target.manifest)?;
+        tracing::info!(
+            agent,
+            from = %live.version,
+            to = target.version,
+            "rolling back"
+        );
+        self.deploy(manifest, bytes, &target.source, true, Origin::Rollback)
+            .await
     }
 
     fn refuse(&self, source: &str, agent: Option<String>, err: &DeployError) {
@@ -264,7 +362,7 @@ impl Host {
     async fn deploy_inner(
         &self,
         manifest: Manifest,
-        bytes: Vec<u8>,
+        bytes: &[u8],
         source: &str,
         approve: bool,
     ) -> Result<DeployReport, DeployError> {
@@ -275,7 +373,7 @@ impl Host {
         // Compile and validate off the hot path, before touching the running version.
         let compiled = self
             .runtime
-            .compile_blocking(bytes)
+            .compile_blocking(bytes.to_vec())
             .await
             .map_err(load_err)?;
         let _guard = self.deploy_lock.lock().await;

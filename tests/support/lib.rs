@@ -1,7 +1,6 @@
 //! Helpers for integration tests: start real `agenthost serve` processes in scratch directories
 //! and drive them through the CLI and the HTTP API, as a user would.
 
-use serde_json::Value;
 use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -257,6 +256,17 @@ pub fn publish(
     payload: &str,
     correlation_id: Option<&str>,
 ) -> Result<String, String> {
+    publish_stored(url, topic, key, payload, correlation_id).map(|r| r.correlation_id)
+}
+
+/// Publishes through the HTTP API; returns where the record was stored, or the error.
+pub fn publish_stored(
+    url: &str,
+    topic: &str,
+    key: Option<&str>,
+    payload: &str,
+    correlation_id: Option<&str>,
+) -> Result<agenthost::http::PublishResponse, String> {
     let mut body = serde_json::json!({ "payload": payload });
     if let Some(k) = key {
         body["key"] = k.into();
@@ -277,8 +287,7 @@ pub fn publish(
             response.text().unwrap_or_default()
         ));
     }
-    let v: Value = response.json().map_err(|e| e.to_string())?;
-    Ok(v["correlation_id"].as_str().unwrap_or_default().to_owned())
+    response.json().map_err(|e| e.to_string())
 }
 
 /// Reads records of `topic` from the beginning until `count` arrived or `timeout` passed.

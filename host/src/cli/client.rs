@@ -257,18 +257,90 @@ pub async fn deploy(args: &HostArgs, manifest_path: &Path, approve: bool) -> any
         .await?
         .json()
         .await?;
+    print_report("deployed", &report);
+    Ok(())
+}
+
+fn print_report(verb: &str, report: &crate::host::DeployReport) {
     match &report.replaced {
         Some(old) => println!(
-            "deployed {} {} (replacing {old}) {}",
+            "{verb} {} {} (replacing {old}) {}",
             report.agent, report.version, report.digest
         ),
         None => println!(
-            "deployed {} {} {}",
+            "{verb} {} {} {}",
             report.agent, report.version, report.digest
         ),
     }
     for line in &report.diff {
         println!("  {line}");
+    }
+}
+
+pub async fn rollback(args: &HostArgs, agent: &str, to: Option<&str>) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let body = crate::http::RollbackRequest {
+        to: to.map(str::to_owned),
+    };
+    let report: crate::host::DeployReport = client
+        .send(
+            client
+                .request(
+                    reqwest::Method::POST,
+                    &format!("/v1/agents/{agent}/rollback"),
+                )
+                .json(&body),
+        )
+        .await?
+        .json()
+        .await?;
+    print_report("rolled back to", &report);
+    Ok(())
+}
+
+pub async fn history(args: &HostArgs, agent: &str, format: Format) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let history: Vec<crate::deployments::Deployment> = client
+        .send(client.request(
+            reqwest::Method::GET,
+            &format!("/v1/agents/{agent}/deployments"),
+        ))
+        .await?
+        .json()
+        .await?;
+    if format == Format::Json {
+        for d in &history {
+            println!("{}", serde_json::to_string(d)?);
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<10} {:<14} {:<8} {:<8}  DETAIL",
+        "TIME", "VERSION", "DIGEST", "ORIGIN", "OUTCOME"
+    );
+    for d in &history {
+        let time = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_millis(d.at_ms),
+        );
+        let digest: String = d
+            .digest
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect();
+        let outcome = match d.outcome {
+            crate::deployments::Outcome::Deployed => "deployed",
+            crate::deployments::Outcome::Refused => "refused",
+        };
+        println!(
+            "{:<24} {:<10} {:<14} {:<8} {:<8}  {}",
+            time.to_string(),
+            d.version,
+            digest,
+            d.origin.as_str(),
+            outcome,
+            d.detail.replace('\n', " ")
+        );
     }
     Ok(())
 }

@@ -67,6 +67,23 @@ enum Command {
         #[command(flatten)]
         host: HostArgs,
     },
+    /// Deploy an earlier version of an agent again, from the host's deployment history.
+    Rollback {
+        agent: String,
+        /// The version to go back to (default: the newest other version that was live).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// An agent's deployments, newest first: version, digest, origin, outcome.
+    History {
+        agent: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        host: HostArgs,
+    },
     /// List deployed agents and refused deployments.
     Agents {
         #[arg(long, value_enum, default_value = "text")]
@@ -174,6 +191,14 @@ pub fn main() -> ExitCode {
                 approve,
                 host,
             } => client::deploy(&host, &manifest, approve).await,
+            Command::Rollback { agent, to, host } => {
+                client::rollback(&host, &agent, to.as_deref()).await
+            }
+            Command::History {
+                agent,
+                format,
+                host,
+            } => client::history(&host, &agent, format).await,
             Command::Agents { format, host } => client::agents(&host, format).await,
             Command::Send {
                 agent,

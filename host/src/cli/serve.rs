@@ -49,9 +49,15 @@ pub async fn run(config_path: Option<PathBuf>, log_format: Format) -> anyhow::Re
             .await
     });
     tracing::info!(%address, data_dir = %host.config.data_dir.display(), bus = host.bus.kind(), "listening on http://{address}");
+    // Taken before the first deploy, so a file changed while it runs is deployed after it.
+    let deployed_files = crate::watch::snapshot(&host.config.agents);
     host.deploy_configured().await;
     let agents = host.registry.read().len();
     tracing::info!(agents, "ready");
+    let interval = host.config.watch_interval;
+    if !interval.is_zero() {
+        crate::watch::spawn(host.clone(), deployed_files, interval);
+    }
 
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight work");

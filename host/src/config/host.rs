@@ -13,8 +13,13 @@ use std::time::Duration;
 pub struct HostConfig {
     /// sled data: state, bus log, compiled components. Relative to the config file.
     pub data_dir: PathBuf,
-    /// Manifest globs loaded at start. Relative to the config file.
+    /// Manifest globs deployed at start and watched for changes. Relative to the config file.
     pub agents: Vec<String>,
+    /// How often the `agents` globs are checked for new or changed manifests and components;
+    /// a change is deployed once it has stayed the same for one more interval. `0s`: no
+    /// watching, files are read at start only.
+    #[serde(with = "humantime_serde")]
+    pub watch_interval: Duration,
     /// The one HTTP listener: admin API, /metrics, /healthz.
     pub listen: SocketAddr,
     pub admin: AdminConfig,
@@ -118,6 +123,7 @@ impl Default for HostConfig {
         Self {
             data_dir: PathBuf::from(".agenthost"),
             agents: vec!["agents/*.toml".into()],
+            watch_interval: Duration::from_secs(1),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin: AdminConfig::default(),
             bus: BusConfig::default(),
@@ -352,6 +358,9 @@ impl HostConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if !self.watch_interval.is_zero() && self.watch_interval < Duration::from_millis(100) {
+            return Err("`watch_interval` must be 0s (off) or at least 100ms".into());
+        }
         if self.bus.local.partitions == 0 || self.bus.local.partitions > 1024 {
             return Err("`bus.local.partitions` must be between 1 and 1024".into());
         }

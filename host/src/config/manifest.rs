@@ -70,6 +70,9 @@ pub struct Manifest {
     pub capabilities: Capabilities,
     #[serde(default)]
     pub a2a: A2aSection,
+    /// The text it was parsed from, kept for the deployment history (rollback deploys it again).
+    #[serde(skip)]
+    pub text: String,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -294,6 +297,7 @@ impl Manifest {
     /// relative paths).
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let mut manifest: Manifest = parse_toml(path, text)?;
+        manifest.text = text.to_owned();
         manifest
             .validate()
             .map_err(|message| ConfigError::invalid(path, message))?;

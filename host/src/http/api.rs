@@ -1,6 +1,6 @@
 //! Handlers of the `/v1` API.
 
-use super::wire::{AgentsResponse, RefusalView, decode_b64};
+use super::wire::{AgentsResponse, RefusalView, RollbackRequest, decode_b64};
 use super::{
     AgentView, ApiError, AppState, ConsumeQuery, DeployRequest, PublishRequest, PublishResponse,
     WireRecord,
@@ -221,11 +221,62 @@ pub async fn deploy(
     };
     match s
         .host
-        .deploy(manifest, bytes, &req.manifest_path, req.approve)
+        .deploy(
+            manifest,
+            bytes,
+            &req.manifest_path,
+            req.approve,
+            crate::deployments::Origin::Api,
+        )
         .await
     {
         Ok(report) => Ok((StatusCode::OK, Json(report)).into_response()),
         Err(err @ DeployError::NeedsApproval { .. }) => {
+            Err(ApiError::new(StatusCode::CONFLICT, err.to_string()))
+        }
+        Err(err) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            err.to_string(),
+        )),
+    }
+}
+
+/// `GET /v1/agents/{name}/deployments`: the agent's deployment history, newest first (without
+/// the manifest texts).
+pub async fn deployments(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<crate::deployments::Deployment>>, ApiError> {
+    let mut history = s
+        .host
+        .deployments
+        .history(&name)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if history.is_empty() && s.host.registry.get(&name).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no agent named {name:?} was ever deployed here"),
+        ));
+    }
+    for d in &mut history {
+        d.manifest.clear();
+    }
+    Ok(Json(history))
+}
+
+/// `POST /v1/agents/{name}/rollback`: deploy an earlier version from the history again.
+pub async fn rollback(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<RollbackRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = json_body(body)?;
+    match s.host.rollback(&name, req.to.as_deref()).await {
+        Ok(report) => Ok((StatusCode::OK, Json(report)).into_response()),
+        Err(err @ DeployError::UnknownAgent(_)) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, err.to_string()))
+        }
+        Err(err @ DeployError::Rollback(_)) => {
             Err(ApiError::new(StatusCode::CONFLICT, err.to_string()))
         }
         Err(err) => Err(ApiError::new(

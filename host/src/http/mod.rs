@@ -10,7 +10,7 @@ mod wire;
 
 pub use wire::{
     AgentView, AgentsResponse, ConsumeQuery, DeployRequest, ErrorBody, PublishRequest,
-    PublishResponse, RefusalView, WireRecord, decode_b64,
+    PublishResponse, RefusalView, RollbackRequest, WireRecord, decode_b64,
 };
 
 use crate::host::Host;
@@ -36,6 +36,8 @@ pub fn router(state: AppState) -> Router {
             post(api::publish).get(api::consume),
         )
         .route("/agents", get(api::agents).post(api::deploy))
+        .route("/agents/{name}/deployments", get(api::deployments))
+        .route("/agents/{name}/rollback", post(api::rollback))
         .route("/audit", get(api::audit))
         .route("/mcp/servers", get(api::mcp_servers))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -107,6 +107,15 @@ impl WireRecord {
     }
 }
 
+/// `POST /v1/agents/{name}/rollback`: deploy an earlier version again.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The version to go back to; absent: the newest other version that was live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
 /// `POST /v1/agents`: deploy a manifest and its component.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,122 @@
+//! Watching the `agents` globs: a manifest that appears or changes, or whose component changes,
+//! is deployed with the same rules as `agenthost deploy` (a version granted more than the
+//! running one is refused and listed by `agenthost agents` until approved).
+//!
+//! The files are polled rather than watched through inotify: polling works the same on every
+//! filesystem (network mounts, container volumes, editors that replace files), and a poll of a
+//! few manifests per second costs nothing. A change is deployed only once it has stayed the
+//! same for one more interval, so a manifest and component written in several steps (a build,
+//! an editor's save, a copy) are deployed once, when complete.
+
+use crate::deployments::Origin;
+use crate::host::Host;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// What a manifest's deployment depends on: its own bytes' metadata and its component's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    manifest: Option<(SystemTime, u64)>,
+    component: Option<(SystemTime, u64)>,
+}
+
+fn stat(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+impl Fingerprint {
+    pub fn of(manifest: &Path) -> Self {
+        // The component path comes from the manifest; one that does not parse is watched by
+        // its own bytes only (fixing it is a change of the manifest).
+        let component = crate::config::Manifest::load(manifest)
+            .ok()
+            .and_then(|m| stat(&m.component));
+        Self {
+            manifest: stat(manifest),
+            component,
+        }
+    }
+}
+
+/// The manifests the globs match now, sorted.
+pub fn manifest_paths(globs: &[String]) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for pattern in globs {
+        match glob::glob(pattern) {
+            Ok(entries) => paths.extend(entries.filter_map(Result::ok)),
+            Err(e) => tracing::error!(pattern, error = %e, "invalid `agents` glob"),
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// Fingerprints of every manifest the globs match.
+pub fn snapshot(globs: &[String]) -> HashMap<PathBuf, Fingerprint> {
+    manifest_paths(globs)
+        .into_iter()
+        .map(|p| {
+            let f = Fingerprint::of(&p);
+            (p, f)
+        })
+        .collect()
+}
+
+/// Polls the globs every `interval` until the host stops; `known` is what was deployed at start.
+pub fn spawn(host: Arc<Host>, mut known: HashMap<PathBuf, Fingerprint>, interval: Duration) {
+    tokio::spawn(async move {
+        let globs = host.config.agents.clone();
+        // Changed at the last poll, deployed if still the same at this one.
+        let mut settling: HashMap<PathBuf, Fingerprint> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = host.stop.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            let scan = {
+                let globs = globs.clone();
+                match tokio::task::spawn_blocking(move || snapshot(&globs)).await {
+                    Ok(scan) => scan,
+                    Err(_) => continue,
+                }
+            };
+            for (path, fingerprint) in &scan {
+                if known.get(path) == Some(fingerprint) {
+                    settling.remove(path);
+                    continue;
+                }
+                if settling.get(path) != Some(fingerprint) {
+                    settling.insert(path.clone(), fingerprint.clone());
+                    continue;
+                }
+                settling.remove(path);
+                known.insert(path.clone(), fingerprint.clone());
+                match host.deploy_path(path, false, Origin::Config).await {
+                    Ok(report) => tracing::info!(
+                        manifest = %path.display(),
+                        agent = report.agent,
+                        version = report.version,
+                        replaced = report.replaced,
+                        "changed manifest deployed"
+                    ),
+                    Err(err) => tracing::error!(
+                        manifest = %path.display(),
+                        "changed manifest refused; the running version keeps serving: {err}"
+                    ),
+                }
+            }
+            known.retain(|path, _| {
+                let present = scan.contains_key(path);
+                if !present {
+                    tracing::info!(manifest = %path.display(), "manifest removed; its agent keeps running until deployed again or the host restarts");
+                }
+                present
+            });
+            settling.retain(|path, _| scan.contains_key(path));
+        }
+    });
+}

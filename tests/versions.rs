@@ -1,0 +1,272 @@
+//! Versions: the deployment history, rollback (also after the files are gone, and across a
+//! restart), and the watched `agents` globs deploying changed manifests by the same rules.
+
+use agenthost_tests::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const ECHO: &str = r#"
+name = "echo"
+version = "1.0.0"
+component = "{component}"
+
+[[subscribe]]
+topic = "demo.in.v1"
+
+[capabilities]
+publish = ["demo.out.v1"]
+config = { out = "demo.out.v1" }
+"#;
+
+/// The echo manifest at `version`, for the component at `component`.
+fn echo(version: &str, component: &Path) -> String {
+    ECHO.replace("1.0.0", version)
+        .replace("{component}", &component.display().to_string())
+}
+
+/// Publishes one event and returns the version that handled it (its output's provenance).
+fn handled_by(host: &HostProcess, n: usize) -> String {
+    let cid = format!("cid-{n}");
+    publish(&host.url, "demo.in.v1", None, "hello", Some(&cid)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = consume(&host.url, "demo.out.v1", n, Duration::from_secs(5));
+        if let Some(r) = out.iter().find(|r| r.headers["correlation-id"] == cid) {
+            return r.headers["agenthost-agent-version"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no output for {cid}:\n{}",
+            host.log_text()
+        );
+    }
+}
+
+fn history(s: &Scenario) -> Vec<Value> {
+    let out = s.cli(&["history", "echo", "--format", "json"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn summary(history: &[Value]) -> Vec<(String, String, String)> {
+    history
+        .iter()
+        .map(|d| {
+            (
+                d["version"].as_str().unwrap().to_owned(),
+                d["origin"].as_str().unwrap().to_owned(),
+                d["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn row(version: &str, origin: &str, outcome: &str) -> (String, String, String) {
+    (version.into(), origin.into(), outcome.into())
+}
+
+#[test]
+fn rollback_brings_an_earlier_version_back_even_after_its_files_are_gone() {
+    let s = Scenario::new("");
+    s.manifest("echo", &echo("1.0.0", &plugin("echo")));
+    let mut host = s.start();
+    assert_eq!(handled_by(&host, 1), "1.0.0");
+
+    // Version 2 from a component file of its own, which is deleted after the deploy.
+    let incoming = s.path().join("incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    let v2_component = incoming.join("echo-2.wasm");
+    std::fs::copy(plugin("echo"), &v2_component).unwrap();
+    let v2 = incoming.join("echo-2.toml");
+    std::fs::write(&v2, echo("2.0.0", &v2_component)).unwrap();
+    let deployed = s.cli(&["deploy", v2.to_str().unwrap()]);
+    assert!(deployed.status.success(), "{}", describe(&deployed));
+    assert_eq!(handled_by(&host, 2), "2.0.0");
+    std::fs::remove_file(&v2_component).unwrap();
+    std::fs::remove_file(&v2).unwrap();
+
+    // Back to the version before the live one.
+    let back = s.cli(&["rollback", "echo"]);
+    assert!(back.status.success(), "{}", describe(&back));
+    assert!(
+        String::from_utf8_lossy(&back.stdout)
+            .contains("rolled back to echo 1.0.0 (replacing 2.0.0)"),
+        "{}",
+        describe(&back)
+    );
+    assert_eq!(handled_by(&host, 3), "1.0.0");
+
+    // Forward again to a named version, whose files no longer exist.
+    let forward = s.cli(&["rollback", "echo", "--to", "2.0.0"]);
+    assert!(forward.status.success(), "{}", describe(&forward));
+    assert_eq!(handled_by(&host, 4), "2.0.0");
+
+    // What cannot be done is refused, naming why; the live version keeps serving.
+    let unknown = s.cli(&["rollback", "echo", "--to", "9.9.9"]);
+    assert_eq!(unknown.status.code(), Some(1), "{}", describe(&unknown));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("9.9.9 was never live") && stderr.contains("2.0.0, 1.0.0"),
+        "{stderr}"
+    );
+    let live = s.cli(&["rollback", "echo", "--to", "2.0.0"]);
+    assert!(
+        String::from_utf8_lossy(&live.stderr).contains("already live"),
+        "{}",
+        describe(&live)
+    );
+    let nobody = s.cli(&["rollback", "nobody"]);
+    assert!(
+        String::from_utf8_lossy(&nobody.stderr).contains("no agent named \"nobody\""),
+        "{}",
+        describe(&nobody)
+    );
+    assert_eq!(handled_by(&host, 5), "2.0.0");
+
+    let before_restart = history(&s);
+    assert_eq!(
+        summary(&before_restart),
+        [
+            row("2.0.0", "rollback", "deployed"),
+            row("1.0.0", "rollback", "deployed"),
+            row("2.0.0", "api", "deployed"),
+            row("1.0.0", "config", "deployed"),
+        ]
+    );
+    assert!(
+        before_restart[2]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("echo-2.toml")
+    );
+    assert!(
+        before_restart[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("replaced 2.0.0")
+    );
+    let text = s.cli(&["history", "echo"]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("rollback"),
+        "{}",
+        describe(&text)
+    );
+
+    // The history outlives the process. At start the host deploys its files again (1.0.0):
+    // a deployment of its own, recorded once however often the host restarts.
+    host.terminate();
+    drop(host);
+    let host = s.start();
+    assert_eq!(handled_by(&host, 6), "1.0.0");
+    let after = history(&s);
+    assert_eq!(after.len(), before_restart.len() + 1);
+    assert_eq!(summary(&after[..1]), [row("1.0.0", "config", "deployed")]);
+    drop(host);
+    let host = s.start();
+    assert_eq!(
+        history(&s).len(),
+        after.len(),
+        "a restart is not a deployment"
+    );
+    // A rollback after the restart still finds 2.0.0's component.
+    let again = s.cli(&["rollback", "echo"]);
+    assert!(again.status.success(), "{}", describe(&again));
+    assert_eq!(handled_by(&host, 7), "2.0.0");
+}
+
+/// Puts `watch_interval` at the top of the scenario's host config.
+fn watching(s: &Scenario, interval: &str) {
+    let path = s.path().join("agenthost.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("watch_interval = \"{interval}\"\n{config}")).unwrap();
+}
+
+fn agents_json(s: &Scenario) -> Value {
+    let out = s.cli(&["agents", "--format", "json"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Polls `agenthost agents` until `done` holds.
+fn wait_for_agents(s: &Scenario, host: &HostProcess, what: &str, done: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let agents = agents_json(s);
+        if done(&agents) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} never happened: {agents:#}\nlog:\n{}",
+            host.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn version_of(agents: &Value, name: &str) -> Option<String> {
+    agents["agents"]
+        .as_array()?
+        .iter()
+        .find(|a| a["name"] == name)
+        .map(|a| a["version"].as_str().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn changed_manifests_in_the_watched_globs_are_deployed_by_the_same_rules() {
+    let s = Scenario::new("");
+    watching(&s, "200ms");
+    let manifest: PathBuf = s.manifest("echo", &echo("1.0.0", &plugin("echo")));
+    let host = s.start();
+    assert_eq!(handled_by(&host, 1), "1.0.0");
+
+    // An edit with the same grants goes live by itself.
+    std::fs::write(&manifest, echo("1.1.0", &plugin("echo"))).unwrap();
+    wait_for_agents(&s, &host, "1.1.0 going live", |a| {
+        version_of(a, "echo").as_deref() == Some("1.1.0")
+    });
+    assert_eq!(handled_by(&host, 2), "1.1.0");
+
+    // An edit that grants more is refused, listed with the diff, and 1.1.0 keeps serving.
+    std::fs::write(
+        &manifest,
+        echo("1.2.0", &plugin("echo")).replace(
+            "publish = [\"demo.out.v1\"]",
+            "publish = [\"demo.out.v1\", \"billing.*\"]",
+        ),
+    )
+    .unwrap();
+    wait_for_agents(&s, &host, "the widening edit being refused", |a| {
+        a["refused"].as_array().is_some_and(|r| {
+            r.iter().any(|r| {
+                let error = r["error"].as_str().unwrap_or_default();
+                error.contains("+ publish billing.*") && error.contains("--approve")
+            })
+        })
+    });
+    assert_eq!(handled_by(&host, 3), "1.1.0");
+
+    // A new manifest in the glob is deployed too.
+    s.manifest(
+        "second",
+        &echo("0.1.0", &plugin("echo"))
+            .replace("name = \"echo\"", "name = \"second\"")
+            .replace("demo.in.v1", "second.in.v1"),
+    );
+    wait_for_agents(&s, &host, "the new manifest going live", |a| {
+        version_of(a, "second").as_deref() == Some("0.1.0")
+    });
+    let history = history(&s);
+    assert_eq!(
+        summary(&history),
+        [
+            row("1.2.0", "config", "refused"),
+            row("1.1.0", "config", "deployed"),
+            row("1.0.0", "config", "deployed"),
+        ]
+    );
+}

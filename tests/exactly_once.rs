@@ -247,7 +247,7 @@ fn exactly_once_publishes_and_offsets_commit_together_and_failed_attempts_vanish
                 bus: bus_dyn,
                 metrics,
             },
-            Arc::new(AgentCell::new(version)),
+            Arc::new(AgentCell::new(version, None)),
             "faulty".into(),
             vec!["test.in.v1".into()],
             Handler::Events,

@@ -270,3 +270,170 @@ fn changed_manifests_in_the_watched_globs_are_deployed_by_the_same_rules() {
         ]
     );
 }
+
+/// Writes a manifest for `version` of echo outside the watched globs; `extra` is appended.
+fn write_upgrade(s: &Scenario, version: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let incoming = s.path().join("incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    let path = incoming.join(format!("echo-{version}.toml"));
+    std::fs::write(&path, edit(echo(version, &plugin("echo")))).unwrap();
+    path
+}
+
+/// The versions that handled `count` new events with distinct keys, published now.
+fn versions_handling(host: &HostProcess, tag: &str, count: usize) -> Vec<String> {
+    let mut cids = Vec::new();
+    for i in 0..count {
+        let cid = format!("{tag}-{i}");
+        publish(&host.url, "demo.in.v1", Some(&cid), "hello", Some(&cid)).unwrap();
+        cids.push(cid);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = consume(
+            &host.url,
+            "demo.out.v1",
+            usize::MAX >> 1,
+            Duration::from_secs(2),
+        );
+        let found: Vec<String> = cids
+            .iter()
+            .filter_map(|cid| {
+                out.iter()
+                    .find(|r| &r.headers["correlation-id"] == cid)
+                    .map(|r| r.headers["agenthost-agent-version"].clone())
+            })
+            .collect();
+        if found.len() == count {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} {tag} events produced output:\n{}",
+            found.len(),
+            host.log_text()
+        );
+    }
+}
+
+const CANARY: &str = "\n[rollout]\ncanary = 50\nmin_invocations = 5\nmargin = 0.2\n";
+
+#[test]
+fn a_failing_canary_is_rolled_back_by_itself_and_a_good_one_is_promoted() {
+    let s = Scenario::new("");
+    s.manifest("echo", &echo("1.0.0", &plugin("echo")));
+    let host = s.start();
+
+    // 2.0.0 is misconfigured: it publishes to a topic it is not granted, so every invocation
+    // on it fails. Its events are handed to 1.0.0, and the check takes it out.
+    let broken = write_upgrade(&s, "2.0.0", |m| {
+        m.replace(
+            "config = { out = \"demo.out.v1\" }",
+            "config = { out = \"demo.typo.v1\" }",
+        ) + CANARY
+    });
+    let deployed = s.cli(&["deploy", broken.to_str().unwrap()]);
+    assert!(deployed.status.success(), "{}", describe(&deployed));
+    assert!(
+        String::from_utf8_lossy(&deployed.stdout)
+            .contains("echo 2.0.0 as a canary for 50% of events beside 1.0.0"),
+        "{}",
+        describe(&deployed)
+    );
+    let handled = versions_handling(&host, "broken", 60);
+    assert!(
+        handled.iter().all(|v| v == "1.0.0"),
+        "a failed canary invocation is handled by the live version: {handled:?}"
+    );
+    let dead = consume(&host.url, "agent.dead-letter.v1", 1, Duration::from_secs(1));
+    assert!(
+        dead.is_empty(),
+        "no event is dead-lettered for a canary's failure"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rolled_back = loop {
+        let h = history(&s);
+        if let Some(d) = h
+            .iter()
+            .find(|d| d["version"] == "2.0.0" && d["outcome"] == "rolled-back")
+        {
+            break d.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the canary was never rolled back: {h:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(rolled_back["origin"], "automatic");
+    let reason = rolled_back["detail"].as_str().unwrap();
+    assert!(reason.contains("canary failure rate 100.0%"), "{reason}");
+    assert!(agents_json(&s)["agents"][0].get("canary").is_none());
+    let audit = s.cli(&["audit", "--agent", "echo", "--denied"]);
+    assert!(
+        String::from_utf8_lossy(&audit.stdout).contains("canary rolled back"),
+        "{}",
+        describe(&audit)
+    );
+
+    // 3.0.0 is sound: it shares the events with 1.0.0 until promoted.
+    let good = write_upgrade(&s, "3.0.0", |m| m + CANARY);
+    let deployed = s.cli(&["deploy", good.to_str().unwrap()]);
+    assert!(deployed.status.success(), "{}", describe(&deployed));
+    let canary = &agents_json(&s)["agents"][0]["canary"];
+    assert_eq!(canary["version"], "3.0.0");
+    assert_eq!(canary["percent"], 50);
+    let handled = versions_handling(&host, "shared", 40);
+    assert!(
+        handled.iter().any(|v| v == "1.0.0") && handled.iter().any(|v| v == "3.0.0"),
+        "both versions take part: {handled:?}"
+    );
+    // Nothing else is deployed while a canary is on trial.
+    let other = write_upgrade(&s, "4.0.0", |m| m);
+    let refused = s.cli(&["deploy", other.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("3.0.0 is on trial as a canary"),
+        "{}",
+        describe(&refused)
+    );
+    let promoted = s.cli(&["promote", "echo"]);
+    assert!(
+        String::from_utf8_lossy(&promoted.stdout).contains("promoted echo 3.0.0 (replacing 1.0.0)"),
+        "{}",
+        describe(&promoted)
+    );
+    assert!(
+        versions_handling(&host, "after", 10)
+            .iter()
+            .all(|v| v == "3.0.0")
+    );
+
+    // A canary the operator rolls back ends its trial; the live version stays.
+    let next = write_upgrade(&s, "5.0.0", |m| m + CANARY);
+    assert!(s.cli(&["deploy", next.to_str().unwrap()]).status.success());
+    let back = s.cli(&["rollback", "echo"]);
+    assert!(
+        String::from_utf8_lossy(&back.stdout)
+            .contains("rolled back to echo 3.0.0 (replacing 5.0.0)"),
+        "{}",
+        describe(&back)
+    );
+    assert!(
+        versions_handling(&host, "end", 10)
+            .iter()
+            .all(|v| v == "3.0.0")
+    );
+    assert_eq!(
+        summary(&history(&s)),
+        [
+            row("5.0.0", "rollback", "rolled-back"),
+            row("5.0.0", "api", "canary"),
+            row("3.0.0", "promote", "deployed"),
+            row("4.0.0", "api", "refused"),
+            row("3.0.0", "api", "canary"),
+            row("2.0.0", "automatic", "rolled-back"),
+            row("2.0.0", "api", "canary"),
+            row("1.0.0", "config", "deployed"),
+        ]
+    );
+}

@@ -263,7 +263,8 @@ impl PartitionWorker {
                         // swap, the partition's records switch version once, whichever starts first.
                         let chain = Chain::of(&record, ordering);
                         let offset = record.offset;
-                        let admitted = (record, self.cell.current());
+                        let version = self.cell.pick(record.key.as_deref(), offset);
+                        let admitted = (record, version);
                         if let Some(ready) = state.pipeline.admit(chain.clone(), offset, admitted) {
                             self.start(&mut state, chain, ready);
                         }
@@ -368,8 +369,10 @@ impl PartitionWorker {
         }
     }
 
-    /// Handles `record` until it is finished: first on `version`, the version live when the
-    /// record was read, retries on whichever version is live then.
+    /// Handles `record` until it is finished: first on `version`, the version picked when the
+    /// record was read (the live one, or a canary), retries on whichever version is live then.
+    /// A failure on a canary is not the event's fault: it is handed to the live version at
+    /// once, without counting as an attempt.
     async fn deliver(&self, record: &Record, version: Arc<AgentVersion>) -> Finished {
         let correlation_id = correlation_id_of(record);
         let mut attempt = 1u32;
@@ -377,6 +380,7 @@ impl PartitionWorker {
         loop {
             // After a swap, retries go to the new version.
             let agent = first.take().unwrap_or_else(|| self.cell.current());
+            let on_canary = self.cell.is_canary(&agent);
             let delivery = &agent.manifest.delivery;
             let result = {
                 let _permit = self.concurrency.acquire().await.ok();
@@ -399,10 +403,17 @@ impl PartitionWorker {
                     }
                 }
             };
+            self.cell.record_outcome(&agent, result.is_ok());
             let err = match result {
                 Ok(()) => return Finished::Done,
                 Err(err) => err,
             };
+            if on_canary {
+                tracing::warn!(agent = &*agent.name, version = &*agent.version, correlation_id, topic = record.topic,
+                    partition = record.partition, offset = record.offset, error = %err,
+                    "canary invocation failed; handing the event to the live version");
+                continue;
+            }
             if err.is_permanent() || attempt >= delivery.max_attempts {
                 return self
                     .dead_letter(record, &agent, &correlation_id, attempt, &err)

@@ -22,6 +22,10 @@ pub enum Origin {
     Api,
     /// `agenthost rollback` / `POST /v1/agents/{name}/rollback`.
     Rollback,
+    /// `agenthost promote` / `POST /v1/agents/{name}/promote`.
+    Promote,
+    /// The host itself: a canary that failed its check.
+    Automatic,
 }
 
 impl Origin {
@@ -30,6 +34,8 @@ impl Origin {
             Self::Config => "config",
             Self::Api => "api",
             Self::Rollback => "rollback",
+            Self::Promote => "promote",
+            Self::Automatic => "automatic",
         }
     }
 }
@@ -41,6 +47,21 @@ pub enum Outcome {
     Deployed,
     /// It was refused; the version before it kept serving.
     Refused,
+    /// It went on trial as a canary beside the live version.
+    Canary,
+    /// Its canary trial ended without promotion (failed its check, or rolled back).
+    RolledBack,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deployed => "deployed",
+            Self::Refused => "refused",
+            Self::Canary => "canary",
+            Self::RolledBack => "rolled-back",
+        }
+    }
 }
 
 /// One deployment of an agent.
@@ -88,7 +109,7 @@ impl Deployments {
         })
     }
 
-    /// Records a deployment (and, if it went live, its component); returns it with its id.
+    /// Records a deployment (and, if it went live or on trial, its component); returns it with its id.
     /// Durable when this returns.
     pub async fn record(
         &self,

@@ -52,9 +52,12 @@ pub struct DeployReport {
     pub agent: String,
     pub version: String,
     pub digest: String,
-    /// The version it replaced, if any.
+    /// The version it replaced, if any (for a canary: the version it is on trial beside).
     pub replaced: Option<String>,
     pub diff: Vec<String>,
+    /// Percent of events it handles as a canary; 0 when it went live outright.
+    #[serde(default)]
+    pub canary: u8,
 }
 
 pub struct Host {
@@ -77,6 +80,8 @@ pub struct Host {
     ready: AtomicBool,
     /// One deploy at a time: deploys of the same agent must not interleave their swaps.
     deploy_lock: tokio::sync::Mutex<()>,
+    /// Where agents report a canary that failed its check (recorded by a task of the host).
+    canary_failed: tokio::sync::mpsc::UnboundedSender<crate::registry::CanaryFailed>,
 }
 
 impl Host {
@@ -153,6 +158,8 @@ impl Host {
             mcp: mcp.clone(),
             a2a: a2a.clone(),
         };
+        let (canary_failed, failed_canaries) = tokio::sync::mpsc::unbounded_channel();
+        spawn_canary_recorder(failed_canaries, deployments.clone(), audit.clone());
         Ok(Arc::new(Self {
             config,
             db,
@@ -168,6 +175,7 @@ impl Host {
             stop,
             ready: AtomicBool::new(false),
             deploy_lock: tokio::sync::Mutex::new(()),
+            canary_failed,
         }))
     }
 
@@ -265,10 +273,16 @@ impl Host {
             origin,
             at_ms: 0,
             outcome: match &result {
+                Ok(report) if report.canary > 0 => deployments::Outcome::Canary,
                 Ok(_) => deployments::Outcome::Deployed,
                 Err(_) => deployments::Outcome::Refused,
             },
             detail: match &result {
+                Ok(DeployReport {
+                    replaced: Some(live),
+                    canary,
+                    ..
+                }) if *canary > 0 => format!("canary for {canary}% of events beside {live}"),
                 Ok(DeployReport {
                     replaced: Some(old),
                     ..
@@ -318,6 +332,23 @@ impl Host {
             .registry
             .get(agent)
             .ok_or_else(|| DeployError::UnknownAgent(agent.to_owned()))?;
+        if let Some(canary) = cell.take_canary() {
+            let live = cell.current();
+            self.record_canary_end(
+                &canary,
+                Origin::Rollback,
+                "rolled back by the operator".into(),
+            )
+            .await;
+            return Ok(DeployReport {
+                agent: agent.to_owned(),
+                version: live.version.to_string(),
+                digest: live.digest.clone(),
+                replaced: Some(canary.version.version.to_string()),
+                diff: Vec::new(),
+                canary: 0,
+            });
+        }
         let live = cell.current();
         let storage = |e: deployments::HistoryError| DeployError::Rollback(e.to_string());
         let history = self.deployments.history(agent).map_err(storage)?;
@@ -348,6 +379,67 @@ impl Host {
         );
         self.deploy(manifest, bytes, &target.source, true, Origin::Rollback)
             .await
+    }
+
+    /// Ends `agent`'s canary trial by making the canary the live version.
+    pub async fn promote(&self, agent: &str) -> Result<DeployReport, DeployError> {
+        let _guard = self.deploy_lock.lock().await;
+        let cell = self
+            .registry
+            .get(agent)
+            .ok_or_else(|| DeployError::UnknownAgent(agent.to_owned()))?;
+        let (canary, old) = cell.promote().ok_or_else(|| {
+            DeployError::Conflict(format!("{agent} has no canary on trial to promote"))
+        })?;
+        if let Some(r) = self.registry.write().get_mut(agent) {
+            r.source = canary.source.clone();
+        }
+        let version = &canary.version;
+        tracing::info!(agent, version = %version.version, replaced = %old.version, "canary promoted");
+        let counts = canary.counts();
+        self.audit.record(AuditEntry {
+            time_ms: 0,
+            agent: agent.to_owned(),
+            version: version.version.to_string(),
+            correlation_id: String::new(),
+            capability: "deploy".into(),
+            target: canary.source.clone(),
+            outcome: Outcome::Allowed,
+            detail: format!("canary promoted, replacing {}", old.version),
+        });
+        let deployment = Deployment {
+            id: 0,
+            agent: agent.to_owned(),
+            version: version.version.to_string(),
+            digest: version.digest.clone(),
+            source: canary.source.clone(),
+            origin: Origin::Promote,
+            at_ms: 0,
+            outcome: deployments::Outcome::Deployed,
+            detail: format!(
+                "promoted from canary, replaced {} ({} canary invocations, {} failed, in the last window)",
+                old.version, counts.canary_invocations, counts.canary_failures
+            ),
+            manifest: version.manifest.text.clone(),
+        };
+        self.record_deployment(deployment, None).await;
+        Ok(DeployReport {
+            agent: agent.to_owned(),
+            version: version.version.to_string(),
+            digest: version.digest.clone(),
+            replaced: Some(old.version.to_string()),
+            diff: Vec::new(),
+            canary: 0,
+        })
+    }
+
+    async fn record_canary_end(
+        &self,
+        canary: &crate::canary::Canary,
+        origin: Origin,
+        reason: String,
+    ) {
+        record_canary_end(&self.deployments, &self.audit, canary, origin, reason).await;
     }
 
     fn refuse(&self, source: &str, agent: Option<String>, err: &DeployError) {
@@ -435,10 +527,11 @@ impl Host {
             digest: version.digest.clone(),
             replaced: None,
             diff: diff_lines.iter().map(ToString::to_string).collect(),
+            canary: 0,
         };
 
         let Some(cell) = existing else {
-            let cell = Arc::new(AgentCell::new(version));
+            let cell = Arc::new(AgentCell::new(version, Some(self.canary_failed.clone())));
             let running = self.start_subscriptions(cell, subscriptions, source);
             self.registry.write().insert(name, running);
             return Ok(report);
@@ -447,6 +540,50 @@ impl Host {
         let membership_settings = |d: &crate::config::Delivery| (d.mode, d.ordering, d.concurrency);
         let settings_changed = membership_settings(&cell.current().manifest.delivery)
             != membership_settings(&version.manifest.delivery);
+        let same_subscriptions = self
+            .registry
+            .read()
+            .get(&name)
+            .is_some_and(|r| r.subscriptions == subscriptions);
+        if let Some(canary) = cell.canary() {
+            return Err(DeployError::Conflict(format!(
+                "{source}: {name} {} is on trial as a canary: `agenthost promote {name}` or `agenthost rollback {name}` first",
+                canary.version.version
+            )));
+        }
+        let percent = version.manifest.rollout.canary;
+        if percent > 0 {
+            // The canary shares the live version's consumer groups and partition workers.
+            if version.manifest.delivery.mode == crate::config::DeliveryMode::ExactlyOnce {
+                return Err(DeployError::Conflict(format!(
+                    "{source}: a canary needs at-least-once delivery (exactly-once handles a partition in one transaction at a time, on the live version); deploy it with rollout.canary = 0"
+                )));
+            }
+            if settings_changed || !same_subscriptions {
+                return Err(DeployError::Conflict(format!(
+                    "{source}: a canary must subscribe and be delivered like the running version (same topics, groups, mode, ordering and concurrency); deploy it with rollout.canary = 0 to switch outright"
+                )));
+            }
+            let rollout = version.manifest.rollout.clone();
+            let beside = cell.current().version.to_string();
+            cell.start_canary(crate::canary::Canary::new(
+                Arc::new(version),
+                rollout,
+                source.to_owned(),
+            ));
+            tracing::info!(
+                agent = name,
+                canary = report.version,
+                percent,
+                live = beside,
+                "canary on trial"
+            );
+            return Ok(DeployReport {
+                replaced: Some(beside),
+                canary: percent,
+                ..report
+            });
+        }
         let old = cell.swap(version);
         let report = DeployReport {
             replaced: Some(old.version.to_string()),
@@ -456,12 +593,7 @@ impl Host {
         // with offsets untouched. Different ones, a different delivery mode (offsets stored for
         // auto-commit and offsets committed in transactions must not interleave), ordering or
         // concurrency: restart them, which commits and leaves the groups first.
-        let unchanged = !settings_changed
-            && self
-                .registry
-                .read()
-                .get(&name)
-                .is_some_and(|r| r.subscriptions == subscriptions);
+        let unchanged = !settings_changed && same_subscriptions;
         if unchanged {
             if let Some(r) = self.registry.write().get_mut(&name) {
                 r.source = source.to_owned();
@@ -555,4 +687,54 @@ impl Host {
             tracing::error!(error = %e, "final flush failed");
         }
     }
+}
+
+/// Records a canary trial that ended without promotion, in the history and the audit log.
+async fn record_canary_end(
+    deployments: &Deployments,
+    audit: &AuditLog,
+    canary: &crate::canary::Canary,
+    origin: Origin,
+    reason: String,
+) {
+    let version = &canary.version;
+    tracing::warn!(agent = %version.name, version = %version.version, reason, "canary rolled back");
+    audit.record(AuditEntry {
+        time_ms: 0,
+        agent: version.name.to_string(),
+        version: version.version.to_string(),
+        correlation_id: String::new(),
+        capability: "deploy".into(),
+        target: canary.source.clone(),
+        outcome: Outcome::Denied,
+        detail: format!("canary rolled back: {reason}"),
+    });
+    let deployment = Deployment {
+        id: 0,
+        agent: version.name.to_string(),
+        version: version.version.to_string(),
+        digest: version.digest.clone(),
+        source: canary.source.clone(),
+        origin,
+        at_ms: 0,
+        outcome: deployments::Outcome::RolledBack,
+        detail: reason,
+        manifest: version.manifest.text.clone(),
+    };
+    if let Err(err) = deployments.record(deployment, None).await {
+        tracing::error!(error = %err, "cannot record the canary's end in the history");
+    }
+}
+
+/// Records the canaries that failed their check, as agents report them.
+fn spawn_canary_recorder(
+    mut failed: tokio::sync::mpsc::UnboundedReceiver<crate::registry::CanaryFailed>,
+    deployments: Arc<Deployments>,
+    audit: Arc<AuditLog>,
+) {
+    tokio::spawn(async move {
+        while let Some(crate::registry::CanaryFailed { canary, reason }) = failed.recv().await {
+            record_canary_end(&deployments, &audit, &canary, Origin::Automatic, reason).await;
+        }
+    });
 }

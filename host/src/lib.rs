@@ -5,6 +5,7 @@ pub mod a2a;
 pub mod agent;
 pub mod audit;
 pub mod bus;
+pub mod canary;
 pub mod capabilities;
 pub mod cli;
 pub mod config;

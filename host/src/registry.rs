@@ -2,6 +2,7 @@
 //! that were refused (so operators can see why an agent is not running).
 
 use crate::agent::AgentVersion;
+use crate::canary::{Canary, Side};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
@@ -15,19 +16,34 @@ pub struct AgentStats {
     pub dead_letters: AtomicU64,
 }
 
-/// The live version of one agent. Invocations read it once each; a deploy swaps it atomically,
-/// so in-flight invocations finish on the version they started with.
+/// A canary that failed its check and was taken out, for the host to record.
+pub struct CanaryFailed {
+    pub canary: Arc<Canary>,
+    pub reason: String,
+}
+
+/// The live version of one agent, and its canary if one is on trial. Invocations read it once
+/// each; a deploy swaps it atomically, so in-flight invocations finish on the version they
+/// started with.
 pub struct AgentCell {
     name: String,
     live: RwLock<Arc<AgentVersion>>,
+    canary: RwLock<Option<Arc<Canary>>>,
+    /// Where a canary that fails its check is reported.
+    canary_failed: Option<tokio::sync::mpsc::UnboundedSender<CanaryFailed>>,
     pub stats: AgentStats,
 }
 
 impl AgentCell {
-    pub fn new(version: AgentVersion) -> Self {
+    pub fn new(
+        version: AgentVersion,
+        canary_failed: Option<tokio::sync::mpsc::UnboundedSender<CanaryFailed>>,
+    ) -> Self {
         Self {
             name: version.name.to_string(),
             live: RwLock::new(Arc::new(version)),
+            canary: RwLock::new(None),
+            canary_failed,
             stats: AgentStats::default(),
         }
     }
@@ -36,16 +52,91 @@ impl AgentCell {
         &self.name
     }
 
+    /// The live (stable) version.
     pub fn current(&self) -> Arc<AgentVersion> {
         self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The version an event goes to: the canary's share by key, else the live version.
+    pub fn pick(&self, key: Option<&[u8]>, fallback: u64) -> Arc<AgentVersion> {
+        match self.canary() {
+            Some(canary) if canary.takes(key, fallback) => canary.version.clone(),
+            _ => self.current(),
+        }
+    }
+
     /// Makes `version` live; returns the one it replaced.
     pub fn swap(&self, version: AgentVersion) -> Arc<AgentVersion> {
+        self.swap_arc(Arc::new(version))
+    }
+
+    fn swap_arc(&self, version: Arc<AgentVersion>) -> Arc<AgentVersion> {
         std::mem::replace(
             &mut *self.live.write().unwrap_or_else(|p| p.into_inner()),
-            Arc::new(version),
+            version,
         )
+    }
+
+    pub fn canary(&self) -> Option<Arc<Canary>> {
+        self.canary
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts `canary` on trial beside the live version.
+    pub fn start_canary(&self, canary: Canary) {
+        *self.canary.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(canary));
+    }
+
+    /// Ends the trial without promoting: new events go to the live version only.
+    pub fn take_canary(&self) -> Option<Arc<Canary>> {
+        self.canary
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Makes the canary the live version; returns it and the version it replaced.
+    pub fn promote(&self) -> Option<(Arc<Canary>, Arc<AgentVersion>)> {
+        let mut slot = self.canary.write().unwrap_or_else(|p| p.into_inner());
+        let canary = slot.take()?;
+        let old = self.swap_arc(canary.version.clone());
+        Some((canary, old))
+    }
+
+    /// Whether `version` is this agent's canary.
+    pub fn is_canary(&self, version: &Arc<AgentVersion>) -> bool {
+        self.canary()
+            .is_some_and(|c| Arc::ptr_eq(&c.version, version))
+    }
+
+    /// Counts an invocation's outcome towards the canary check, if a canary is on trial; a
+    /// canary that fails the check is taken out at once and reported.
+    pub fn record_outcome(&self, version: &Arc<AgentVersion>, ok: bool) {
+        let Some(canary) = self.canary() else {
+            return;
+        };
+        let side = if Arc::ptr_eq(&canary.version, version) {
+            Side::Canary
+        } else if Arc::ptr_eq(&self.current(), version) {
+            Side::Stable
+        } else {
+            return;
+        };
+        let Some(reason) = canary.record(side, ok) else {
+            return;
+        };
+        let removed = {
+            let mut slot = self.canary.write().unwrap_or_else(|p| p.into_inner());
+            match &*slot {
+                Some(c) if Arc::ptr_eq(c, &canary) => slot.take(),
+                _ => None,
+            }
+        };
+        if let (Some(canary), Some(report)) = (removed, &self.canary_failed) {
+            let _ = report.send(CanaryFailed { canary, reason });
+        }
     }
 }
 

@@ -203,6 +203,17 @@ pub async fn agents(args: &HostArgs, format: Format) -> anyhow::Result<()> {
                 a.dead_letters,
                 a.subscribe.join(", ")
             );
+            if let Some(c) = &a.canary {
+                println!(
+                    "  canary {} for {}% of events: {} invocations, {} failed (live: {}, {} failed) in the check's window",
+                    c.version,
+                    c.percent,
+                    c.counts.canary_invocations,
+                    c.counts.canary_failures,
+                    c.counts.stable_invocations,
+                    c.counts.stable_failures
+                );
+            }
         }
     }
     for r in &list.refused {
@@ -262,6 +273,19 @@ pub async fn deploy(args: &HostArgs, manifest_path: &Path, approve: bool) -> any
 }
 
 fn print_report(verb: &str, report: &crate::host::DeployReport) {
+    if report.canary > 0 {
+        println!(
+            "{verb} {} {} as a canary for {}% of events beside {} {} (agenthost promote {} to finish, agenthost rollback {} to abandon)",
+            report.agent,
+            report.version,
+            report.canary,
+            report.replaced.as_deref().unwrap_or("-"),
+            report.digest,
+            report.agent,
+            report.agent
+        );
+        return;
+    }
     match &report.replaced {
         Some(old) => println!(
             "{verb} {} {} (replacing {old}) {}",
@@ -298,6 +322,20 @@ pub async fn rollback(args: &HostArgs, agent: &str, to: Option<&str>) -> anyhow:
     Ok(())
 }
 
+pub async fn promote(args: &HostArgs, agent: &str) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let report: crate::host::DeployReport = client
+        .send(client.request(
+            reqwest::Method::POST,
+            &format!("/v1/agents/{agent}/promote"),
+        ))
+        .await?
+        .json()
+        .await?;
+    print_report("promoted", &report);
+    Ok(())
+}
+
 pub async fn history(args: &HostArgs, agent: &str, format: Format) -> anyhow::Result<()> {
     let client = Client::new(args)?;
     let history: Vec<crate::deployments::Deployment> = client
@@ -315,7 +353,7 @@ pub async fn history(args: &HostArgs, agent: &str, format: Format) -> anyhow::Re
         return Ok(());
     }
     println!(
-        "{:<24} {:<10} {:<14} {:<8} {:<8}  DETAIL",
+        "{:<24} {:<10} {:<14} {:<9} {:<11}  DETAIL",
         "TIME", "VERSION", "DIGEST", "ORIGIN", "OUTCOME"
     );
     for d in &history {
@@ -328,17 +366,13 @@ pub async fn history(args: &HostArgs, agent: &str, format: Format) -> anyhow::Re
             .chars()
             .take(12)
             .collect();
-        let outcome = match d.outcome {
-            crate::deployments::Outcome::Deployed => "deployed",
-            crate::deployments::Outcome::Refused => "refused",
-        };
         println!(
-            "{:<24} {:<10} {:<14} {:<8} {:<8}  {}",
+            "{:<24} {:<10} {:<14} {:<9} {:<11}  {}",
             time.to_string(),
             d.version,
             digest,
             d.origin.as_str(),
-            outcome,
+            d.outcome.as_str(),
             d.detail.replace('\n', " ")
         );
     }

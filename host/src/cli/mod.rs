@@ -76,6 +76,12 @@ enum Command {
         #[command(flatten)]
         host: HostArgs,
     },
+    /// Make an agent's canary its live version (ends the canary trial).
+    Promote {
+        agent: String,
+        #[command(flatten)]
+        host: HostArgs,
+    },
     /// An agent's deployments, newest first: version, digest, origin, outcome.
     History {
         agent: String,
@@ -194,6 +200,7 @@ pub fn main() -> ExitCode {
             Command::Rollback { agent, to, host } => {
                 client::rollback(&host, &agent, to.as_deref()).await
             }
+            Command::Promote { agent, host } => client::promote(&host, &agent).await,
             Command::History {
                 agent,
                 format,

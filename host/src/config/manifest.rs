@@ -70,6 +70,8 @@ pub struct Manifest {
     pub capabilities: Capabilities,
     #[serde(default)]
     pub a2a: A2aSection,
+    #[serde(default)]
+    pub rollout: Rollout,
     /// The text it was parsed from, kept for the deployment history (rollback deploys it again).
     #[serde(skip)]
     pub text: String,
@@ -146,6 +148,34 @@ impl DeliveryMode {
         match self {
             Self::AtLeastOnce => "at-least-once",
             Self::ExactlyOnce => "exactly-once",
+        }
+    }
+}
+
+/// `[rollout]`: how this version replaces a running one.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rollout {
+    /// Percent of events (by key) the new version handles while the running one keeps the
+    /// rest, until `agenthost promote`; 0 swaps at once.
+    pub canary: u8,
+    /// The failure rates of the canary and the running version are compared over this window.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// The canary is rolled back when its failure rate exceeds the running version's by more
+    /// than this (0.05 = five percentage points).
+    pub margin: f64,
+    /// Canary invocations in the window before it is judged.
+    pub min_invocations: u32,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Self {
+            canary: 0,
+            window: Duration::from_secs(60),
+            margin: 0.05,
+            min_invocations: 20,
         }
     }
 }
@@ -351,6 +381,19 @@ impl Manifest {
                 ));
             }
         }
+        let r = &self.rollout;
+        if r.canary > 100 {
+            return Err("`rollout.canary` is a percentage: 0 to 100".into());
+        }
+        if !(0.0..=1.0).contains(&r.margin) {
+            return Err("`rollout.margin` is a fraction of invocations: 0.0 to 1.0".into());
+        }
+        if r.window < Duration::from_secs(1) {
+            return Err("`rollout.window` must be at least 1s".into());
+        }
+        if r.min_invocations == 0 {
+            return Err("`rollout.min_invocations` must be at least 1".into());
+        }
         let d = &self.delivery;
         topic("delivery.dead_letter", &d.dead_letter)?;
         if d.max_attempts == 0 {
@@ -523,6 +566,26 @@ expose = true
         assert_eq!(m.delivery.mode, DeliveryMode::AtLeastOnce);
         let err = parse(&format!("{base}mode = \"at-most-once\"")).unwrap_err();
         assert!(err.contains("exactly-once"), "{err}");
+    }
+
+    #[test]
+    fn rollout_values_are_checked() {
+        let base = "name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n[rollout]\n";
+        let m = parse(&format!(
+            "{base}canary = 10\nwindow = \"30s\"\nmargin = 0.1"
+        ))
+        .unwrap();
+        assert_eq!(m.rollout.canary, 10);
+        assert_eq!(m.rollout.window, Duration::from_secs(30));
+        for (bad, key) in [
+            ("canary = 101", "rollout.canary"),
+            ("margin = 1.5", "rollout.margin"),
+            ("window = \"10ms\"", "rollout.window"),
+            ("min_invocations = 0", "rollout.min_invocations"),
+        ] {
+            let err = parse(&format!("{base}{bad}")).unwrap_err();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Handlers of the `/v1` API.
 
-use super::wire::{AgentsResponse, RefusalView, RollbackRequest, decode_b64};
+use super::wire::{AgentsResponse, CanaryView, RefusalView, RollbackRequest, decode_b64};
 use super::{
     AgentView, ApiError, AppState, ConsumeQuery, DeployRequest, PublishRequest, PublishResponse,
     WireRecord,
@@ -169,6 +169,12 @@ pub async fn agents(State(s): State<AppState>) -> Json<AgentsResponse> {
                     .dead_letters
                     .load(std::sync::atomic::Ordering::Relaxed),
                 skills: v.card.skills.iter().map(|s| s.id.clone()).collect(),
+                canary: running.cell.canary().map(|c| CanaryView {
+                    version: c.version.version.to_string(),
+                    digest: c.version.digest.clone(),
+                    percent: c.rollout.canary,
+                    counts: c.counts(),
+                }),
                 mcp: m
                     .capabilities
                     .mcp
@@ -283,6 +289,20 @@ pub async fn rollback(
             StatusCode::UNPROCESSABLE_ENTITY,
             err.to_string(),
         )),
+    }
+}
+
+/// `POST /v1/agents/{name}/promote`: make the agent's canary its live version.
+pub async fn promote(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    match s.host.promote(&name).await {
+        Ok(report) => Ok((StatusCode::OK, Json(report)).into_response()),
+        Err(err @ DeployError::UnknownAgent(_)) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, err.to_string()))
+        }
+        Err(err) => Err(ApiError::new(StatusCode::CONFLICT, err.to_string())),
     }
 }
 

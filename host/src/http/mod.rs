@@ -9,7 +9,7 @@ mod api;
 mod wire;
 
 pub use wire::{
-    AgentView, AgentsResponse, ConsumeQuery, DeployRequest, ErrorBody, PublishRequest,
+    AgentView, AgentsResponse, CanaryView, ConsumeQuery, DeployRequest, ErrorBody, PublishRequest,
     PublishResponse, RefusalView, RollbackRequest, WireRecord, decode_b64,
 };
 
@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/agents", get(api::agents).post(api::deploy))
         .route("/agents/{name}/deployments", get(api::deployments))
         .route("/agents/{name}/rollback", post(api::rollback))
+        .route("/agents/{name}/promote", post(api::promote))
         .route("/audit", get(api::audit))
         .route("/mcp/servers", get(api::mcp_servers))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -146,6 +146,19 @@ pub struct AgentView {
     /// Granted MCP tools, as `server/tool` (`server/*` for all).
     #[serde(default)]
     pub mcp: Vec<String>,
+    /// The version on trial beside this one, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryView>,
+}
+
+/// A canary on trial: its share of events and both sides' outcomes over the check's window.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CanaryView {
+    pub version: String,
+    pub digest: String,
+    pub percent: u8,
+    #[serde(flatten)]
+    pub counts: crate::canary::Counts,
 }
 
 /// `GET /v1/agents`: running agents, and deployments that were refused.

@@ -353,8 +353,29 @@ fn failures_are_retried_then_dead_lettered_with_the_reason(bus: TestBus) {
     assert_eq!(payloads, BTreeSet::from(["fine", "behind-the-poison"]));
     let metrics = host.metrics();
     assert_eq!(
-        metric_value(&metrics, "agenthost_dead_letters_total{agent=\"faulty\"}"),
+        metric_value(
+            &metrics,
+            "agenthost_dead_letters_total{agent=\"faulty\",version=\"0.3.0\"}"
+        ),
         4.0
+    );
+    // What the invocations used, per version: memory and fuel observed, no instance left busy.
+    let per_version = "{agent=\"faulty\",version=\"0.3.0\"}";
+    assert!(
+        metric_value(
+            &metrics,
+            &format!("agenthost_invocation_memory_bytes_count{per_version}")
+        ) >= 6.0
+    );
+    assert!(
+        metric_value(
+            &metrics,
+            &format!("agenthost_fuel_consumed_total{per_version}")
+        ) > 0.0
+    );
+    assert!(
+        metrics.contains(&format!("agenthost_instances_in_use{per_version} 0")),
+        "{metrics}"
     );
     assert_eq!(
         metric_value(
@@ -477,7 +498,7 @@ fn reused_instances_keep_each_events_correlation_and_drop_after_a_trap(bus: Test
     // at deploy) — not one per event.
     let created = metric_value(
         &host.metrics(),
-        "agenthost_instantiations_total{agent=\"faulty\"}",
+        "agenthost_instantiations_total{agent=\"faulty\",version=\"0.3.0\"}",
     );
     assert!(
         (2.0..=6.0).contains(&created),

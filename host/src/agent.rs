@@ -282,6 +282,7 @@ impl AgentVersion {
         // The semaphore is never closed, so acquire cannot fail; a closed one would mean the
         // agent is being torn down, and running without a permit is still bounded by the pool.
         let _permit = self.instances.acquire().await.ok();
+        let _in_use = InUse::new(&self.metrics, &self.name, &self.version);
         let limits = &self.manifest.limits;
         let (mut store, warm_plugin) = match self.take_warm() {
             Some(mut warm) => {
@@ -295,7 +296,7 @@ impl AgentVersion {
             let plugin = match warm_plugin {
                 Some(plugin) => plugin,
                 None => {
-                    self.metrics.record_instantiation(&self.name);
+                    self.metrics.record_instantiation(&self.name, &self.version);
                     self.pre.instantiate_async(&mut store).await?
                 }
             };
@@ -303,6 +304,24 @@ impl AgentVersion {
             wasmtime::Result::Ok((plugin, value))
         })
         .await;
+        let fuel_used = if self.sandbox.fuel {
+            let budget = match limits.fuel {
+                0 => u64::MAX,
+                fuel => fuel,
+            };
+            store
+                .get_fuel()
+                .ok()
+                .map(|left| budget.saturating_sub(left))
+        } else {
+            None
+        };
+        self.metrics.record_resources(
+            &self.name,
+            &self.version,
+            store.data().limiter.memory_peak,
+            fuel_used,
+        );
         let (plugin, value) = match self.classify(result, &store) {
             Ok(done) => done,
             Err(err) => {
@@ -467,5 +486,30 @@ impl AgentVersion {
     /// Bytes of state this agent holds, when it is granted state.
     pub fn state_used(&self) -> Option<u64> {
         self.grants.state.as_ref().map(|s| s.used())
+    }
+}
+
+/// Counts an instance as running an invocation for as long as it lives.
+struct InUse<'a> {
+    metrics: &'a Metrics,
+    agent: &'a str,
+    version: &'a str,
+}
+
+impl<'a> InUse<'a> {
+    fn new(metrics: &'a Metrics, agent: &'a str, version: &'a str) -> Self {
+        metrics.add_instances_in_use(agent, version, 1);
+        Self {
+            metrics,
+            agent,
+            version,
+        }
+    }
+}
+
+impl Drop for InUse<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .add_instances_in_use(self.agent, self.version, -1);
     }
 }

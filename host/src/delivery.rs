@@ -504,7 +504,9 @@ impl PartitionWorker {
             }
             match self.commit_transaction(reader, record).await {
                 Some(true) => {
-                    self.deps.metrics.record_dead_letter(&agent.name);
+                    self.deps
+                        .metrics
+                        .record_dead_letter(&agent.name, &agent.version);
                     self.cell
                         .stats
                         .dead_letters
@@ -575,7 +577,9 @@ impl PartitionWorker {
         loop {
             match self.deps.bus.publish(dl.clone()).await {
                 Ok(_) => {
-                    self.deps.metrics.record_dead_letter(&agent.name);
+                    self.deps
+                        .metrics
+                        .record_dead_letter(&agent.name, &agent.version);
                     self.cell
                         .stats
                         .dead_letters

@@ -20,7 +20,14 @@ struct InvocationLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LatencyLabels {
     agent: String,
+    version: String,
     kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    agent: String,
+    version: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -79,10 +86,13 @@ pub struct Metrics {
     registry: Registry,
     invocations: Family<InvocationLabels, Counter>,
     latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
-    dead_letters: Family<AgentLabels, Counter>,
+    dead_letters: Family<VersionLabels, Counter>,
     publishes: Family<OutcomeLabels, Counter>,
     bus_publishes: Counter,
-    instantiations: Family<AgentLabels, Counter>,
+    instantiations: Family<VersionLabels, Counter>,
+    instances_in_use: Family<VersionLabels, Gauge>,
+    memory: Family<VersionLabels, Histogram, fn() -> Histogram>,
+    fuel: Family<VersionLabels, Counter>,
     consumer_lag: Family<LagLabels, Gauge>,
     bus_errors: Family<BusErrorLabels, Counter>,
     audit: Family<AuditLabels, Counter>,
@@ -115,10 +125,19 @@ impl Metrics {
         let latency = Family::<LatencyLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
         );
-        let dead_letters = Family::<AgentLabels, Counter>::default();
+        let dead_letters = Family::<VersionLabels, Counter>::default();
         let publishes = Family::<OutcomeLabels, Counter>::default();
         let bus_publishes = Counter::default();
-        let instantiations = Family::<AgentLabels, Counter>::default();
+        let instantiations = Family::<VersionLabels, Counter>::default();
+        let instances_in_use = Family::<VersionLabels, Gauge>::default();
+        let memory =
+            Family::<VersionLabels, Histogram, fn() -> Histogram>::new_with_constructor(|| {
+                // 64 KiB (one wasm page) to 4 GiB, ×4 a bucket.
+                Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                    65_536.0, 4.0, 10,
+                ))
+            });
+        let fuel = Family::<VersionLabels, Counter>::default();
         let consumer_lag = Family::<LagLabels, Gauge>::default();
         let bus_errors = Family::<BusErrorLabels, Counter>::default();
         let audit = Family::<AuditLabels, Counter>::default();
@@ -128,6 +147,21 @@ impl Metrics {
             "invocation_duration_seconds",
             "Wall-clock time of agent invocations, instantiation included",
             latency.clone(),
+        );
+        registry.register(
+            "instances_in_use",
+            "Instances running an invocation now",
+            instances_in_use.clone(),
+        );
+        registry.register(
+            "invocation_memory_bytes",
+            "Linear memory an invocation's instance had grown to by its end",
+            memory.clone(),
+        );
+        registry.register(
+            "fuel_consumed",
+            "Fuel (wasm instructions, roughly) invocations consumed, when runtime.fuel is on",
+            fuel.clone(),
         );
         registry.register(
             "dead_letters",
@@ -222,6 +256,9 @@ impl Metrics {
             publishes,
             bus_publishes,
             instantiations,
+            instances_in_use,
+            memory,
+            fuel,
             consumer_lag,
             bus_errors,
             audit,
@@ -249,15 +286,17 @@ impl Metrics {
         self.latency
             .get_or_create(&LatencyLabels {
                 agent: agent.into(),
+                version: version.into(),
                 kind,
             })
             .observe(elapsed.as_secs_f64());
     }
 
-    pub fn record_dead_letter(&self, agent: &str) {
+    pub fn record_dead_letter(&self, agent: &str, version: &str) {
         self.dead_letters
-            .get_or_create(&AgentLabels {
+            .get_or_create(&VersionLabels {
                 agent: agent.into(),
+                version: version.into(),
             })
             .inc();
     }
@@ -271,12 +310,35 @@ impl Metrics {
             .inc();
     }
 
-    pub fn record_instantiation(&self, agent: &str) {
+    pub fn record_instantiation(&self, agent: &str, version: &str) {
         self.instantiations
-            .get_or_create(&AgentLabels {
+            .get_or_create(&VersionLabels {
                 agent: agent.into(),
+                version: version.into(),
             })
             .inc();
+    }
+
+    /// One more (or, with `delta` -1, one fewer) instance running an invocation.
+    pub fn add_instances_in_use(&self, agent: &str, version: &str, delta: i64) {
+        self.instances_in_use
+            .get_or_create(&VersionLabels {
+                agent: agent.into(),
+                version: version.into(),
+            })
+            .inc_by(delta);
+    }
+
+    /// What an invocation's instance used: its linear memory at the end, and fuel if metered.
+    pub fn record_resources(&self, agent: &str, version: &str, memory: usize, fuel: Option<u64>) {
+        let labels = VersionLabels {
+            agent: agent.into(),
+            version: version.into(),
+        };
+        self.memory.get_or_create(&labels).observe(memory as f64);
+        if let Some(fuel) = fuel {
+            self.fuel.get_or_create(&labels).inc_by(fuel);
+        }
     }
 
     pub fn set_consumer_lag(&self, group: &str, topic: &str, partition: u32, lag: i64) {

@@ -60,6 +60,8 @@ pub struct Limiter {
     pub table_elements: usize,
     pub memory_hit: bool,
     pub table_hit: bool,
+    /// The largest linear memory granted so far, in bytes.
+    pub memory_peak: usize,
 }
 
 impl Limiter {
@@ -69,6 +71,7 @@ impl Limiter {
             table_elements,
             memory_hit: false,
             table_hit: false,
+            memory_peak: 0,
         }
     }
 }
@@ -84,6 +87,7 @@ impl wasmtime::ResourceLimiter for Limiter {
             self.memory_hit = true;
             return Ok(false);
         }
+        self.memory_peak = self.memory_peak.max(desired);
         Ok(true)
     }
 

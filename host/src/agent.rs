@@ -247,10 +247,24 @@ impl AgentVersion {
         >,
     ) -> Result<R, InvocationError> {
         let started = Instant::now();
-        let outcome = self
-            .run(correlation_id, txn, call)
-            .await
-            .and_then(|r| r.map_err(failure));
+        // Everything the invocation logs (denials, MCP and A2A calls, failures) is inside this
+        // span, and it is what OTLP export sends: agent, version, kind, correlation id.
+        let span = tracing::info_span!(
+            "invocation",
+            agent = &*self.name,
+            version = &*self.version,
+            kind,
+            correlation_id,
+            outcome = tracing::field::Empty,
+        );
+        let outcome =
+            tracing::Instrument::instrument(self.run(correlation_id, txn, call), span.clone())
+                .await
+                .and_then(|r| r.map_err(failure));
+        span.record(
+            "outcome",
+            outcome.as_ref().err().map_or("ok", InvocationError::label),
+        );
         self.metrics.record_invocation(
             &self.name,
             &self.version,

@@ -17,4 +17,5 @@ pub mod mcp;
 pub mod metrics;
 pub mod registry;
 pub mod runtime;
+pub mod telemetry;
 pub mod watch;

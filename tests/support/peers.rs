@@ -99,6 +99,22 @@ impl Peer {
         peer
     }
 
+    /// `tests/peers/otlp_receiver.py` (OTLP/HTTP, decoded with `opentelemetry-proto`) on
+    /// `port`, writing one JSON line per span it receives to `spans`.
+    pub fn otlp_receiver(port: u16, spans: &std::path::Path) -> Self {
+        let out = std::fs::File::create(spans).expect("OTLP receiver output");
+        let child = Command::new("python3")
+            .arg(peers_dir().join("otlp_receiver.py"))
+            .arg(port.to_string())
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tests/peers/otlp_receiver.py (python3)");
+        let mut peer = Self { child, port };
+        peer.wait_listening(Duration::from_secs(30));
+        peer
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/mcp", self.port)
     }

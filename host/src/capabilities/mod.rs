@@ -132,6 +132,11 @@ impl Caller {
             Err(Error::Denied(reason)) => (Outcome::Denied, reason.as_str()),
             Err(Error::Failed(reason)) => (Outcome::Failed, reason.as_str()),
         };
+        if outcome == Outcome::Denied {
+            // Also in the log, inside the invocation's span: an agent reaching for what it
+            // was not granted is what operators want to see without querying the audit log.
+            tracing::warn!(capability, target, reason = detail, "capability use denied");
+        }
         self.audit(log, capability, target, outcome, detail);
         outcome
     }

@@ -54,8 +54,8 @@ enum Command {
         /// Host config file (default: ./agenthost.toml if it exists, else built-in defaults).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Log format on stderr.
-        #[arg(long, value_enum, default_value = "text")]
+        /// Log format on stderr (JSON: one object per line, with the spans it happened in).
+        #[arg(long, value_enum, default_value = "text", env = "AGENTHOST_LOG_FORMAT")]
         log_format: Format,
     },
     /// Deploy an agent: upload its manifest and component to the running host.

@@ -8,13 +8,11 @@ use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing_subscriber::EnvFilter;
 
 /// How long in-flight work may take to finish after SIGTERM / Ctrl-C.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(30);
 
 pub async fn run(config_path: Option<PathBuf>, log_format: Format) -> anyhow::Result<()> {
-    init_logging(log_format);
     let config = match &config_path {
         Some(path) => HostConfig::load(path)?,
         None if std::path::Path::new("agenthost.toml").exists() => {
@@ -22,6 +20,13 @@ pub async fn run(config_path: Option<PathBuf>, log_format: Format) -> anyhow::Re
         }
         None => HostConfig::defaults_in(std::path::Path::new(".")),
     };
+    let telemetry = crate::telemetry::init(log_format, &config.telemetry)?;
+    let result = serve(config).await;
+    telemetry.shutdown();
+    result
+}
+
+async fn serve(config: HostConfig) -> anyhow::Result<()> {
     let token = std::env::var(&config.admin.token_env)
         .ok()
         .filter(|t| !t.is_empty())
@@ -69,19 +74,6 @@ pub async fn run(config_path: Option<PathBuf>, log_format: Format) -> anyhow::Re
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-fn init_logging(format: Format) {
-    let filter = EnvFilter::try_from_env("AGENTHOST_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,cranelift=warn,wasmtime=warn,sled=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        Format::Json => builder.json().init(),
-        Format::Text => builder.init(),
-    }
 }
 
 async fn shutdown_signal() {

@@ -28,6 +28,27 @@ pub struct HostConfig {
     pub runtime: RuntimeConfig,
     pub audit: AuditConfig,
     pub a2a: A2aConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: where the host's tracing spans go besides its log.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// An OTLP/HTTP collector's base URL (`http://127.0.0.1:4318`); spans are sent as
+    /// protobuf to `{otlp_endpoint}/v1/traces`. Absent: no export.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "agenthost".into(),
+        }
+    }
 }
 
 /// `[a2a]`: how agents are served over A2A and how remote agents are reached.
@@ -131,6 +152,7 @@ impl Default for HostConfig {
             runtime: RuntimeConfig::default(),
             audit: AuditConfig::default(),
             a2a: A2aConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -386,6 +408,13 @@ impl HostConfig {
             return Err("`admin.token_env` must name an environment variable".into());
         }
         self.validate_a2a()?;
+        if let Some(url) = &self.telemetry.otlp_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!(
+                "`telemetry.otlp_endpoint`: {url:?} is not an http(s) URL (OTLP/HTTP, e.g. \"http://127.0.0.1:4318\")"
+            ));
+        }
         for (name, server) in &self.mcp.servers {
             let valid_name = !name.is_empty()
                 && name.len() <= 63

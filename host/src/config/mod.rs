@@ -12,7 +12,7 @@ mod pattern;
 pub use host::{
     A2aConfig, A2aPeer, A2aScheme, A2aSchemeKind, AdminConfig, AuditConfig, BusConfig, BusKind,
     HostConfig, KafkaConfig, LocalBusConfig, McpConnect, McpProtocol, McpServerConfig,
-    RuntimeConfig,
+    RuntimeConfig, TelemetryConfig,
 };
 pub use http_rule::HttpRule;
 pub use manifest::{

@@ -727,6 +727,74 @@ fn a_swap_and_a_rollback_under_load_lose_and_repeat_nothing(bus: TestBus) {
     );
 }
 
+/// SIGTERM while a backlog is being worked through: in-flight invocations finish, their offsets
+/// are committed, the process exits 0, and a restart handles the rest — nothing lost, and
+/// nothing handled twice.
+fn sigterm_under_load_finishes_in_flight_work_and_loses_nothing(bus: TestBus) {
+    let s = Scenario::on(&bus);
+    s.manifest("slow-echo", SLOW_ECHO);
+    let mut host = s.start();
+    let mut accepted = BTreeSet::new();
+    for i in 0..200 {
+        let payload = format!("slow:{i}");
+        publish(
+            &host.url,
+            "work.in.v1",
+            Some(&format!("k{}", i % 8)),
+            &payload,
+            Some(&payload),
+        )
+        .unwrap();
+        accepted.insert(payload);
+    }
+    // Mid-backlog: slow-echo takes 20 ms an event, 4 at a time.
+    wait_for_metric(
+        &host,
+        "agenthost_invocations_total",
+        40.0,
+        Duration::from_secs(60),
+    );
+    let handled = metric_value(&host.metrics(), "agenthost_invocations_total");
+    assert!(
+        handled < 200.0,
+        "the SIGTERM must land mid-backlog: {handled} handled"
+    );
+    let status = host.terminate();
+    assert!(status.success(), "SIGTERM exits 0, got {status}");
+    let log = host.log_text();
+    assert!(
+        !log.contains("it will be redelivered"),
+        "in-flight work finished within the bound:\n{log}"
+    );
+
+    let host = s.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let out = loop {
+        let out = consume(
+            &host.url,
+            "work.out.v1",
+            usize::MAX >> 1,
+            Duration::from_secs(2),
+        );
+        let seen: BTreeSet<String> = out.iter().filter_map(|r| r.payload.clone()).collect();
+        if accepted.is_subset(&seen) {
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} accepted events produced no output\nlog after the restart:\n{}",
+            accepted.difference(&seen).count(),
+            host.log_text()
+        );
+    };
+    assert_eq!(
+        out.len(),
+        accepted.len(),
+        "a graceful shutdown commits what it finished: nothing is handled twice\nlog before the SIGTERM:\n{log}\nlog after the restart:\n{}",
+        host.log_text()
+    );
+}
+
 macro_rules! on_both_buses {
     ($($name:ident),* $(,)?) => {
         mod local {
@@ -747,5 +815,6 @@ on_both_buses!(
     reused_instances_keep_each_events_correlation_and_drop_after_a_trap,
     exactly_once_is_refused_without_broker_transactions,
     a_key_in_backoff_holds_up_its_own_key_only_unless_ordering_is_per_partition,
-    a_swap_and_a_rollback_under_load_lose_and_repeat_nothing
+    a_swap_and_a_rollback_under_load_lose_and_repeat_nothing,
+    sigterm_under_load_finishes_in_flight_work_and_loses_nothing
 );

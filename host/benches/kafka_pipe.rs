@@ -23,9 +23,12 @@
 //! Run with `cargo xtask bench kafka_pipe` (it installs tansu and the Python client, and passes
 //! `AGENTHOST_TANSU`).
 
+mod common;
+
 use agenthost::config::HostConfig;
 use agenthost::host::Host;
 use anyhow::{Context, Result, ensure};
+use common::{free_port, now_us, percentile_ms};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -37,7 +40,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -77,12 +80,6 @@ fn client(brokers: &str) -> ClientConfig {
     c.set("bootstrap.servers", brokers)
         .set("broker.address.family", "v4");
     c
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 async fn create_topic(brokers: &str, topic: &str) -> Result<()> {
@@ -193,19 +190,10 @@ fn throughput(arrivals: &[u64]) -> f64 {
     (arrivals.len().saturating_sub(1)) as f64 / ((max - min).max(1) as f64 / 1_000_000.0)
 }
 
-fn percentile(sorted: &[u64], q: f64) -> f64 {
-    sorted
-        .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(0) as f64
-        / 1000.0
-}
-
-/// The plain rdkafka pipe: a lane per partition, each copying one record at a time and storing
-/// its offset once the copy is acknowledged.
 /// Acknowledgements a raw-pipe partition may await at once.
 const RAW_WINDOW: usize = 1024;
 
+/// The plain rdkafka pipe: one consumer for the group, a lane per partition (see `raw_lane`).
 async fn raw_pipe(
     brokers: String,
     group: String,
@@ -303,12 +291,6 @@ impl Drop for Child {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 fn start_tansu(dir: &Path) -> Result<(Child, String)> {
@@ -539,7 +521,7 @@ fn main() -> Result<()> {
             running.stop().await;
             let mut latencies = drained?.1.split_off(1 + warmup);
             latencies.sort_unstable();
-            let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+            let (p50, p99) = (percentile_ms(&latencies, 0.5), percentile_ms(&latencies, 0.99));
             let added = match pipeline {
                 Pipeline::Raw => {
                     baseline = Some((p50, p99));

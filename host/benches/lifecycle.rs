@@ -14,16 +14,19 @@
 //!
 //! Run with `cargo xtask bench lifecycle` (it builds target/plugins/echo.wasm first).
 
+mod common;
+
 use agenthost::bus::{Outgoing, StartAt};
 use agenthost::config::{HostConfig, Manifest};
 use agenthost::deployments::Origin;
 use agenthost::host::Host;
 use anyhow::{Context, Result, bail, ensure};
+use common::{free_port, now_us, percentile_ms};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const RATE: u64 = 1_000;
 const RUN: Duration = Duration::from_secs(8);
@@ -34,12 +37,6 @@ const ROLLBACK_AT: Duration = Duration::from_millis(5_500);
 const AROUND: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
 const DENSITY_AGENTS: usize = 1_000;
 const RESTART_AGENTS: usize = 100;
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
 
 fn echo_wasm(root: &Path) -> PathBuf {
     std::env::var("CARGO_TARGET_DIR")
@@ -56,23 +53,9 @@ fn echo_manifest(name: &str, version: &str, component: &Path, input: &str, outpu
     )
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn percentile(sorted: &[u64], q: f64) -> f64 {
-    sorted
-        .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(0) as f64
-        / 1000.0
-}
-
 fn p99_ms(mut latencies: Vec<u64>) -> f64 {
     latencies.sort_unstable();
-    percentile(&latencies, 0.99)
+    percentile_ms(&latencies, 0.99)
 }
 
 /// One output: which event, its latency, when it arrived, and the version that handled it.

@@ -193,7 +193,7 @@ struct WorkerState {
     in_flight: JoinSet<(Chain, u64, Finished)>,
     /// The offset last committed by this worker.
     committed: Option<u64>,
-    /// Stopped, revoked or failing: read and start nothing more, finish what is in flight.
+    /// Stopped, revoked or failing: read nothing more, finish what was read.
     stopping: bool,
 }
 
@@ -207,8 +207,9 @@ enum Finished {
 impl PartitionWorker {
     /// Reads the partition and hands its records out: a chain's records one at a time, up to
     /// `window` records between read and finished. Commits the lowest unfinished offset as it
-    /// moves. When stopped (revoked, shutting down) it reads nothing more, starts nothing more,
-    /// and returns once the records in flight have finished and their offset is committed.
+    /// moves. When stopped (revoked, shutting down) it reads nothing more, handles the records
+    /// it has read (a record stopped in backoff stays unfinished, with its key's records behind
+    /// it), and returns once they are finished and their offset is committed.
     async fn run(self: Arc<Self>, mut reader: Box<dyn PartitionReader>) {
         let delivery = self.cell.current().manifest.delivery.clone();
         let ordering = delivery.ordering;
@@ -287,8 +288,7 @@ impl PartitionWorker {
         state.in_flight.abort_all();
     }
 
-    /// Handles one record's end: frees its chain, starting the chain's next record unless the
-    /// worker is stopping.
+    /// Handles one record's end: frees its chain and starts the chain's next record.
     fn finished(
         self: &Arc<Self>,
         state: &mut WorkerState,
@@ -296,11 +296,10 @@ impl PartitionWorker {
     ) {
         match joined {
             Ok((chain, offset, Finished::Done)) => {
+                // Even when stopping, the records already read are handled: a record waiting
+                // behind its key would otherwise hold the committed offset below later records
+                // that did finish, and the next owner would handle those twice.
                 if let Some(next) = state.pipeline.finish(&chain, offset) {
-                    if state.stopping {
-                        // Not started: it stays unfinished, so the offset stays below it.
-                        return;
-                    }
                     self.start(state, chain, next);
                 }
             }

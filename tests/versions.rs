@@ -368,7 +368,14 @@ fn a_failing_canary_is_rolled_back_by_itself_and_a_good_one_is_promoted() {
     assert_eq!(rolled_back["origin"], "automatic");
     let reason = rolled_back["detail"].as_str().unwrap();
     assert!(reason.contains("canary failure rate 100.0%"), "{reason}");
-    assert!(agents_json(&s)["agents"][0].get("canary").is_none());
+    let echo_now = &agents_json(&s)["agents"][0];
+    assert!(echo_now.get("canary").is_none());
+    // The counters show the canary's failures beside the events handled.
+    assert!(
+        echo_now["invocations"].as_u64().unwrap() >= 60,
+        "{echo_now}"
+    );
+    assert!(echo_now["failures"].as_u64().unwrap() >= 5, "{echo_now}");
     let audit = s.cli(&["audit", "--agent", "echo", "--denied"]);
     assert!(
         String::from_utf8_lossy(&audit.stdout).contains("canary rolled back"),

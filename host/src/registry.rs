@@ -4,7 +4,7 @@
 use crate::agent::AgentVersion;
 use crate::canary::{Canary, Side};
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 use tokio::task::JoinHandle;
@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Default)]
 pub struct AgentStats {
     pub dead_letters: AtomicU64,
+    /// Event invocations (attempts, retries included) and how many of them failed.
+    pub invocations: AtomicU64,
+    pub failures: AtomicU64,
 }
 
 /// A canary that failed its check and was taken out, for the host to record.
@@ -111,9 +114,13 @@ impl AgentCell {
             .is_some_and(|c| Arc::ptr_eq(&c.version, version))
     }
 
-    /// Counts an invocation's outcome towards the canary check, if a canary is on trial; a
-    /// canary that fails the check is taken out at once and reported.
+    /// Counts an event invocation's outcome, and towards the canary check if a canary is on
+    /// trial; a canary that fails the check is taken out at once and reported.
     pub fn record_outcome(&self, version: &Arc<AgentVersion>, ok: bool) {
+        self.stats.invocations.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
         let Some(canary) = self.canary() else {
             return;
         };

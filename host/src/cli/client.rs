@@ -185,8 +185,8 @@ pub async fn agents(args: &HostArgs, format: Format) -> anyhow::Result<()> {
         println!("no agents deployed");
     } else {
         println!(
-            "{:<20} {:<10} {:<14} {:>12}  SUBSCRIBES",
-            "NAME", "VERSION", "DIGEST", "DEAD-LETTERS"
+            "{:<20} {:<10} {:<14} {:>11} {:>8} {:>12}  SUBSCRIBES",
+            "NAME", "VERSION", "DIGEST", "INVOCATIONS", "FAILURES", "DEAD-LETTERS"
         );
         for a in &list.agents {
             let digest: String = a
@@ -196,10 +196,12 @@ pub async fn agents(args: &HostArgs, format: Format) -> anyhow::Result<()> {
                 .take(12)
                 .collect();
             println!(
-                "{:<20} {:<10} {:<14} {:>12}  {}",
+                "{:<20} {:<10} {:<14} {:>11} {:>8} {:>12}  {}",
                 a.name,
                 a.version,
                 digest,
+                a.invocations,
+                a.failures,
                 a.dead_letters,
                 a.subscribe.join(", ")
             );

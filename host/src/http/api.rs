@@ -163,6 +163,16 @@ pub async fn agents(State(s): State<AppState>) -> Json<AgentsResponse> {
                     .map(ToString::to_string)
                     .collect(),
                 state_used: v.state_used(),
+                invocations: running
+                    .cell
+                    .stats
+                    .invocations
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                failures: running
+                    .cell
+                    .stats
+                    .failures
+                    .load(std::sync::atomic::Ordering::Relaxed),
                 dead_letters: running
                     .cell
                     .stats

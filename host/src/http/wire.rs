@@ -141,6 +141,11 @@ pub struct AgentView {
     pub subscribe: Vec<String>,
     pub publish: Vec<String>,
     pub state_used: Option<u64>,
+    /// Event invocations since the host started (retries included), and how many failed.
+    #[serde(default)]
+    pub invocations: u64,
+    #[serde(default)]
+    pub failures: u64,
     pub dead_letters: u64,
     pub skills: Vec<String>,
     /// Granted MCP tools, as `server/tool` (`server/*` for all).

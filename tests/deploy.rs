@@ -319,3 +319,43 @@ fn a_host_without_fuel_metering_refuses_a_fuel_budget() {
     .unwrap();
     assert_refused(&s, &budgeted, &["limits.fuel", "runtime.fuel = false"]);
 }
+
+/// `component` with a custom section of `size` bytes appended: the same component, bigger.
+fn padded(component: &[u8], size: usize) -> Vec<u8> {
+    let name = b"padding";
+    let mut body = vec![name.len() as u8];
+    body.extend_from_slice(name);
+    body.resize(body.len() + size, 0);
+    let mut out = component.to_vec();
+    out.push(0); // custom section
+    let mut len = body.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(&body);
+    out
+}
+
+#[test]
+fn a_large_component_deploys_through_the_cli() {
+    // Agents built from JavaScript or Python embed their interpreter (10-20 MB).
+    let s = Scenario::new("");
+    let host = s.start();
+    let incoming = s.path().join("incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    let echo = std::fs::read(plugin("echo")).unwrap();
+    std::fs::write(incoming.join("big.wasm"), padded(&echo, 20 << 20)).unwrap();
+    let manifest = incoming.join("big.toml");
+    std::fs::write(&manifest, ECHO.replace("{plugins}/echo.wasm", "big.wasm")).unwrap();
+    let out = s.cli(&["deploy", manifest.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", describe(&out));
+    publish(&host.url, "demo.in.v1", None, "big hello", None).unwrap();
+    let got = consume(&host.url, "demo.out.v1", 1, Duration::from_secs(30));
+    assert_eq!(got[0].payload.as_deref(), Some("big hello"));
+}

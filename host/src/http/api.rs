@@ -217,6 +217,10 @@ pub async fn mcp_servers(State(s): State<AppState>) -> Json<Vec<crate::mcp::Serv
     Json(s.host.mcp.status())
 }
 
+/// The largest deploy request: a component of up to 96 MiB, base64-encoded in JSON (agents
+/// built from JavaScript or Python carry their interpreter: 10–20 MB is common).
+pub const MAX_DEPLOY_BODY: usize = 128 * 1024 * 1024;
+
 pub async fn deploy(
     State(s): State<AppState>,
     body: Result<Json<DeployRequest>, JsonRejection>,

@@ -35,7 +35,12 @@ pub fn router(state: AppState) -> Router {
             "/topics/{topic}/records",
             post(api::publish).get(api::consume),
         )
-        .route("/agents", get(api::agents).post(api::deploy))
+        .route(
+            "/agents",
+            get(api::agents)
+                .post(api::deploy)
+                .layer(axum::extract::DefaultBodyLimit::max(api::MAX_DEPLOY_BODY)),
+        )
         .route("/agents/{name}/deployments", get(api::deployments))
         .route("/agents/{name}/rollback", post(api::rollback))
         .route("/agents/{name}/promote", post(api::promote))

@@ -19,6 +19,8 @@ use std::time::{Duration, SystemTime};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fingerprint {
     manifest: Option<(SystemTime, u64)>,
+    /// Where the manifest says its component is (`None` if it does not parse).
+    component_path: Option<PathBuf>,
     component: Option<(SystemTime, u64)>,
 }
 
@@ -28,15 +30,25 @@ fn stat(path: &Path) -> Option<(SystemTime, u64)> {
 }
 
 impl Fingerprint {
-    pub fn of(manifest: &Path) -> Self {
-        // The component path comes from the manifest; one that does not parse is watched by
-        // its own bytes only (fixing it is a change of the manifest).
-        let component = crate::config::Manifest::load(manifest)
-            .ok()
-            .and_then(|m| stat(&m.component));
+    /// The fingerprint of `manifest` now. The manifest is parsed (for its component's path)
+    /// only when it changed since `previous`: every poll stats each file, but does not parse
+    /// every manifest every second.
+    pub fn of(manifest: &Path, previous: Option<&Fingerprint>) -> Self {
+        let manifest_stat = stat(manifest);
+        // One that does not parse is watched by its own bytes only (fixing it is a change of
+        // the manifest).
+        let component_path = match previous {
+            Some(p) if p.manifest.is_some() && p.manifest == manifest_stat => {
+                p.component_path.clone()
+            }
+            _ => crate::config::Manifest::load(manifest)
+                .ok()
+                .map(|m| m.component),
+        };
         Self {
-            manifest: stat(manifest),
-            component,
+            manifest: manifest_stat,
+            component: component_path.as_deref().and_then(stat),
+            component_path,
         }
     }
 }
@@ -55,12 +67,15 @@ pub fn manifest_paths(globs: &[String]) -> Vec<PathBuf> {
     paths
 }
 
-/// Fingerprints of every manifest the globs match.
-pub fn snapshot(globs: &[String]) -> HashMap<PathBuf, Fingerprint> {
+/// Fingerprints of every manifest the globs match; `previous` is the last snapshot.
+pub fn snapshot(
+    globs: &[String],
+    previous: &HashMap<PathBuf, Fingerprint>,
+) -> HashMap<PathBuf, Fingerprint> {
     manifest_paths(globs)
         .into_iter()
         .map(|p| {
-            let f = Fingerprint::of(&p);
+            let f = Fingerprint::of(&p, previous.get(&p));
             (p, f)
         })
         .collect()
@@ -72,14 +87,15 @@ pub fn spawn(host: Arc<Host>, mut known: HashMap<PathBuf, Fingerprint>, interval
         let globs = host.config.agents.clone();
         // Changed at the last poll, deployed if still the same at this one.
         let mut settling: HashMap<PathBuf, Fingerprint> = HashMap::new();
+        let mut last_scan = known.clone();
         loop {
             tokio::select! {
                 _ = host.stop.cancelled() => return,
                 _ = tokio::time::sleep(interval) => {}
             }
             let scan = {
-                let globs = globs.clone();
-                match tokio::task::spawn_blocking(move || snapshot(&globs)).await {
+                let (globs, previous) = (globs.clone(), std::mem::take(&mut last_scan));
+                match tokio::task::spawn_blocking(move || snapshot(&globs, &previous)).await {
                     Ok(scan) => scan,
                     Err(_) => continue,
                 }
@@ -117,6 +133,7 @@ pub fn spawn(host: Arc<Host>, mut known: HashMap<PathBuf, Fingerprint>, interval
                 present
             });
             settling.retain(|path, _| scan.contains_key(path));
+            last_scan = scan;
         }
     });
 }

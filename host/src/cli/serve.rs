@@ -55,7 +55,7 @@ async fn serve(config: HostConfig) -> anyhow::Result<()> {
     });
     tracing::info!(%address, data_dir = %host.config.data_dir.display(), bus = host.bus.kind(), "listening on http://{address}");
     // Taken before the first deploy, so a file changed while it runs is deployed after it.
-    let deployed_files = crate::watch::snapshot(&host.config.agents);
+    let deployed_files = crate::watch::snapshot(&host.config.agents, &Default::default());
     host.deploy_configured().await;
     let agents = host.registry.read().len();
     tracing::info!(agents, "ready");

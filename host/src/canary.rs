@@ -4,6 +4,7 @@
 
 use crate::agent::AgentVersion;
 use crate::config::Rollout;
+use crate::deployments::{Deployment, Origin, Outcome};
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
@@ -112,6 +113,23 @@ impl Canary {
         let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
         tally.record(Instant::now(), self.rollout.window, side, ok);
         judge(&tally.counts(), &self.rollout)
+    }
+
+    /// The history entry for the end of this canary's trial.
+    pub fn deployment(&self, origin: Origin, outcome: Outcome, detail: String) -> Deployment {
+        let version = &self.version;
+        Deployment {
+            id: 0,
+            agent: version.name.to_string(),
+            version: version.version.to_string(),
+            digest: version.digest.clone(),
+            source: self.source.clone(),
+            origin,
+            at_ms: 0,
+            outcome,
+            detail,
+            manifest: version.manifest.text.clone(),
+        }
     }
 
     pub fn counts(&self) -> Counts {

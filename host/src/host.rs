@@ -407,21 +407,14 @@ impl Host {
             outcome: Outcome::Allowed,
             detail: format!("canary promoted, replacing {}", old.version),
         });
-        let deployment = Deployment {
-            id: 0,
-            agent: agent.to_owned(),
-            version: version.version.to_string(),
-            digest: version.digest.clone(),
-            source: canary.source.clone(),
-            origin: Origin::Promote,
-            at_ms: 0,
-            outcome: deployments::Outcome::Deployed,
-            detail: format!(
+        let deployment = canary.deployment(
+            Origin::Promote,
+            deployments::Outcome::Deployed,
+            format!(
                 "promoted from canary, replaced {} ({} canary invocations, {} failed, in the last window)",
                 old.version, counts.canary_invocations, counts.canary_failures
             ),
-            manifest: version.manifest.text.clone(),
-        };
+        );
         self.record_deployment(deployment, None).await;
         Ok(DeployReport {
             agent: agent.to_owned(),
@@ -709,18 +702,7 @@ async fn record_canary_end(
         outcome: Outcome::Denied,
         detail: format!("canary rolled back: {reason}"),
     });
-    let deployment = Deployment {
-        id: 0,
-        agent: version.name.to_string(),
-        version: version.version.to_string(),
-        digest: version.digest.clone(),
-        source: canary.source.clone(),
-        origin,
-        at_ms: 0,
-        outcome: deployments::Outcome::RolledBack,
-        detail: reason,
-        manifest: version.manifest.text.clone(),
-    };
+    let deployment = canary.deployment(origin, deployments::Outcome::RolledBack, reason);
     if let Err(err) = deployments.record(deployment, None).await {
         tracing::error!(error = %err, "cannot record the canary's end in the history");
     }

@@ -48,7 +48,7 @@ fn capability_uses_and_deploy_decisions_are_audited() {
     let entries = audit_lines(&s, &["--correlation-id", "cid-allowed"]);
     let publish_entry = entries
         .iter()
-        .find(|e| e["capability"] == "publish")
+        .find(|e| e["capability"] == "publish" && e["agent"] == "echo")
         .expect("publish audited");
     assert_eq!(publish_entry["outcome"], "allowed");
     assert_eq!(publish_entry["target"], "granted.out.v1");
@@ -162,4 +162,132 @@ fn capability_uses_and_deploy_decisions_are_audited() {
     let bad = s.cli(&["audit", "--since", "soonish"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("since"));
+}
+
+/// echo under another name, relaying `from` to `to`.
+fn relay(name: &str, from: &str, to: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+version = "1.0.0"
+component = "{{plugins}}/echo.wasm"
+
+[[subscribe]]
+topic = "{from}"
+
+[capabilities]
+publish = ["{to}"]
+config = {{ out = "{to}" }}
+"#
+    )
+}
+
+#[test]
+fn a_request_is_traced_through_agents_and_topics_and_the_log_can_be_followed() {
+    let s = Scenario::new("");
+    s.manifest("first", &relay("first", "trace.in.v1", "trace.middle.v1"));
+    s.manifest(
+        "second",
+        &relay("second", "trace.middle.v1", "trace.out.v1"),
+    );
+    let host = s.start();
+
+    // A follower started before the request sees its steps as they are recorded.
+    let mut follower = std::process::Command::new(agenthost_bin())
+        .args(["audit", "--follow", "--format", "json", "--since", "1m"])
+        .arg("--host")
+        .arg(s.url())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start audit --follow");
+    let stdout = follower.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    publish(
+        &host.url,
+        "trace.in.v1",
+        Some("k"),
+        "hop",
+        Some("cid-trace"),
+    )
+    .unwrap();
+    assert_eq!(
+        consume(&host.url, "trace.out.v1", 1, Duration::from_secs(30)).len(),
+        1
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut followed = Vec::new();
+    while !followed
+        .iter()
+        .any(|e: &serde_json::Value| e["agent"] == "second" && e["capability"] == "publish")
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => followed.push(serde_json::from_str(&line).unwrap()),
+            Err(_) => panic!("audit --follow did not show the second publish: {followed:#?}"),
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let steps: Vec<(String, String)> = followed
+        .iter()
+        .filter(|e| e["correlation_id"] == "cid-trace")
+        .map(|e| {
+            (
+                e["agent"].as_str().unwrap().to_owned(),
+                e["capability"].as_str().unwrap().to_owned(),
+            )
+        })
+        .filter(|(_, capability)| capability != "config")
+        .collect();
+    let expected = [
+        ("(api)", "publish"),
+        ("first", "event"),
+        ("first", "publish"),
+        ("second", "event"),
+        ("second", "publish"),
+    ];
+    assert_eq!(
+        steps,
+        expected.map(|(a, c)| (a.to_owned(), c.to_owned())),
+        "followed in the order they happened"
+    );
+
+    // The trace: every step, then where the request went.
+    let trace = s.cli(&["trace", "cid-trace"]);
+    assert!(trace.status.success(), "{}", describe(&trace));
+    let text = String::from_utf8_lossy(&trace.stdout);
+    assert!(text.starts_with("trace cid-trace: "), "{text}");
+    assert!(text.contains("first@1.0.0"), "{text}");
+    assert!(text.contains("trace.in.v1[0]@0"), "{text}");
+    assert!(text.contains("agents:       first → second"), "{text}");
+    assert!(
+        text.contains("topics:       trace.in.v1 → trace.middle.v1 → trace.out.v1"),
+        "{text}"
+    );
+    let json = s.cli(&["trace", "cid-trace", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        json["summary"]["agents"],
+        serde_json::json!(["first", "second"])
+    );
+    assert_eq!(json["summary"]["problems"], 0);
+
+    // An unknown id says so.
+    let unknown = s.cli(&["trace", "cid-never-seen"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no audit entries for correlation id"),
+        "{}",
+        describe(&unknown)
+    );
 }

@@ -203,7 +203,17 @@ impl AgentVersion {
         txn: Option<Arc<dyn crate::bus::TxnPublisher>>,
     ) -> Result<(), InvocationError> {
         let correlation_id = event.correlation_id.clone();
-        self.invoke("event", &correlation_id, txn, move |plugin, store| {
+        let target = event_target(&event.topic, event.partition, event.offset);
+        let detail = match event.attempt {
+            0 | 1 => String::new(),
+            n => format!("attempt {n}"),
+        };
+        let delivery = Delivery {
+            kind: "event",
+            target: &target,
+            detail,
+        };
+        self.invoke(delivery, &correlation_id, txn, move |plugin, store| {
             Box::pin(async move {
                 plugin
                     .agenthost_agent_agent()
@@ -214,13 +224,20 @@ impl AgentVersion {
         .await
     }
 
-    /// Delivers one A2A message to an instance.
+    /// Delivers one A2A message, part of task `task_id`, to an instance.
     pub async fn on_message(
         &self,
         message: types::Message,
         correlation_id: &str,
+        task_id: &str,
     ) -> Result<types::Reply, InvocationError> {
-        self.invoke("message", correlation_id, None, move |plugin, store| {
+        let target = format!("task {task_id}");
+        let delivery = Delivery {
+            kind: "message",
+            target: &target,
+            detail: String::new(),
+        };
+        self.invoke(delivery, correlation_id, None, move |plugin, store| {
             Box::pin(async move {
                 plugin
                     .agenthost_agent_agent()
@@ -233,9 +250,13 @@ impl AgentVersion {
 
     /// [`AgentVersion::run`] for an export that answers `result<_, failure>`: the agent's own
     /// failure becomes an invocation error, and the outcome is counted in the metrics.
+    ///
+    /// The delivery is audited (capability `event` or `a2a.message`) before the agent runs, and
+    /// again if it fails: with the capability uses in between, that is one request's path
+    /// through the agents (`agenthost trace`).
     async fn invoke<R: Send>(
         &self,
-        kind: &'static str,
+        delivery: Delivery<'_>,
         correlation_id: &str,
         txn: Option<Arc<dyn crate::bus::TxnPublisher>>,
         call: impl for<'a> FnOnce(
@@ -247,6 +268,15 @@ impl AgentVersion {
         >,
     ) -> Result<R, InvocationError> {
         let started = Instant::now();
+        let kind = delivery.kind;
+        let capability = delivery.capability();
+        self.audit(
+            correlation_id,
+            capability,
+            delivery.target,
+            crate::audit::Outcome::Allowed,
+            &delivery.detail,
+        );
         // Everything the invocation logs (denials, MCP and A2A calls, failures) is inside this
         // span, and it is what OTLP export sends: agent, version, kind, correlation id.
         let span = tracing::info_span!(
@@ -265,6 +295,15 @@ impl AgentVersion {
             "outcome",
             outcome.as_ref().err().map_or("ok", InvocationError::label),
         );
+        if let Err(err) = &outcome {
+            self.audit(
+                correlation_id,
+                capability,
+                delivery.target,
+                crate::audit::Outcome::Failed,
+                &err.to_string(),
+            );
+        }
         self.metrics.record_invocation(
             &self.name,
             &self.version,
@@ -273,6 +312,29 @@ impl AgentVersion {
             outcome.as_ref().err(),
         );
         outcome
+    }
+
+    /// Records what the host did for this agent version (a delivery, a dead letter) in the
+    /// audit log; capability uses inside the guest are audited by the capabilities themselves.
+    pub fn audit(
+        &self,
+        correlation_id: &str,
+        capability: &str,
+        target: &str,
+        outcome: crate::audit::Outcome,
+        detail: &str,
+    ) {
+        self.grants.audit.record(crate::audit::AuditEntry {
+            time_ms: 0,
+            agent: self.name.to_string(),
+            version: self.version.to_string(),
+            correlation_id: correlation_id.to_owned(),
+            capability: capability.to_owned(),
+            target: target.to_owned(),
+            outcome,
+            detail: detail.to_owned(),
+            id: String::new(),
+        });
     }
 
     /// Runs `call` on an instance under this agent's limits, bounded by `limits.timeout` (host
@@ -487,6 +549,31 @@ impl AgentVersion {
             None => Err(InvocationError::Instantiate(format!("{err:#}"))),
         }
     }
+}
+
+/// What an invocation delivers, for its span, metrics and audit entries.
+struct Delivery<'a> {
+    /// `event` or `message` (the span's and the metrics' `kind`).
+    kind: &'static str,
+    /// `topic[partition]@offset`, or `task <id>`.
+    target: &'a str,
+    /// For a redelivered event, which attempt this is.
+    detail: String,
+}
+
+impl Delivery<'_> {
+    /// The audit log's name for it.
+    fn capability(&self) -> &'static str {
+        match self.kind {
+            "event" => "event",
+            _ => "a2a.message",
+        }
+    }
+}
+
+/// How an event's position reads in logs and the audit trail: `topic[partition]@offset`.
+pub fn event_target(topic: &str, partition: u32, offset: u64) -> String {
+    format!("{topic}[{partition}]@{offset}")
 }
 
 fn failure(f: types::Failure) -> InvocationError {

@@ -27,6 +27,10 @@ impl Outcome {
     }
 }
 
+/// The `agent` of entries made for the admin API's callers (not an agent name: those cannot
+/// contain parentheses).
+pub const API_CALLER: &str = "(api)";
+
 /// One audited event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -43,6 +47,9 @@ pub struct AuditEntry {
     /// Why, for denials and failures.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// The entry's place in the log, set by queries (not stored): `after` continues from it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
 }
 
 /// Which entries a query wants.
@@ -57,6 +64,9 @@ pub struct AuditQuery {
     pub correlation_id: Option<String>,
     /// At most this many (the newest); default 1000.
     pub limit: Option<usize>,
+    /// Only entries after this one (an entry's `id`), the oldest of them first: how a follower
+    /// continues where its last query ended.
+    pub after: Option<String>,
 }
 
 /// Entries waiting for the writer; beyond this, recording waits (backpressure, never loss).
@@ -171,8 +181,8 @@ impl AuditLog {
         }
     }
 
-    /// Entries matching `query`, oldest first (the newest `limit` of them). Blocks until
-    /// entries recorded before the call are stored.
+    /// Entries matching `query`, oldest first: the newest `limit` of them, or with `after` the
+    /// oldest `limit` after that entry. Blocks until entries recorded before the call are stored.
     pub fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, String> {
         self.flush();
         let since_ms = match &query.since {
@@ -183,20 +193,46 @@ impl AuditLog {
             None => 0,
         };
         let limit = query.limit.unwrap_or(1000);
-        let mut out = Vec::new();
-        // Newest first, so the limit keeps the most recent entries.
-        for item in self.tree.range(since_ms.to_be_bytes().to_vec()..).rev() {
-            let (_, value) = item.map_err(|e| format!("audit storage: {e}"))?;
-            let Ok(entry) = serde_json::from_slice::<AuditEntry>(&value) else {
-                continue;
-            };
-            let wanted = query.agent.as_ref().is_none_or(|a| *a == entry.agent)
+        let wanted = |entry: &AuditEntry| {
+            query.agent.as_ref().is_none_or(|a| *a == entry.agent)
                 && (!query.denied || entry.outcome == Outcome::Denied)
                 && query
                     .correlation_id
                     .as_ref()
-                    .is_none_or(|c| *c == entry.correlation_id);
-            if wanted {
+                    .is_none_or(|c| *c == entry.correlation_id)
+        };
+        let decode =
+            |item: sled::Result<(sled::IVec, sled::IVec)>| {
+                let (key, value) = item.map_err(|e| format!("audit storage: {e}"))?;
+                Ok::<_, String>(serde_json::from_slice::<AuditEntry>(&value).ok().map(
+                    |mut entry| {
+                        entry.id = key_id(&key);
+                        entry
+                    },
+                ))
+            };
+        let mut out = Vec::new();
+        let from = since_ms.to_be_bytes().to_vec();
+        if let Some(after) = &query.after {
+            let after = parse_id(after)?;
+            let start = if after.as_slice() >= from.as_slice() {
+                std::ops::Bound::Excluded(after.to_vec())
+            } else {
+                std::ops::Bound::Included(from)
+            };
+            for item in self.tree.range((start, std::ops::Bound::Unbounded)) {
+                if let Some(entry) = decode(item)?.filter(&wanted) {
+                    out.push(entry);
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            return Ok(out);
+        }
+        // Newest first, so the limit keeps the most recent entries.
+        for item in self.tree.range(from..).rev() {
+            if let Some(entry) = decode(item)?.filter(&wanted) {
                 out.push(entry);
                 if out.len() >= limit {
                     break;
@@ -242,6 +278,23 @@ impl AuditLog {
     }
 }
 
+/// An entry's id: its 16-byte key in hex (time, then sequence), so ids sort like entries.
+fn key_id(key: &[u8]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_id(id: &str) -> Result<[u8; 16], String> {
+    let bad = || format!("`after` {id:?} is not an audit entry id (32 hex digits)");
+    if id.len() != 32 || !id.is_ascii() {
+        return Err(bad());
+    }
+    let mut key = [0u8; 16];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(key)
+}
+
 fn key_seq(key: &[u8]) -> u64 {
     key.get(8..16)
         .and_then(|b| b.try_into().ok())
@@ -262,6 +315,7 @@ mod tests {
             target: "t".into(),
             outcome,
             detail: String::new(),
+            id: String::new(),
         }
     }
 
@@ -321,6 +375,41 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn after_continues_where_the_last_query_ended() {
+        let (_d, log) = log(100);
+        for agent in ["a", "b", "c"] {
+            log.record(entry(agent, Outcome::Allowed, 0));
+        }
+        let all = log.query(&AuditQuery::default()).unwrap();
+        assert!(
+            all.windows(2).all(|w| w[0].id < w[1].id),
+            "ids sort like entries"
+        );
+        let rest = log
+            .query(&AuditQuery {
+                after: Some(all[0].id.clone()),
+                limit: Some(1),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].agent, "b", "after keeps the oldest first");
+        log.record(entry("d", Outcome::Allowed, 0));
+        let newer = log
+            .query(&AuditQuery {
+                after: Some(all[2].id.clone()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(newer.iter().map(|e| &*e.agent).collect::<Vec<_>>(), ["d"]);
+        let bad = log.query(&AuditQuery {
+            after: Some("xyz".into()),
+            ..Default::default()
+        });
+        assert!(bad.unwrap_err().contains("not an audit entry id"));
     }
 
     #[test]

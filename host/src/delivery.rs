@@ -468,7 +468,7 @@ impl PartitionWorker {
                     partition = record.partition, offset = record.offset, attempts = attempt, error = %err,
                     dead_letter = dl.topic, "dead-lettering event (in a transaction)");
                 return self
-                    .dead_letter_exactly_once(reader, record, &agent, dl)
+                    .dead_letter_exactly_once(reader, record, &agent, dl, &correlation_id, &err)
                     .await;
             }
             let wait = backoff(delivery.backoff, delivery.max_backoff, attempt);
@@ -488,6 +488,8 @@ impl PartitionWorker {
         record: &Record,
         agent: &AgentVersion,
         dl: Outgoing,
+        correlation_id: &str,
+        err: &InvocationError,
     ) -> Finished {
         loop {
             let Some(txn) = self.begin_transaction(reader).await else {
@@ -503,6 +505,7 @@ impl PartitionWorker {
             }
             match self.commit_transaction(reader, record).await {
                 Some(true) => {
+                    audit_dead_letter(agent, correlation_id, &dl.topic, err);
                     self.deps
                         .metrics
                         .record_dead_letter(&agent.name, &agent.version);
@@ -576,6 +579,7 @@ impl PartitionWorker {
         loop {
             match self.deps.bus.publish(dl.clone()).await {
                 Ok(_) => {
+                    audit_dead_letter(agent, correlation_id, &dl.topic, err);
                     self.deps
                         .metrics
                         .record_dead_letter(&agent.name, &agent.version);
@@ -594,6 +598,22 @@ impl PartitionWorker {
             }
         }
     }
+}
+
+/// A dead letter in the audit trail: where the record went and why.
+fn audit_dead_letter(
+    agent: &AgentVersion,
+    correlation_id: &str,
+    topic: &str,
+    err: &InvocationError,
+) {
+    agent.audit(
+        correlation_id,
+        "dead-letter",
+        topic,
+        crate::audit::Outcome::Allowed,
+        &err.to_string(),
+    );
 }
 
 /// The correlation id of a record: its header, or a new one minted here, where it entered.

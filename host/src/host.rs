@@ -263,6 +263,7 @@ impl Host {
             target: source.to_owned(),
             outcome,
             detail: detail.clone(),
+            id: String::new(),
         });
         let deployment = Deployment {
             id: 0,
@@ -406,6 +407,7 @@ impl Host {
             target: canary.source.clone(),
             outcome: Outcome::Allowed,
             detail: format!("canary promoted, replacing {}", old.version),
+            id: String::new(),
         });
         let deployment = canary.deployment(
             Origin::Promote,
@@ -701,6 +703,7 @@ async fn record_canary_end(
         target: canary.source.clone(),
         outcome: Outcome::Denied,
         detail: format!("canary rolled back: {reason}"),
+        id: String::new(),
     });
     let deployment = canary.deployment(origin, deployments::Outcome::RolledBack, reason);
     if let Err(err) = deployments.record(deployment, None).await {

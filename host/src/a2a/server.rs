@@ -173,6 +173,7 @@ pub async fn rpc(
             target: name.clone(),
             outcome: crate::audit::Outcome::Denied,
             detail: "missing or wrong credentials".into(),
+            id: String::new(),
         });
         let mut response = (
             StatusCode::UNAUTHORIZED,

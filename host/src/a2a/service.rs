@@ -307,9 +307,9 @@ impl Run {
     async fn execute(mut self) {
         self.set_status(TaskState::Working, None, false);
         let wit_message = crate::runtime::bindings::types::Message::from(&self.message);
-        let invocation = self
-            .agent
-            .on_message(wit_message, &self.task.correlation_id);
+        let invocation =
+            self.agent
+                .on_message(wit_message, &self.task.correlation_id, &self.task.id);
         let outcome = tokio::select! {
             result = invocation => Some(result),
             _ = self.cancel.cancelled() => None,

@@ -114,6 +114,7 @@ impl Caller {
             target: target.to_owned(),
             outcome,
             detail: detail.to_owned(),
+            id: String::new(),
         });
     }
 

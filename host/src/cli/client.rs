@@ -381,12 +381,13 @@ pub async fn history(args: &HostArgs, agent: &str, format: Format) -> anyhow::Re
     Ok(())
 }
 
-pub async fn audit(
-    args: &HostArgs,
+/// How often `audit --follow` asks for new entries.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+
+async fn query_audit(
+    client: &Client,
     query: &crate::audit::AuditQuery,
-    format: Format,
-) -> anyhow::Result<()> {
-    let client = Client::new(args)?;
+) -> anyhow::Result<Vec<crate::audit::AuditEntry>> {
     let response = client
         .send(
             client
@@ -394,35 +395,95 @@ pub async fn audit(
                 .query(query),
         )
         .await?;
-    let entries: Vec<crate::audit::AuditEntry> = response.json().await?;
-    if format == Format::Json {
+    Ok(response.json().await?)
+}
+
+pub async fn audit(
+    args: &HostArgs,
+    mut query: crate::audit::AuditQuery,
+    follow: bool,
+    format: Format,
+) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    loop {
+        let entries = query_audit(&client, &query).await?;
         for e in &entries {
-            println!("{}", serde_json::to_string(e)?);
+            print_audit_entry(e, format)?;
         }
+        if !follow {
+            return Ok(());
+        }
+        std::io::stdout().flush()?;
+        if let Some(last) = entries.last() {
+            // Continue after the newest entry printed, oldest first from now on.
+            query.after = Some(last.id.clone());
+            query.since = None;
+            query.limit = Some(1000);
+        }
+        if entries.len() < query.limit.unwrap_or(1000) {
+            tokio::time::sleep(FOLLOW_INTERVAL).await;
+        }
+    }
+}
+
+fn print_audit_entry(e: &crate::audit::AuditEntry, format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
+        println!("{}", serde_json::to_string(e)?);
         return Ok(());
     }
-    for e in &entries {
-        let time = humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + Duration::from_millis(e.time_ms),
-        );
-        let detail = if e.detail.is_empty() {
-            String::new()
+    let time =
+        humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(e.time_ms));
+    let detail = if e.detail.is_empty() {
+        String::new()
+    } else {
+        format!("  {}", e.detail.replace('\n', " "))
+    };
+    let who = if e.version.is_empty() {
+        e.agent.clone()
+    } else {
+        format!("{}@{}", e.agent, e.version)
+    };
+    println!(
+        "{time}  {:<8} {who}  {} {}  correlation-id={}{detail}",
+        e.outcome.as_str(),
+        e.capability,
+        e.target,
+        if e.correlation_id.is_empty() {
+            "-"
         } else {
-            format!("  {}", e.detail.replace('\n', " "))
-        };
-        println!(
-            "{time}  {:<8} {}@{}  {} {}  correlation-id={}{detail}",
-            e.outcome.as_str(),
-            e.agent,
-            e.version,
-            e.capability,
-            e.target,
-            if e.correlation_id.is_empty() {
-                "-"
-            } else {
-                &e.correlation_id
-            }
+            &e.correlation_id
+        }
+    );
+    Ok(())
+}
+
+/// Entries a trace reads at most: far more than one request makes.
+const TRACE_LIMIT: usize = 10_000;
+
+pub async fn trace(args: &HostArgs, correlation_id: &str, format: Format) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let query = crate::audit::AuditQuery {
+        correlation_id: Some(correlation_id.to_owned()),
+        limit: Some(TRACE_LIMIT),
+        ..Default::default()
+    };
+    let entries = query_audit(&client, &query).await?;
+    if entries.is_empty() {
+        bail!(
+            "no audit entries for correlation id {correlation_id:?}: never seen by this host, or \
+             older than the audit retention (audit.retention)"
         );
+    }
+    if format == Format::Json {
+        let summary = super::trace::summarize(&entries);
+        let json = serde_json::json!({
+            "correlation_id": correlation_id,
+            "steps": entries,
+            "summary": summary,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print!("{}", super::trace::render(correlation_id, &entries));
     }
     Ok(())
 }

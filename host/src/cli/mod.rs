@@ -5,6 +5,7 @@ mod client;
 mod inspect;
 mod send;
 mod serve;
+mod trace;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -162,6 +163,18 @@ enum Command {
         /// At most this many, the newest.
         #[arg(long, default_value = "200")]
         limit: usize,
+        /// Keep printing new entries as they are recorded (until interrupted).
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// Show one request's path from the audit log: the agents, topics, tool calls and A2A
+    /// messages its correlation id reached, in order, and what failed on the way.
+    Trace {
+        correlation_id: String,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
         #[command(flatten)]
@@ -250,6 +263,7 @@ pub fn main() -> ExitCode {
                 since,
                 correlation_id,
                 limit,
+                follow,
                 format,
                 host,
             } => {
@@ -259,9 +273,15 @@ pub fn main() -> ExitCode {
                     since,
                     correlation_id,
                     limit: Some(limit),
+                    after: None,
                 };
-                client::audit(&host, &query, format).await
+                client::audit(&host, query, follow, format).await
             }
+            Command::Trace {
+                correlation_id,
+                format,
+                host,
+            } => client::trace(&host, &correlation_id, format).await,
             Command::Inspect {
                 component,
                 manifest,

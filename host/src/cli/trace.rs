@@ -1,0 +1,232 @@
+//! `agenthost trace CORRELATION_ID`: one request's path through the system, read from the audit
+//! log — where it entered, which agents it reached (events and A2A messages), which topics it
+//! crossed, which tools and peers were called, and what failed or was dead-lettered.
+
+use crate::audit::{API_CALLER, AuditEntry, Outcome};
+use serde::Serialize;
+
+/// What a trace says in summary, besides its steps.
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Agents in the order the request reached them.
+    pub agents: Vec<String>,
+    /// Topics the request crossed (published to or delivered from), in order.
+    pub topics: Vec<String>,
+    /// `server/tool` of every MCP tool called.
+    pub tools: Vec<String>,
+    /// `caller → peer` of every A2A message sent.
+    pub a2a: Vec<String>,
+    /// Where records were dead-lettered: `agent → topic: reason`.
+    pub dead_letters: Vec<String>,
+    /// How many steps were denied or failed.
+    pub problems: usize,
+}
+
+/// `topic[partition]@offset` → `topic`.
+fn topic_of(target: &str) -> &str {
+    target.split_once('[').map_or(target, |(topic, _)| topic)
+}
+
+fn push_new(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+pub fn summarize(entries: &[AuditEntry]) -> Summary {
+    let mut s = Summary::default();
+    for e in entries {
+        if e.agent != API_CALLER && matches!(e.capability.as_str(), "event" | "a2a.message") {
+            push_new(&mut s.agents, e.agent.clone());
+        }
+        match e.capability.as_str() {
+            "publish" | "event" if e.outcome != Outcome::Denied => {
+                push_new(&mut s.topics, topic_of(&e.target).to_owned());
+            }
+            "mcp.call-tool" => push_new(&mut s.tools, e.target.clone()),
+            "a2a.send-message" => push_new(&mut s.a2a, format!("{} → {}", e.agent, e.target)),
+            "dead-letter" => s
+                .dead_letters
+                .push(format!("{} → {}: {}", e.agent, e.target, e.detail)),
+            _ => {}
+        }
+        if e.outcome != Outcome::Allowed {
+            s.problems += 1;
+        }
+    }
+    s
+}
+
+/// The trace as text: a line per step, time relative to the first, then the summary. Config
+/// reads are counted but not listed: every invocation makes several, and they are not part of
+/// the path (the JSON form has every step).
+pub fn render(correlation_id: &str, all: &[AuditEntry]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let Some(first) = all.first() else {
+        return out;
+    };
+    let start = first.time_ms;
+    let span_ms = all.last().map_or(0, |e| e.time_ms.saturating_sub(start));
+    let summary = summarize(all);
+    let entries: Vec<&AuditEntry> = all
+        .iter()
+        .filter(|e| e.capability != "config" || e.outcome != Outcome::Allowed)
+        .collect();
+    let hidden = match all.len() - entries.len() {
+        0 => String::new(),
+        n => format!(" (and {n} config reads)"),
+    };
+    let _ = writeln!(
+        out,
+        "trace {correlation_id}: {} steps{hidden}, {} agents, {}",
+        entries.len(),
+        summary.agents.len(),
+        humantime::format_duration(std::time::Duration::from_millis(span_ms))
+    );
+    let who: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            if e.version.is_empty() {
+                e.agent.clone()
+            } else {
+                format!("{}@{}", e.agent, e.version)
+            }
+        })
+        .collect();
+    let who_width = who.iter().map(|w| w.chars().count()).max().unwrap_or(0);
+    let cap_width = entries
+        .iter()
+        .map(|e| e.capability.len())
+        .max()
+        .unwrap_or(0);
+    for (e, who) in entries.iter().zip(&who) {
+        let at = e.time_ms.saturating_sub(start);
+        let outcome = match e.outcome {
+            Outcome::Allowed => String::new(),
+            other => format!("  {}", other.as_str().to_uppercase()),
+        };
+        let detail = if e.detail.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", e.detail.replace('\n', " "))
+        };
+        let _ = writeln!(
+            out,
+            "  {:>7}  {who:<who_width$}  {:<cap_width$}  {}{outcome}{detail}",
+            format!("+{at}ms"),
+            e.capability,
+            e.target,
+        );
+    }
+    let mut line = |label: &str, items: &[String], separator: &str| {
+        if !items.is_empty() {
+            let _ = writeln!(out, "{label:<13} {}", items.join(separator));
+        }
+    };
+    line("agents:", &summary.agents, " → ");
+    line("topics:", &summary.topics, " → ");
+    line("tool calls:", &summary.tools, ", ");
+    line("a2a:", &summary.a2a, ", ");
+    line("dead letters:", &summary.dead_letters, "; ");
+    if summary.problems > 0 {
+        let _ = writeln!(out, "{:<13} {}", "problems:", summary.problems);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(at: u64, agent: &str, capability: &str, target: &str, outcome: Outcome) -> AuditEntry {
+        AuditEntry {
+            time_ms: 1_000 + at,
+            agent: agent.into(),
+            version: if agent == API_CALLER { "" } else { "1.0.0" }.into(),
+            correlation_id: "c-1".into(),
+            capability: capability.into(),
+            target: target.into(),
+            outcome,
+            detail: String::new(),
+            id: String::new(),
+        }
+    }
+
+    fn pricing_request() -> Vec<AuditEntry> {
+        use Outcome::*;
+        vec![
+            step(0, API_CALLER, "publish", "ecommerce.check.v1[0]@4", Allowed),
+            step(2, "collector", "event", "ecommerce.check.v1[0]@4", Allowed),
+            step(
+                9,
+                "collector",
+                "mcp.call-tool",
+                "scraper/scrape_price",
+                Allowed,
+            ),
+            step(
+                11,
+                "collector",
+                "publish",
+                "ecommerce.price-changed.v1",
+                Allowed,
+            ),
+            step(
+                12,
+                "analysis",
+                "event",
+                "ecommerce.price-changed.v1[0]@7",
+                Allowed,
+            ),
+            step(14, "analysis", "state.get", "last-price/sku-1", Allowed),
+            step(15, "analysis", "config", "threshold", Allowed),
+            step(
+                20,
+                "analysis",
+                "mcp.call-tool",
+                "inventory/get_inventory",
+                Allowed,
+            ),
+            step(22, "analysis", "a2a.send-message", "orders", Allowed),
+            step(23, "orders", "a2a.message", "task t-1", Allowed),
+            step(25, "orders", "publish", "secret.topic.v1", Denied),
+        ]
+    }
+
+    #[test]
+    fn the_summary_follows_the_request_through_agents_topics_tools_and_peers() {
+        let s = summarize(&pricing_request());
+        assert_eq!(s.agents, ["collector", "analysis", "orders"]);
+        assert_eq!(
+            s.topics,
+            ["ecommerce.check.v1", "ecommerce.price-changed.v1"],
+            "a denied publish crossed no topic"
+        );
+        assert_eq!(s.tools, ["scraper/scrape_price", "inventory/get_inventory"]);
+        assert_eq!(s.a2a, ["analysis → orders"]);
+        assert_eq!(s.problems, 1);
+    }
+
+    #[test]
+    fn the_text_shows_every_step_with_its_time_and_what_went_wrong() {
+        let text = render("c-1", &pricing_request());
+        assert!(
+            text.starts_with("trace c-1: 10 steps (and 1 config reads), 3 agents, 25ms\n"),
+            "{text}"
+        );
+        assert!(!text.contains("threshold"), "config reads are not listed: {text}");
+        assert!(text.contains("+0ms  (api)"), "{text}");
+        assert!(
+            text.contains("+20ms  analysis@1.0.0   mcp.call-tool     inventory/get_inventory"),
+            "{text}"
+        );
+        assert!(text.contains("secret.topic.v1  DENIED"), "{text}");
+        assert!(
+            text.contains("agents:       collector → analysis → orders"),
+            "{text}"
+        );
+        assert!(text.contains("problems:     1"), "{text}");
+        assert_eq!(render("c-2", &[]), "");
+    }
+}

@@ -1,6 +1,8 @@
 //! The independent peers tests, the quickstart and benchmarks run against: Python packages
 //! pinned in `tests/peers/requirements.txt` and npm packages locked in
-//! `tests/peers/package-lock.json`. Installed when missing; a second run does nothing.
+//! `tests/peers/package-lock.json`. Installed when missing; a second run does nothing. The
+//! JavaScript and Python agents' build tools are installed the same way ([`ensure_npm`],
+//! [`ensure_requirements`]).
 
 use crate::workspace;
 use anyhow::{Context, Result, bail};
@@ -91,26 +93,37 @@ pub fn ensure_requirements(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `npm ci` unless node_modules already matches the lockfile (npm writes its own copy of the
-/// lock into node_modules; equal files mean nothing changed).
+/// The Node peers of the tests (`tests/peers/package-lock.json`).
 pub fn ensure_node() -> Result<()> {
-    let dir = peers_dir();
-    let lock = std::fs::read(dir.join("package-lock.json"))
-        .context("cannot read tests/peers/package-lock.json")?;
+    ensure_npm(&peers_dir(), "the Node peers the tests run against")
+}
+
+/// `npm ci` in `dir` unless its node_modules already matches its lockfile (npm writes its own
+/// copy of the lock into node_modules; equal packages mean nothing changed). `what` names the
+/// packages in messages.
+pub fn ensure_npm(dir: &Path, what: &str) -> Result<()> {
+    let lock_path = dir.join("package-lock.json");
+    let shown = lock_path
+        .strip_prefix(workspace::root())
+        .unwrap_or(&lock_path)
+        .display()
+        .to_string();
+    let lock = std::fs::read(&lock_path).with_context(|| format!("cannot read {shown}"))?;
     let installed = std::fs::read(dir.join("node_modules/.package-lock.json")).ok();
     if installed.is_some_and(|i| same_packages(&i, &lock)) {
         return Ok(());
     }
-    println!("==> installing the Node peers (tests/peers/package-lock.json)");
+    println!("==> installing {what} ({shown})");
     workspace::run(
         Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir),
+            .current_dir(dir),
     )
-    .context("cannot install the Node peers the tests run against (is Node.js 20+ on PATH?)")
+    .with_context(|| format!("cannot install {what} (is Node.js 20+ with npm on PATH?)"))
 }
 
-/// Compares the `packages` of two npm lockfiles (the hidden one omits the root entry).
+/// Compares the `packages` of two npm lockfiles (the hidden one omits the root entry, and the
+/// optional packages of other platforms, such as the native bindings of other systems).
 fn same_packages(installed: &[u8], lock: &[u8]) -> bool {
     let parse = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).ok();
     let (Some(installed), Some(lock)) = (parse(installed), parse(lock)) else {
@@ -122,11 +135,42 @@ fn same_packages(installed: &[u8], lock: &[u8]) -> bool {
     ) else {
         return false;
     };
-    lock.iter()
+    let locked = lock
+        .iter()
         .filter(|(path, _)| !path.is_empty())
-        .all(|(path, entry)| {
-            installed
-                .get(path)
-                .is_some_and(|i| i["version"] == entry["version"])
-        })
+        .all(|(path, entry)| match installed.get(path) {
+            Some(i) => i["version"] == entry["version"],
+            None => entry["optional"] == true,
+        });
+    // A package installed but no longer locked (removed or renamed) needs `npm ci` too.
+    locked && installed.keys().all(|path| lock.contains_key(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_packages;
+
+    #[test]
+    fn optional_packages_of_other_platforms_may_be_absent() {
+        let lock = br#"{"packages": {
+            "": {"name": "x"},
+            "node_modules/tool": {"version": "1.0.0"},
+            "node_modules/tool-linux": {"version": "1.0.0", "optional": true},
+            "node_modules/tool-darwin": {"version": "1.0.0", "optional": true}
+        }}"#;
+        let installed = br#"{"packages": {
+            "node_modules/tool": {"version": "1.0.0"},
+            "node_modules/tool-linux": {"version": "1.0.0"}
+        }}"#;
+        assert!(same_packages(installed, lock));
+        let old = br#"{"packages": {"node_modules/tool": {"version": "0.9.0"}}}"#;
+        assert!(!same_packages(old, lock));
+        let missing = br#"{"packages": {"node_modules/tool-linux": {"version": "1.0.0"}}}"#;
+        assert!(!same_packages(missing, lock));
+        let extra = br#"{"packages": {
+            "node_modules/tool": {"version": "1.0.0"},
+            "node_modules/gone": {"version": "1.0.0"}
+        }}"#;
+        assert!(!same_packages(extra, lock));
+    }
 }

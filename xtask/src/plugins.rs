@@ -1,5 +1,8 @@
 //! `cargo xtask plugins [NAME...]`: build the agents under `plugins/` as wasm32-wasip2
-//! components and copy each to `target/plugins/<dir-name>.wasm`.
+//! components and copy each to `target/plugins/<dir-name>.wasm`; likewise the agents in
+//! JavaScript under `plugins-js/` and in Python under `plugins-py/` (see [`lang`]).
+
+mod lang;
 
 use crate::workspace;
 use anyhow::{Context, Result, bail};
@@ -25,36 +28,62 @@ struct Plugin {
 }
 
 pub fn run(names: Vec<String>) -> Result<()> {
-    let mut plugins = discover(&workspace::root().join("plugins"))?;
+    let root = workspace::root();
+    let mut plugins = discover(&root.join("plugins"))?;
+    let mut others = lang::discover(root)?;
+    // Every agent builds to target/plugins/<name>.wasm: one name, one agent.
+    for (i, agent) in others.iter().enumerate() {
+        if plugins.iter().any(|p| p.dir_name == agent.name)
+            || others[..i].iter().any(|a| a.name == agent.name)
+        {
+            bail!(
+                "two agents are named {:?} ({}): rename one",
+                agent.name,
+                agent.dir.display()
+            );
+        }
+    }
     if !names.is_empty() {
         for name in &names {
             if !plugins
                 .iter()
                 .any(|p| &p.dir_name == name || &p.package == name)
+                && !others.iter().any(|a| &a.name == name)
             {
-                bail!("no plugin named {name:?} under plugins/");
+                bail!("no plugin named {name:?} under plugins/, plugins-js/ or plugins-py/");
             }
         }
         plugins.retain(|p| names.contains(&p.dir_name) || names.contains(&p.package));
+        others.retain(|a| names.contains(&a.name));
     }
-    if plugins.is_empty() {
-        bail!("no plugins under plugins/");
+    if plugins.is_empty() && others.is_empty() {
+        bail!("no plugins under plugins/, plugins-js/ or plugins-py/");
     }
 
+    let out_dir = workspace::target_dir().join("plugins");
+    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    if !plugins.is_empty() {
+        build_rust(&plugins, &out_dir)?;
+    }
+    for agent in &others {
+        lang::build(agent, &out_dir)?;
+    }
+    Ok(())
+}
+
+/// `cargo build` the crates for wasm32-wasip2 and copy each component to `out_dir`.
+fn build_rust(plugins: &[Plugin], out_dir: &Path) -> Result<()> {
     ensure_target()?;
 
     let mut build = workspace::cargo();
     build.args(["build", "--target", TARGET, "--profile", PROFILE]);
-    for plugin in &plugins {
+    for plugin in plugins {
         build.args(["-p", &plugin.package]);
     }
     workspace::run(&mut build)?;
 
-    let target_dir = workspace::target_dir();
-    let built_dir = target_dir.join(TARGET).join(PROFILE);
-    let out_dir = target_dir.join("plugins");
-    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
-    for plugin in &plugins {
+    let built_dir = workspace::target_dir().join(TARGET).join(PROFILE);
+    for plugin in plugins {
         let built = built_dir.join(&plugin.artifact);
         let bytes = fs::read(&built).with_context(|| format!("cannot read {}", built.display()))?;
         if !bytes.starts_with(&COMPONENT_PREAMBLE) {

@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+/// Core module instances one component may contain (see the pool in [`Runtime::with_sandbox`]).
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+
 /// Why a component could not be loaded or does not fit its manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -115,13 +118,19 @@ impl Runtime {
         let n = config.pool_instances;
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(n)
-            // A wasip2 component is a handful of core instances (the module plus shims).
-            .total_core_instances(n.saturating_mul(8))
+            // A Rust wasip2 component is a handful of core instances (the module plus shims); a
+            // Python agent (componentize-py --stub-wasi) is 38: CPython, its libc and libpython
+            // linked as separate modules, adapters, and one trapping stub per WASI interface.
+            // The per-component maximum leaves room above that. Core instances take no slot of
+            // their own in the pool (unlike memories and tables): the total is only a counter,
+            // and their state is bounded by `max_component_instance_size` per component, so
+            // every component slot may hold the largest allowed component at no memory cost.
+            .total_core_instances(n.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT))
             .total_memories(n.saturating_mul(2))
             .total_tables(n.saturating_mul(8))
             .max_memories_per_component(2)
             .max_tables_per_component(8)
-            .max_core_instances_per_component(16)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
             .max_component_instance_size(1 << 20)
             .max_core_instance_size(1 << 20)
             .table_elements(crate::config::MAX_TABLE_ELEMENTS as usize)

@@ -1,53 +1,76 @@
-//! `cargo xtask demo [--once]`: the quickstart. Builds the plugins and the host, runs
-//! `agenthost serve` with `examples/quickstart` on the embedded bus, publishes the example
-//! events, shows what the agents published, and keeps serving (or, with `--once`, checks every
-//! expected output appeared and exits).
+//! `cargo xtask demo [--once] [--kafka]`: the quickstart. Builds the agents (Rust, Python,
+//! JavaScript) and the host, runs `agenthost serve` with `examples/pricing` on the embedded bus
+//! (or, with `--kafka`, on a tansu broker it starts), publishes the example price-check
+//! requests, shows every step the agents take as it happens, then what they produced; and keeps
+//! serving (or, with `--once`, checks every expected output appeared and exits).
 
-use crate::{peers, plugins, workspace};
+use crate::{peers, plugins, test, workspace};
 use anyhow::{Context, Result, bail};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ADDRESS: &str = "127.0.0.1:8080";
+/// Where `examples/pricing/agenthost-kafka.toml` expects its broker.
+const KAFKA_ADDRESS: &str = "127.0.0.1:9092";
+/// How long the agents get to produce everything expected.
+const OUTPUT_TIMEOUT: &str = "60s";
 
-/// What the example events must produce: (topic, how many records, what it shows, text the
+/// What the example requests must produce: (topic, how many records, what it shows, text the
 /// records must contain).
 const EXPECTED: &[(&str, u64, &str, &[&str])] = &[
     (
-        "demo.out.v1",
-        1,
-        "echo copied the greeting",
-        &["hello, agenthost"],
+        "ecommerce.price-changed.v1",
+        4,
+        "price-collector (Python) scraped our price and the competitor's for sku-1, 2, 3 and 5",
+        &["\"sku-1\"", "\"sku-5\"", "\"competitor_price\"", "19.99"],
     ),
     (
         "action.price-adjustment.v1",
-        2,
-        "price-analysis decided on sku-1 and sku-2, with stock from the inventory MCP server",
+        3,
+        "price-analysis (Rust) decided, with stock from the inventory MCP server; sku-3 is within 5%",
         &[
-            r#""recommendation":"review""#,
+            r#""recommendation":"lower""#,
             r#""recommendation":"hold""#,
+            r#""recommendation":"raise""#,
             r#""on_hand":42"#,
         ],
     ),
     (
         "ecommerce.order-updated.v1",
-        1,
-        "order-update, handed the sku-2 decision over A2A, asked for a restock",
-        &[r#""action":"restock""#, r#""incoming":120"#],
+        3,
+        "order-update (Rust), handed each decision over A2A, repriced sku-1 and sku-5 and restocked sku-2",
+        &[
+            r#""action":"reprice""#,
+            r#""price":19.99"#,
+            r#""action":"restock""#,
+            r#""incoming":120"#,
+        ],
     ),
     (
         "agent.dead-letter.v1",
         1,
-        "the malformed sku-4 event was dead-lettered with its reason",
-        &["sku-4", "price"],
+        "sku-4 has no listing: price-collector rejected it and the host dead-lettered it with the reason",
+        &["sku-4", "no listing"],
     ),
 ];
 
-struct Host(Child);
+/// The notifications customer-notify must have sent through the notifier MCP server.
+const NOTIFICATIONS: &[&str] = &[
+    "New price for sku-1",
+    "sku-2 is being restocked",
+    "New price for sku-5",
+];
 
-impl Drop for Host {
+/// The request whose trace the demo prints: it crosses all four agents.
+const TRACED: &str = "check-sku-2";
+
+/// A child process stopped (SIGTERM, then waited for) when dropped.
+struct Process(Child);
+
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
@@ -57,46 +80,75 @@ impl Drop for Host {
     }
 }
 
-pub fn run(args: Vec<String>) -> Result<()> {
-    let once = match args.as_slice() {
-        [] => false,
-        [flag] if flag == "--once" => true,
-        _ => bail!("usage: cargo xtask demo [--once]"),
+struct Options {
+    once: bool,
+    kafka: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut options = Options {
+        once: false,
+        kafka: false,
     };
+    for arg in args {
+        match arg.as_str() {
+            "--once" => options.once = true,
+            "--kafka" => options.kafka = true,
+            other => {
+                bail!("unknown argument {other:?}; usage: cargo xtask demo [--once] [--kafka]")
+            }
+        }
+    }
+    Ok(options)
+}
+
+pub fn run(args: Vec<String>) -> Result<()> {
+    let options = parse(&args)?;
     plugins::run(Vec::new())?;
     workspace::run(workspace::cargo().args(["build", "-p", "agenthost"]))?;
 
     let root = workspace::root();
-    let example = root.join("examples/quickstart");
-    // The inventory MCP server is Python on the `mcp` SDK.
+    let example = root.join("examples/pricing");
+    // The MCP servers are Python on the `mcp` SDK.
     peers::ensure_requirements(&example.join("requirements.txt"))?;
     let bin = workspace::target_dir().join("debug/agenthost");
-    let data = workspace::target_dir().join("quickstart-data");
-    // A fresh bus every run, so what is shown is exactly what these events produced.
-    if data.exists() {
-        std::fs::remove_dir_all(&data)
-            .with_context(|| format!("cannot clear {}", data.display()))?;
-    }
     if TcpStream::connect(ADDRESS).is_ok() {
         bail!(
             "something is already listening on {ADDRESS}; stop it (another `cargo xtask demo`?) and try again"
         );
     }
-    let log_path = workspace::target_dir().join("quickstart.log");
+
+    let (config, data, _broker) = if options.kafka {
+        let broker = start_tansu()?;
+        ("agenthost-kafka.toml", "pricing-kafka-data", Some(broker))
+    } else {
+        ("agenthost.toml", "pricing-data", None)
+    };
+    // A fresh bus and state every run, so what is shown is exactly what these requests
+    // produced; compiled components are kept (the first run compiles them, later ones load).
+    clear_except(&workspace::target_dir().join(data), "compiled")?;
+    let outbox = workspace::target_dir().join("pricing-outbox.jsonl");
+    if outbox.exists() {
+        std::fs::remove_file(&outbox)
+            .with_context(|| format!("cannot clear {}", outbox.display()))?;
+    }
+
+    let log_path = workspace::target_dir().join("pricing.log");
     let log = std::fs::File::create(&log_path)?;
     println!(
-        "==> starting agenthost serve --config examples/quickstart/agenthost.toml (log: {})",
+        "==> starting agenthost serve --config examples/pricing/{config} (log: {})\n    \
+         (the first run compiles the Python and JavaScript agents: about a minute)",
         log_path.display()
     );
     let child = Command::new(&bin)
         .args(["serve", "--config"])
-        .arg(example.join("agenthost.toml"))
+        .arg(example.join(config))
         .current_dir(root)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))?;
-    let mut host = Host(child);
+    let mut host = Process(child);
     wait_ready(&mut host, &log_path)?;
 
     let cli = |args: &[&str]| -> Result<std::process::Output> {
@@ -108,50 +160,62 @@ pub fn run(args: Vec<String>) -> Result<()> {
     println!("\n==> agents");
     print!("{}", String::from_utf8_lossy(&cli(&["agents"])?.stdout));
 
-    println!("\n==> publishing examples/quickstart/events.jsonl");
-    let events = std::fs::read_to_string(example.join("events.jsonl"))?;
-    for line in events.lines().filter(|l| !l.trim().is_empty()) {
-        let event: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("events.jsonl: bad line {line}"))?;
+    println!(
+        "\n==> every step, as the audit log records it (correlation id, agent, capability, target)"
+    );
+    let follower = follow_steps(&bin)?;
+
+    let requests = std::fs::read_to_string(example.join("requests.jsonl"))?;
+    for line in requests.lines().filter(|l| !l.trim().is_empty()) {
+        let request: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("requests.jsonl: bad line {line}"))?;
         let field = |name: &str| {
-            event[name]
+            request[name]
                 .as_str()
                 .map(str::to_owned)
-                .with_context(|| format!("events.jsonl: `{name}` missing in {line}"))
+                .with_context(|| format!("requests.jsonl: `{name}` missing in {line}"))
         };
         let (topic, key, payload) = (field("topic")?, field("key")?, field("payload")?);
-        let out = cli(&["publish", &topic, "--key", &key, &payload])?;
+        let header = format!("correlation-id={}", field("correlation_id")?);
+        let out = cli(&[
+            "publish", &topic, "--key", &key, "--header", &header, &payload,
+        ])?;
         if !out.status.success() {
             bail!("publish failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        println!(
-            "  {topic} key={key} {payload}\n    {}",
-            String::from_utf8_lossy(&out.stdout).trim()
-        );
     }
 
-    let mut missing = Vec::new();
-    for (topic, count, what, must_contain) in EXPECTED {
-        println!("\n==> {topic}: {what}");
-        let count = count.to_string();
+    // Wait for everything expected (the steps scroll by meanwhile), then show it.
+    let mut results = Vec::new();
+    for (topic, count, _, _) in EXPECTED {
         let format = if *topic == "agent.dead-letter.v1" {
             "json"
         } else {
             "text"
         };
-        let out = cli(&[
+        let count = count.to_string();
+        results.push(cli(&[
             "consume",
             topic,
             "--from-beginning",
             "--count",
             &count,
             "--timeout",
-            "30s",
+            OUTPUT_TIMEOUT,
             "--format",
             format,
-        ])?;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if format == "json" {
+        ])?);
+    }
+    let notifications = wait_for_notifications(&outbox, Duration::from_secs(30));
+    // Let the last steps print before the summary.
+    std::thread::sleep(Duration::from_millis(800));
+
+    let mut missing = Vec::new();
+    for ((topic, _, what, must_contain), out) in EXPECTED.iter().zip(&results) {
+        println!("\n==> {topic}: {what}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for line in stdout.lines() {
+            if *topic == "agent.dead-letter.v1" {
                 let record: serde_json::Value = serde_json::from_str(line)?;
                 println!(
                     "  {}  error: {}",
@@ -164,7 +228,6 @@ pub fn run(args: Vec<String>) -> Result<()> {
                 println!("  {line}");
             }
         }
-        let stdout = String::from_utf8_lossy(&out.stdout);
         let absent: Vec<&str> = must_contain
             .iter()
             .copied()
@@ -172,17 +235,39 @@ pub fn run(args: Vec<String>) -> Result<()> {
             .collect();
         if !out.status.success() {
             println!("  !! {}", String::from_utf8_lossy(&out.stderr).trim());
-            missing.push(*topic);
+            missing.push(topic.to_string());
         } else if !absent.is_empty() {
             println!("  !! expected {absent:?} in these records");
-            missing.push(*topic);
+            missing.push(topic.to_string());
         }
     }
 
-    if once {
+    println!(
+        "\n==> notifications: customer-notify (JavaScript) told the watchers through the notifier MCP server"
+    );
+    for line in &notifications {
+        println!("  {line}");
+    }
+    for subject in NOTIFICATIONS {
+        if !notifications.iter().any(|n| n.contains(subject)) {
+            println!("  !! no notification {subject:?}");
+            missing.push(format!("notification {subject:?}"));
+        }
+    }
+
+    println!("\n==> agenthost trace {TRACED}: one request's path through the agents");
+    let trace = cli(&["trace", TRACED])?;
+    print!("{}", String::from_utf8_lossy(&trace.stdout));
+    if !trace.status.success() {
+        println!("  !! {}", String::from_utf8_lossy(&trace.stderr).trim());
+        missing.push(format!("trace {TRACED}"));
+    }
+
+    if options.once {
+        drop(follower);
         if !missing.is_empty() {
             bail!(
-                "expected output missing on {}; see {}",
+                "expected output missing: {}; see {}",
                 missing.join(", "),
                 log_path.display()
             );
@@ -191,11 +276,12 @@ pub fn run(args: Vec<String>) -> Result<()> {
         return Ok(());
     }
     println!(
-        "\n==> agenthost keeps serving on http://{ADDRESS} (Ctrl-C to stop). Try:\n\
-         \x20 target/debug/agenthost publish demo.in.v1 'hi there'\n\
-         \x20 target/debug/agenthost consume demo.out.v1 --from-beginning\n\
-         \x20 target/debug/agenthost publish ecommerce.price-changed.v1 --key sku-9 '{{\"product\": \"sku-9\", \"price\": 12, \"competitor_price\": 10}}'\n\
-         \x20 target/debug/agenthost consume action.price-adjustment.v1 --from-beginning\n\
+        "\n==> agenthost keeps serving on http://{ADDRESS}; new steps keep printing above (Ctrl-C to stop). Try:\n\
+         \x20 target/debug/agenthost publish ecommerce.price-check-requested.v1 --key sku-3 '{{\"product\": \"sku-3\"}}'\n\
+         \x20 target/debug/agenthost trace <the correlation-id it prints>\n\
+         \x20 target/debug/agenthost send order-update '{{\"product\": \"sku-7\", \"recommendation\": \"raise\", \"suggested_price\": 12.5}}'\n\
+         \x20 target/debug/agenthost consume ecommerce.order-updated.v1 --from-beginning\n\
+         \x20 target/debug/agenthost audit --denied\n\
          \x20 curl -s http://{ADDRESS}/metrics | grep agenthost_invocations\n\
          \x20 tail -f {}",
         log_path.display()
@@ -207,9 +293,145 @@ pub fn run(args: Vec<String>) -> Result<()> {
     Ok(())
 }
 
-fn wait_ready(host: &mut Host, log: &std::path::Path) -> Result<()> {
+/// Removes everything in `dir` but `keep`.
+fn clear_except(dir: &Path, keep: &str) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.file_name().is_some_and(|n| n == keep) {
+            continue;
+        }
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.with_context(|| format!("cannot clear {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Starts tansu (installed first if missing) with in-memory storage where the Kafka config
+/// expects it.
+fn start_tansu() -> Result<Process> {
+    let tansu = test::ensure_tansu()?;
+    if TcpStream::connect(KAFKA_ADDRESS).is_ok() {
+        bail!(
+            "something is already listening on {KAFKA_ADDRESS}; `--kafka` starts its own broker there. \
+             To use a broker you run, start `target/debug/agenthost serve --config examples/pricing/agenthost-kafka.toml` yourself"
+        );
+    }
+    let url = format!("tcp://{KAFKA_ADDRESS}");
+    let log_path = workspace::target_dir().join("pricing-tansu.log");
+    let log = std::fs::File::create(&log_path)?;
+    println!(
+        "==> starting the tansu broker on {KAFKA_ADDRESS} (log: {})",
+        log_path.display()
+    );
+    let child = Command::new(&tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .env_remove("LISTENER_URL")
+        .env_remove("ADVERTISED_LISTENER_URL")
+        .env_remove("STORAGE_ENGINE")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {}", tansu.display()))?;
+    let mut broker = Process(child);
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(120) {
+    while TcpStream::connect(KAFKA_ADDRESS).is_err() {
+        if let Some(status) = broker.0.try_wait()? {
+            bail!(
+                "tansu exited with {status}:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "tansu did not listen on {KAFKA_ADDRESS}; see {}",
+                log_path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(broker)
+}
+
+/// `agenthost audit --follow`, each entry printed as one step line as it is recorded. Config
+/// reads are left out: every invocation makes several, and they say nothing about the path.
+fn follow_steps(bin: &Path) -> Result<Process> {
+    let mut child = Command::new(bin)
+        .args(["audit", "--follow", "--format", "json", "--since", "1s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start agenthost audit --follow")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("audit --follow has no stdout")?;
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let Ok(step) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let text = |name: &str| step[name].as_str().unwrap_or_default().to_owned();
+            let capability = text("capability");
+            if capability == "config" || capability == "deploy" {
+                continue;
+            }
+            let outcome = match text("outcome").as_str() {
+                "allowed" => String::new(),
+                other => format!("  {}", other.to_uppercase()),
+            };
+            let detail = match text("detail") {
+                d if d.is_empty() => String::new(),
+                d => format!("  ({d})"),
+            };
+            println!(
+                "  {:<12} {:<16} {:<17} {}{outcome}{detail}",
+                text("correlation_id"),
+                text("agent"),
+                capability,
+                text("target"),
+            );
+        }
+    });
+    Ok(Process(child))
+}
+
+/// The notifier's outbox lines, once it holds every expected notification or after `wait`.
+fn wait_for_notifications(outbox: &PathBuf, wait: Duration) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let lines: Vec<String> = std::fs::read_to_string(outbox)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let complete = NOTIFICATIONS
+            .iter()
+            .all(|subject| lines.iter().any(|l| l.contains(subject)));
+        if complete || start.elapsed() > wait {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_ready(host: &mut Process, log: &Path) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(600) {
         if let Some(status) = host.0.try_wait()? {
             bail!(
                 "agenthost exited with {status}:\n{}",

@@ -17,12 +17,15 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args]
 
 commands:
-  plugins [NAME...]   build the agents under plugins/ (all, or those named) for wasm32-wasip2
-                      and copy them to target/plugins/<name>.wasm
+  plugins [NAME...]   build the agents (all, or those named) to target/plugins/<name>.wasm:
+                      Rust under plugins/ (wasm32-wasip2), JavaScript under plugins-js/,
+                      Python under plugins-py/
   test [ARGS...]      install what the tests need, build plugins and host, run every test
                       (ARGS go to `cargo test`, e.g. a test-name filter)
-  demo [--once]       the quickstart: run examples/quickstart on the embedded bus, feed it
-                      example events and show what the agents publish; --once checks and exits
+  demo [--once] [--kafka]
+                      the quickstart: run examples/pricing on the embedded bus (--kafka: on a
+                      tansu broker it starts), send it price-check requests, show every step
+                      and what the agents produce; --once checks it all appeared and exits
   bench [NAME...]     the benchmarks (DESIGN §9), each against a baseline from the same run
   fuzz [SECONDS] [TARGET...]
                       run the cargo-fuzz targets (manifest, component) for SECONDS each

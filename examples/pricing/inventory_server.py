@@ -1,7 +1,7 @@
-"""The quickstart's inventory service: an MCP server (Python `mcp` SDK) with one tool,
+"""The pricing example's inventory service: an MCP server (Python `mcp` SDK) with one tool,
 `get_inventory`, which `price-analysis` calls through the host before it recommends a price.
 
-Runs over stdio (how the quickstart host starts it) or, with `--http PORT`, over streamable
+Runs over stdio (how the example host starts it) or, with `--http PORT`, over streamable
 HTTP at http://127.0.0.1:PORT/mcp.
 
 Stock levels are a fixed table; an unknown product has none.
@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 server = MCPServer(
@@ -23,6 +24,7 @@ STOCK = {
     "sku-1": {"on_hand": 42, "incoming": 0, "warehouse": "ams-1"},
     "sku-2": {"on_hand": 0, "incoming": 120, "warehouse": "ams-1"},
     "sku-3": {"on_hand": 7, "incoming": 0, "warehouse": "fra-2"},
+    "sku-5": {"on_hand": 3, "incoming": 10, "warehouse": "fra-2"},
 }
 
 
@@ -37,7 +39,7 @@ class Inventory(BaseModel):
 def get_inventory(product: str) -> Inventory:
     """Stock on hand and on order for one product."""
     if not product or len(product) > 256:
-        raise ValueError("product must be 1-256 characters")
+        raise ToolError("product must be 1-256 characters")
     row = STOCK.get(product, {"on_hand": 0, "incoming": 0, "warehouse": None})
     return Inventory(product=product, **row)
 

@@ -215,7 +215,10 @@ mod tests {
             text.starts_with("trace c-1: 10 steps (and 1 config reads), 3 agents, 25ms\n"),
             "{text}"
         );
-        assert!(!text.contains("threshold"), "config reads are not listed: {text}");
+        assert!(
+            !text.contains("threshold"),
+            "config reads are not listed: {text}"
+        );
         assert!(text.contains("+0ms  (api)"), "{text}");
         assert!(
             text.contains("+20ms  analysis@1.0.0   mcp.call-tool     inventory/get_inventory"),

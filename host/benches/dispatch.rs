@@ -209,11 +209,11 @@ fn main() -> anyhow::Result<()> {
             };
 
             let hosted = measure(7, iters, || async {
-                agent.on_event(to_event(&record, "bench", 1)).await.expect("on_event");
+                agent.on_event(to_event(&record, "bench", 1)).await.expect("on_event").wait().await.expect("acknowledged");
             })
             .await;
             let reused = measure(7, iters, || async {
-                reusing.on_event(to_event(&record, "bench", 1)).await.expect("on_event");
+                reusing.on_event(to_event(&record, "bench", 1)).await.expect("on_event").wait().await.expect("acknowledged");
             })
             .await;
             println!(
@@ -256,11 +256,11 @@ fn main() -> anyhow::Result<()> {
             let fresh_agent = AgentVersion::deploy(&runtime, &services, manifest(false)?, &compiled).await?;
             let warm_agent = AgentVersion::deploy(&runtime, &services, manifest(true)?, &compiled).await?;
             let fresh = measure(7, 3000, || async {
-                fresh_agent.on_event(to_event(&record, "bench", 1)).await.expect("on_event");
+                fresh_agent.on_event(to_event(&record, "bench", 1)).await.expect("on_event").wait().await.expect("acknowledged");
             })
             .await;
             let warm = measure(7, 3000, || async {
-                warm_agent.on_event(to_event(&record, "bench", 1)).await.expect("on_event");
+                warm_agent.on_event(to_event(&record, "bench", 1)).await.expect("on_event").wait().await.expect("acknowledged");
             })
             .await;
             let (fresh_none, warm_none) = *baseline.get_or_insert((fresh, warm));

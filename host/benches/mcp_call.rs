@@ -160,10 +160,10 @@ fn main() -> anyhow::Result<()> {
             timestamp_ms: 0,
         };
         let fresh_call = || async {
-            fresh.on_event(to_event(&record, "bench", 1)).await.expect("on_event");
+            fresh.on_event(to_event(&record, "bench", 1)).await.expect("on_event").wait().await.expect("acknowledged");
         };
         let reuse_call = || async {
-            reusing.on_event(to_event(&record, "bench", 1)).await.expect("on_event");
+            reusing.on_event(to_event(&record, "bench", 1)).await.expect("on_event").wait().await.expect("acknowledged");
         };
         // Both Node processes get the same warm-up (its JIT matters), then the three paths take
         // turns so drift in the machine or the servers affects them alike.

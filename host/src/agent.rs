@@ -168,7 +168,8 @@ impl AgentVersion {
     }
 
     async fn read_card(&self) -> Result<CardInfo, InvocationError> {
-        let card = self
+        // `card` must not use imports, so there is nothing sent to wait for.
+        let (card, _nothing_sent) = self
             .run("deploy", None, |plugin, store| {
                 Box::pin(async move { plugin.agenthost_agent_agent().call_card(store).await })
             })
@@ -191,8 +192,9 @@ impl AgentVersion {
         })
     }
 
-    /// Delivers one bus event to an instance.
-    pub async fn on_event(&self, event: agent::Event) -> Result<(), InvocationError> {
+    /// Delivers one bus event to an instance. The event is finished once the returned
+    /// acknowledgements of the records it sent are in.
+    pub async fn on_event(&self, event: agent::Event) -> Result<Acks, InvocationError> {
         self.on_event_in(event, None).await
     }
 
@@ -201,7 +203,7 @@ impl AgentVersion {
         &self,
         event: agent::Event,
         txn: Option<Arc<dyn crate::bus::TxnPublisher>>,
-    ) -> Result<(), InvocationError> {
+    ) -> Result<Acks, InvocationError> {
         let correlation_id = event.correlation_id.clone();
         let target = event_target(&event.topic, event.partition, event.offset);
         let detail = match event.attempt {
@@ -222,6 +224,7 @@ impl AgentVersion {
             })
         })
         .await
+        .map(|((), acks)| acks)
     }
 
     /// Delivers one A2A message, part of task `task_id`, to an instance.
@@ -237,15 +240,19 @@ impl AgentVersion {
             target: &target,
             detail: String::new(),
         };
-        self.invoke(delivery, correlation_id, None, move |plugin, store| {
-            Box::pin(async move {
-                plugin
-                    .agenthost_agent_agent()
-                    .call_on_message(store, &message)
-                    .await
+        let (reply, acks) = self
+            .invoke(delivery, correlation_id, None, move |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .agenthost_agent_agent()
+                        .call_on_message(store, &message)
+                        .await
+                })
             })
-        })
-        .await
+            .await?;
+        // The reply says the work is done: what it sent must be stored first.
+        acks.wait().await?;
+        Ok(reply)
     }
 
     /// [`AgentVersion::run`] for an export that answers `result<_, failure>`: the agent's own
@@ -266,7 +273,7 @@ impl AgentVersion {
             'a,
             wasmtime::Result<Result<R, types::Failure>>,
         >,
-    ) -> Result<R, InvocationError> {
+    ) -> Result<(R, Acks), InvocationError> {
         let started = Instant::now();
         let kind = delivery.kind;
         let capability = delivery.capability();
@@ -290,7 +297,7 @@ impl AgentVersion {
         let outcome =
             tracing::Instrument::instrument(self.run(correlation_id, txn, call), span.clone())
                 .await
-                .and_then(|r| r.map_err(failure));
+                .and_then(|(r, acks)| r.map(|value| (value, acks)).map_err(failure));
         span.record(
             "outcome",
             outcome.as_ref().err().map_or("ok", InvocationError::label),
@@ -343,6 +350,7 @@ impl AgentVersion {
     /// The instance is fresh unless `limits.reuse_instances` is set; then a warm instance from
     /// an earlier invocation is used when one is idle, and returned afterwards — but only if
     /// the call ended normally: one that trapped, timed out or hit a limit is discarded.
+    /// Returns, with the value, the acknowledgements of the records the guest sent.
     async fn run<R>(
         &self,
         correlation_id: &str,
@@ -351,7 +359,7 @@ impl AgentVersion {
             &'a AgentPlugin,
             &'a mut Store<StoreData>,
         ) -> futures::future::BoxFuture<'a, wasmtime::Result<R>>,
-    ) -> Result<R, InvocationError>
+    ) -> Result<(R, Acks), InvocationError>
     where
         R: Send,
     {
@@ -413,13 +421,14 @@ impl AgentVersion {
                 return Err(err);
             }
         };
+        let acks = Acks(store.data().caller.take_sent());
         if limits.reuse_instances {
             self.warm
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(WarmInstance { store, plugin });
         }
-        Ok(value)
+        Ok((value, acks))
     }
 
     fn take_warm(&self) -> Option<WarmInstance> {
@@ -548,6 +557,31 @@ impl AgentVersion {
             }
             None => Err(InvocationError::Instantiate(format!("{err:#}"))),
         }
+    }
+}
+
+/// The acknowledgements still to come for the records an invocation sent (`bus.send`).
+#[must_use = "an event is finished only once the records it sent are acknowledged"]
+pub struct Acks(Vec<crate::bus::PendingReceipt>);
+
+impl Acks {
+    /// Nothing to wait for.
+    pub fn none() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Waits for every acknowledgement; a record the bus did not store makes the invocation a
+    /// failed attempt, to be retried.
+    pub async fn wait(self) -> Result<(), InvocationError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        for outcome in futures::future::join_all(self.0).await {
+            outcome.map_err(|e| {
+                InvocationError::Retry(format!("a record it sent was not stored: {e}"))
+            })?;
+        }
+        Ok(())
     }
 }
 

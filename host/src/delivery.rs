@@ -11,7 +11,7 @@
 //! - Failures are retried with exponential backoff up to `max_attempts`; rejections and
 //!   exhausted records are dead-lettered with headers naming agent, version, attempts and error.
 
-use crate::agent::{AgentVersion, InvocationError};
+use crate::agent::{Acks, AgentVersion, InvocationError};
 use crate::bus::{
     self, Bus, BusError, Outgoing, PartitionReader, Rebalance, Record, Subscription,
     TopicPartition, set_header,
@@ -389,18 +389,31 @@ impl PartitionWorker {
                             .on_event(to_event(record, &correlation_id, attempt))
                             .await
                     }
-                    Handler::BusTasks { skill, a2a } => {
-                        crate::a2a::bus::serve_request(
-                            a2a,
-                            self.deps.bus.as_ref(),
-                            &agent,
-                            skill,
-                            record,
-                            &correlation_id,
-                        )
-                        .await
-                    }
+                    Handler::BusTasks { skill, a2a } => crate::a2a::bus::serve_request(
+                        a2a,
+                        self.deps.bus.as_ref(),
+                        &agent,
+                        skill,
+                        record,
+                        &correlation_id,
+                    )
+                    .await
+                    .map(|()| Acks::none()),
                 }
+            };
+            // The invocation's slot is free again; its sent records' acknowledgements are
+            // awaited outside it, so round trips to the broker overlap across invocations.
+            let result = match result {
+                Ok(acks) => acks.wait().await.inspect_err(|err| {
+                    agent.audit(
+                        &correlation_id,
+                        "event",
+                        &crate::agent::event_target(&record.topic, record.partition, record.offset),
+                        crate::audit::Outcome::Failed,
+                        &err.to_string(),
+                    );
+                }),
+                Err(err) => Err(err),
             };
             self.cell.record_outcome(&agent, result.is_ok());
             let err = match result {
@@ -453,7 +466,8 @@ impl PartitionWorker {
                     .await
             };
             let err = match result {
-                Ok(()) => match self.commit_transaction(reader, record).await {
+                // In a transaction, `send` publishes into it at once: nothing is left to wait for.
+                Ok(_nothing_pending) => match self.commit_transaction(reader, record).await {
                     Some(true) => return Finished::Done,
                     None => return Finished::Stopped,
                     // Aborted: nothing of this attempt is visible; handle the record again.

@@ -14,9 +14,17 @@
 //!     .header("content-type", "application/json")
 //!     .publish()?;
 //! bus::publish_json("orders.v1", &serde_json::json!({ "id": 2 }))?;
+//! // Without waiting for the broker: the host holds the event until it is acknowledged.
+//! bus::Record::new("orders.v1", "fast").key("order-3").send()?;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! `publish` waits for the bus to store the record and returns where it went; `send` returns
+//! as soon as the host has checked the record and handed it to the bus, in order. The event
+//! being handled is committed only once everything it sent is acknowledged, and handled again
+//! if something is not — so `send` is just as safe, and much faster on Kafka, where
+//! `publish` waits a broker round trip. Use `publish` when you need the receipt.
 
 use crate::bindings::agenthost::agent::bus as raw;
 use crate::{Failure, Header, HostError};
@@ -48,7 +56,7 @@ pub fn publish_json<T: Serialize + ?Sized>(topic: &str, value: &T) -> Result<Rec
 
 /// A record being built: topic, optional key, payload and headers.
 #[derive(Clone, Debug, PartialEq)]
-#[must_use = "a record is only sent by `publish`"]
+#[must_use = "a record is only sent by `publish` or `send`"]
 pub struct Record {
     outgoing: Outgoing,
 }
@@ -117,6 +125,12 @@ impl Record {
     /// Publish the record. Returns once the bus has durably accepted it.
     pub fn publish(self) -> Result<Receipt, HostError> {
         raw::publish(&self.outgoing)
+    }
+
+    /// Send the record without waiting for the bus to acknowledge it (see the module docs):
+    /// a refusal (`denied`) still comes back at once.
+    pub fn send(self) -> Result<(), HostError> {
+        raw::send(&self.outgoing)
     }
 }
 

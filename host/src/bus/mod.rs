@@ -123,6 +123,18 @@ pub enum BusError {
     Unsupported(String),
 }
 
+/// A record the bus has taken, in order; resolves once it is durable (or failed).
+pub type PendingReceipt = futures::future::BoxFuture<'static, Result<Receipt, BusError>>;
+
+/// What [`Bus::enqueue`] did with a record.
+pub enum Enqueued {
+    /// Taken, after every record enqueued or published before it; durable once this resolves.
+    Queued(PendingReceipt),
+    /// Not taken: the bus could not without waiting (a topic still to create, a full queue).
+    /// Publish it instead.
+    Busy(Outgoing),
+}
+
 /// The bus every capability and the delivery engine talk to.
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
@@ -131,6 +143,12 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Publishes one record; returns once the bus has durably accepted it.
     async fn publish(&self, record: Outgoing) -> Result<Receipt, BusError>;
+
+    /// Hands one record to the bus without waiting for it to be durable, when that is possible
+    /// at once: the order of records enqueued and published is kept. The default never can.
+    fn enqueue(&self, record: Outgoing) -> Enqueued {
+        Enqueued::Busy(record)
+    }
 
     /// Joins consumer group `group` for `topics`. Partitions are handed out through the
     /// returned subscription's rebalances.

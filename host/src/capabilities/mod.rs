@@ -42,6 +42,8 @@ struct Request {
     txn: Option<Arc<dyn TxnPublisher>>,
     /// Records published for this request so far (`limits.publishes`).
     published: Arc<std::sync::atomic::AtomicU32>,
+    /// Records `send` handed to the bus whose acknowledgement is still to come.
+    sent: Arc<std::sync::Mutex<Vec<crate::bus::PendingReceipt>>>,
 }
 
 impl std::fmt::Debug for Caller {
@@ -65,6 +67,7 @@ impl Caller {
                 correlation_id: correlation_id.into(),
                 txn: None,
                 published: Default::default(),
+                sent: Default::default(),
             })),
         }
     }
@@ -94,6 +97,27 @@ impl Caller {
                 (n < limit).then_some(n + 1)
             })
             .is_ok()
+    }
+
+    /// Keeps the acknowledgement of a record `send` handed to the bus, for whoever finishes
+    /// the request to wait for.
+    pub fn add_sent(&self, pending: crate::bus::PendingReceipt) {
+        self.request()
+            .sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(pending);
+    }
+
+    /// The acknowledgements still to come of this request's sent records.
+    pub fn take_sent(&self) -> Vec<crate::bus::PendingReceipt> {
+        std::mem::take(
+            &mut *self
+                .request()
+                .sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     /// Records one use of `capability` on `target` in the audit log.
@@ -149,6 +173,7 @@ impl Caller {
             correlation_id: correlation_id.into(),
             txn,
             published: Default::default(),
+            sent: Default::default(),
         };
     }
 }

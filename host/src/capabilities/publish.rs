@@ -57,9 +57,39 @@ impl PublishInstance {
     /// Publishes if the grant allows it; every attempt is counted and audited once.
     async fn publish(&self, record: wit::Outgoing) -> Result<wit::Receipt, types::Error> {
         let topic = record.topic.clone();
-        let result = self.checked_publish(record).await;
+        let result = match self.checked(record) {
+            Ok(outgoing) => self.deliver(outgoing).await,
+            Err(refused) => Err(refused),
+        };
+        self.account(&topic, &result);
+        result
+    }
+
+    /// `send`: checked and handed to the bus in order now; acknowledged later, awaited by
+    /// whoever finishes the request (the delivery engine before it commits the event's offset).
+    /// Where the bus cannot take a record without waiting, or the record belongs to a
+    /// transaction, it is published as `publish` would.
+    async fn send(&self, record: wit::Outgoing) -> Result<(), types::Error> {
+        let topic = record.topic.clone();
+        let result = match self.checked(record) {
+            Ok(outgoing) if self.caller.txn().is_none() => match self.grant.bus.enqueue(outgoing) {
+                crate::bus::Enqueued::Queued(pending) => {
+                    self.caller.add_sent(pending);
+                    Ok(())
+                }
+                crate::bus::Enqueued::Busy(outgoing) => self.deliver(outgoing).await.map(drop),
+            },
+            Ok(outgoing) => self.deliver(outgoing).await.map(drop),
+            Err(refused) => Err(refused),
+        };
+        self.account(&topic, &result);
+        result
+    }
+
+    /// Counts and audits one publish or send.
+    fn account<T>(&self, topic: &str, result: &Result<T, types::Error>) {
         let c = &self.caller;
-        let outcome = c.audit_result(&self.grant.audit, "publish", &topic, &result);
+        let outcome = c.audit_result(&self.grant.audit, "publish", topic, result);
         let metric = match outcome {
             Outcome::Allowed => "ok",
             other => other.as_str(),
@@ -74,10 +104,11 @@ impl PublishInstance {
                 "publish denied"
             );
         }
-        result
     }
 
-    async fn checked_publish(&self, record: wit::Outgoing) -> Result<wit::Receipt, types::Error> {
+    /// The record as the bus gets it — stamped with the correlation id and provenance — if
+    /// the grant, the size limit and the invocation's publish count allow it.
+    fn checked(&self, record: wit::Outgoing) -> Result<Outgoing, types::Error> {
         let c = &self.caller;
         bus::validate_topic(&record.topic).map_err(|e| types::Error::Failed(e.to_string()))?;
         if !self.grant.allows(&record.topic) {
@@ -125,12 +156,17 @@ impl PublishInstance {
                 self.grant.max_count
             )));
         }
-        let outgoing = Outgoing {
+        Ok(Outgoing {
             topic: record.topic,
             key: record.key,
             payload: record.payload,
             headers,
-        };
+        })
+    }
+
+    /// Publishes a checked record and waits for the bus to accept it.
+    async fn deliver(&self, outgoing: Outgoing) -> Result<wit::Receipt, types::Error> {
+        let c = &self.caller;
         // Exactly-once: into the record's transaction, committed with its offset.
         let published = match c.txn() {
             Some(txn) => txn.publish(outgoing).await,
@@ -149,6 +185,10 @@ impl PublishInstance {
 impl wit::Host for PublishInstance {
     async fn publish(&mut self, record: wit::Outgoing) -> Result<wit::Receipt, types::Error> {
         PublishInstance::publish(self, record).await
+    }
+
+    async fn send(&mut self, record: wit::Outgoing) -> Result<(), types::Error> {
+        PublishInstance::send(self, record).await
     }
 }
 

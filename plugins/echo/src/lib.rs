@@ -1,6 +1,6 @@
 //! `echo`: republishes every event unchanged and answers every A2A message with its own text.
 //!
-//! - **Bus**: for each event, publishes the payload unchanged, with the same key and the same
+//! - **Bus**: for each event, sends (`bus.send`) the payload unchanged, with the same key and the same
 //!   headers, to the topic named by the `out` config key. The headers the host owns
 //!   (`correlation-id`, `agenthost-agent`, `agenthost-agent-version`) are not copied: the host
 //!   sets them on every record an agent publishes, so the copy carries echo's provenance, not
@@ -35,10 +35,12 @@ impl Agent for Echo {
             .headers
             .into_iter()
             .filter(|header| !bus::HOST_HEADERS.contains(&header.key.as_str()));
+        // `send`: the host commits the event's offset once the copy is acknowledged, so echo
+        // need not wait for the broker itself.
         bus::Record::new(out, event.payload)
             .key_opt(event.key)
             .headers(headers)
-            .publish()?;
+            .send()?;
         Ok(())
     }
 

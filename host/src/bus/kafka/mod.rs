@@ -16,7 +16,9 @@ mod group;
 mod reader;
 mod txn;
 
-use super::{Bus, BusError, Outgoing, Receipt, StartAt, Subscription, TopicReader, validate_topic};
+use super::{
+    Bus, BusError, Enqueued, Outgoing, Receipt, StartAt, Subscription, TopicReader, validate_topic,
+};
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
 use async_trait::async_trait;
@@ -177,6 +179,37 @@ impl Bus for KafkaBus {
         send(&self.inner, &self.inner.producer, record).await
     }
 
+    /// Into librdkafka's queue now (so records keep their order), acknowledged later; a topic
+    /// not known to exist yet, or a full queue, needs waiting: `Busy`.
+    fn enqueue(&self, record: Outgoing) -> Enqueued {
+        let known = self
+            .inner
+            .known_topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&record.topic);
+        if !known {
+            return Enqueued::Busy(record);
+        }
+        let delivery = match self.inner.producer.send_result(future_record(&record)) {
+            Ok(delivery) => delivery,
+            Err(_) => return Enqueued::Busy(record),
+        };
+        let metrics = self.inner.metrics.clone();
+        Enqueued::Queued(Box::pin(async move {
+            let outcome = match delivery.await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    return Err(BusError::Unavailable(format!(
+                        "publish to {:?} failed: the producer shut down",
+                        record.topic
+                    )));
+                }
+            };
+            acknowledged(&metrics, record.topic, outcome.map_err(|(e, _)| e))
+        }))
+    }
+
     async fn subscribe(
         &self,
         group: &str,
@@ -219,6 +252,15 @@ async fn send(
     record: Outgoing,
 ) -> Result<Receipt, BusError> {
     inner.ensure_topic(&record.topic).await?;
+    let outcome = producer
+        .send(future_record(&record), Timeout::After(PUBLISH_TIMEOUT))
+        .await
+        .map_err(|(e, _)| e);
+    acknowledged(&inner.metrics, record.topic, outcome)
+}
+
+/// `record` as librdkafka takes it (borrowing the payload).
+fn future_record(record: &Outgoing) -> FutureRecord<'_, [u8], [u8]> {
     let headers = record.headers.iter().fold(
         OwnedHeaders::new_with_capacity(record.headers.len()),
         |hs, h| {
@@ -234,22 +276,27 @@ async fn send(
     if let Some(key) = record.key.as_deref() {
         kafka_record = kafka_record.key(key);
     }
-    match producer
-        .send(kafka_record, Timeout::After(PUBLISH_TIMEOUT))
-        .await
-    {
+    kafka_record
+}
+
+/// The receipt of an acknowledged record, or why it was not.
+fn acknowledged(
+    metrics: &Metrics,
+    topic: String,
+    outcome: Result<rdkafka::producer::future_producer::Delivery, rdkafka::error::KafkaError>,
+) -> Result<Receipt, BusError> {
+    match outcome {
         Ok(delivery) => Ok(Receipt {
-            topic: record.topic,
+            topic,
             partition: u32::try_from(delivery.partition).unwrap_or(0),
             // An idempotent retry the broker recognised as a duplicate is acknowledged
             // without an offset: the record is stored once, where is unknown.
             offset: u64::try_from(delivery.offset).unwrap_or(u64::MAX),
         }),
-        Err((e, _)) => {
-            inner.metrics.record_bus_error("publish");
+        Err(e) => {
+            metrics.record_bus_error("publish");
             Err(BusError::Unavailable(format!(
-                "publish to {:?} failed: {e}",
-                record.topic
+                "publish to {topic:?} failed: {e}"
             )))
         }
     }

@@ -23,8 +23,8 @@ use self::reader::{Cursor, GroupReader, LocalSubscription, MergedReader};
 use self::store::{GroupCommit, Partition, Topic, lock};
 pub use self::store::{kafka_partition, murmur2};
 use crate::bus::{
-    Bus, BusError, GroupClaims, Outgoing, PartitionReader, Receipt, StartAt, Subscription,
-    TopicPartition, TopicReader, validate_topic,
+    Bus, BusError, Enqueued, GroupClaims, Outgoing, PartitionReader, PendingReceipt, Receipt,
+    StartAt, Subscription, TopicPartition, TopicReader, validate_topic,
 };
 
 /// How often the retention task looks for expired records.
@@ -256,13 +256,9 @@ impl Inner {
     }
 }
 
-#[async_trait]
-impl Bus for LocalBus {
-    fn kind(&self) -> &'static str {
-        "local"
-    }
-
-    async fn publish(&self, record: Outgoing) -> Result<Receipt, BusError> {
+impl LocalBus {
+    /// Appends `record` to its partition now; the future resolves once it is on disk.
+    fn append(&self, record: Outgoing) -> Result<PendingReceipt, BusError> {
         let topic = self.inner.topic(&record.topic)?;
         let Some(partition) = topic.partition_for(record.key.as_deref()).cloned() else {
             return Err(BusError::Storage(format!(
@@ -278,24 +274,44 @@ impl Bus for LocalBus {
             &record.headers,
         )?;
         let offset = partition.append(value)?;
-        // The flush runs in its own task so that, should this future be dropped mid-flush, the
-        // record still becomes visible to readers once it is on disk.
+        // The flush runs in its own task so that, should the returned future be dropped
+        // mid-flush, the record still becomes visible to readers once it is on disk.
         let inner = Arc::clone(&self.inner);
         let flushed = Arc::clone(&partition);
-        tokio::spawn(async move {
+        let flush = tokio::spawn(async move {
             inner.flusher.flush(&inner.db).await?;
             flushed.mark_durable(offset + 1);
             Ok::<(), BusError>(())
-        })
-        .await
-        .map_err(|e| {
-            BusError::Storage(format!("flushing {} offset {offset}: {e}", partition.tp))
-        })??;
-        Ok(Receipt {
-            topic: record.topic,
-            partition: partition.tp.partition,
-            offset,
-        })
+        });
+        Ok(Box::pin(async move {
+            flush.await.map_err(|e| {
+                BusError::Storage(format!("flushing {} offset {offset}: {e}", partition.tp))
+            })??;
+            Ok(Receipt {
+                topic: record.topic,
+                partition: partition.tp.partition,
+                offset,
+            })
+        }))
+    }
+}
+
+#[async_trait]
+impl Bus for LocalBus {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn publish(&self, record: Outgoing) -> Result<Receipt, BusError> {
+        self.append(record)?.await
+    }
+
+    /// Appended now (in order), durable once the flush the returned future waits for is done.
+    fn enqueue(&self, record: Outgoing) -> Enqueued {
+        match self.append(record) {
+            Ok(pending) => Enqueued::Queued(pending),
+            Err(e) => Enqueued::Queued(Box::pin(async move { Err(e) })),
+        }
     }
 
     async fn subscribe(

@@ -570,6 +570,10 @@ impl Acks {
         Self(Vec::new())
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Waits for every acknowledgement; a record the bus did not store makes the invocation a
     /// failed attempt, to be retried.
     pub async fn wait(self) -> Result<(), InvocationError> {

@@ -25,7 +25,7 @@ use pipeline::{Chain, Pipeline};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -189,8 +189,13 @@ struct PartitionWorker {
 struct WorkerState {
     /// Each record with the version live when it was read.
     pipeline: Pipeline<(Record, Arc<AgentVersion>)>,
-    /// One task per record in flight; each yields its chain, offset and outcome.
-    in_flight: JoinSet<(Chain, u64, Finished)>,
+    /// One task per record in flight; each yields its chain, offset, outcome, and whether it
+    /// already released its chain (through `releases`).
+    in_flight: JoinSet<(Chain, u64, Finished, bool)>,
+    /// Chains let go by records that were handled and whose sent records are still being
+    /// acknowledged: the chain's next record may start.
+    releases: mpsc::UnboundedReceiver<Chain>,
+    release_tx: mpsc::UnboundedSender<Chain>,
     /// The offset last committed by this worker.
     committed: Option<u64>,
     /// Stopped, revoked or failing: read nothing more, finish what was read.
@@ -219,19 +224,30 @@ impl PartitionWorker {
             Ordering::Key => (delivery.concurrency as usize).saturating_mul(2).max(2),
             Ordering::Partition => 2,
         };
+        let (release_tx, releases) = mpsc::unbounded_channel();
         let mut state = WorkerState {
             pipeline: Pipeline::default(),
             in_flight: JoinSet::new(),
+            releases,
+            release_tx,
             committed: None,
             stopping: false,
         };
         loop {
             if state.stopping && state.in_flight.is_empty() {
-                break;
+                // A release still queued may start a waiting record, which must be handled
+                // too (see `finished`).
+                while let Ok(chain) = state.releases.try_recv() {
+                    self.released(&mut state, chain);
+                }
+                if state.in_flight.is_empty() {
+                    break;
+                }
             }
             tokio::select! {
                 biased;
                 _ = self.stop.cancelled(), if !state.stopping => state.stopping = true,
+                Some(chain) = state.releases.recv() => self.released(&mut state, chain),
                 Some(joined) = state.in_flight.join_next(), if !state.in_flight.is_empty() => {
                     self.finished(&mut state, joined);
                 }
@@ -288,23 +304,32 @@ impl PartitionWorker {
         state.in_flight.abort_all();
     }
 
-    /// Handles one record's end: frees its chain and starts the chain's next record.
+    /// Starts the next record of a chain its record let go before finishing.
+    fn released(self: &Arc<Self>, state: &mut WorkerState, chain: Chain) {
+        if let Some(next) = state.pipeline.release(&chain) {
+            self.start(state, chain, next);
+        }
+    }
+
+    /// Handles one record's end: settles its offset, and frees its chain (unless it did so
+    /// already) to start the chain's next record.
     fn finished(
         self: &Arc<Self>,
         state: &mut WorkerState,
-        joined: Result<(Chain, u64, Finished), tokio::task::JoinError>,
+        joined: Result<(Chain, u64, Finished, bool), tokio::task::JoinError>,
     ) {
         match joined {
-            Ok((chain, offset, Finished::Done)) => {
+            Ok((chain, offset, Finished::Done, released)) => {
                 // Even when stopping, the records already read are handled: a record waiting
                 // behind its key would otherwise hold the committed offset below later records
                 // that did finish, and the next owner would handle those twice.
-                if let Some(next) = state.pipeline.finish(&chain, offset) {
-                    self.start(state, chain, next);
+                state.pipeline.settle(offset);
+                if !released {
+                    self.released(state, chain);
                 }
             }
             // Stopped in backoff: unfinished, delivered again by the partition's next owner.
-            Ok((_, _, Finished::Stopped)) => state.stopping = true,
+            Ok((_, _, Finished::Stopped, _)) => state.stopping = true,
             Err(err) => {
                 // A bug, not input: the record stays unfinished, so its offset is never
                 // committed; the partition stops here and is delivered again after a rebalance
@@ -322,9 +347,14 @@ impl PartitionWorker {
         (record, version): (Record, Arc<AgentVersion>),
     ) {
         let worker = self.clone();
+        let release = Release {
+            chain: Some(chain.clone()),
+            to: state.release_tx.clone(),
+        };
         state.in_flight.spawn(async move {
-            let finished = worker.deliver(&record, version).await;
-            (chain, record.offset, finished)
+            let mut release = release;
+            let finished = worker.deliver(&record, version, &mut release).await;
+            (chain, record.offset, finished, release.chain.is_none())
         });
     }
 
@@ -335,7 +365,13 @@ impl PartitionWorker {
         state: &mut WorkerState,
         reader: &mut dyn PartitionReader,
     ) -> bool {
-        while let Some(joined) = state.in_flight.join_next().await {
+        loop {
+            while let Ok(chain) = state.releases.try_recv() {
+                self.released(state, chain);
+            }
+            let Some(joined) = state.in_flight.join_next().await else {
+                break;
+            };
             self.finished(state, joined);
         }
         self.commit(state, reader).await && !state.stopping && state.pipeline.is_empty()
@@ -372,7 +408,17 @@ impl PartitionWorker {
     /// record was read (the live one, or a canary), retries on whichever version is live then.
     /// A failure on a canary is not the event's fault: it is handed to the live version at
     /// once, without counting as an attempt.
-    async fn deliver(&self, record: &Record, version: Arc<AgentVersion>) -> Finished {
+    ///
+    /// Once an invocation succeeds, the record's chain is released before its sent records
+    /// are acknowledged: they are in the bus in order, so the chain's next record may run. The
+    /// record itself is finished (and its offset committable) only once they are. A sent record
+    /// that is not acknowledged makes a failed attempt like any other.
+    async fn deliver(
+        &self,
+        record: &Record,
+        version: Arc<AgentVersion>,
+        release: &mut Release,
+    ) -> Finished {
         let correlation_id = correlation_id_of(record);
         let mut attempt = 1u32;
         let mut first = Some(version);
@@ -404,15 +450,24 @@ impl PartitionWorker {
             // The invocation's slot is free again; its sent records' acknowledgements are
             // awaited outside it, so round trips to the broker overlap across invocations.
             let result = match result {
-                Ok(acks) => acks.wait().await.inspect_err(|err| {
-                    agent.audit(
-                        &correlation_id,
-                        "event",
-                        &crate::agent::event_target(&record.topic, record.partition, record.offset),
-                        crate::audit::Outcome::Failed,
-                        &err.to_string(),
-                    );
-                }),
+                Ok(acks) => {
+                    if !acks.is_empty() {
+                        release.now();
+                    }
+                    acks.wait().await.inspect_err(|err| {
+                        agent.audit(
+                            &correlation_id,
+                            "event",
+                            &crate::agent::event_target(
+                                &record.topic,
+                                record.partition,
+                                record.offset,
+                            ),
+                            crate::audit::Outcome::Failed,
+                            &err.to_string(),
+                        );
+                    })
+                }
                 Err(err) => Err(err),
             };
             self.cell.record_outcome(&agent, result.is_ok());
@@ -610,6 +665,22 @@ impl PartitionWorker {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A record's hold on its chain, let go at most once: early (through the worker's channel)
+/// once the record was handled and only acknowledgements are outstanding, or at its end.
+struct Release {
+    chain: Option<Chain>,
+    to: mpsc::UnboundedSender<Chain>,
+}
+
+impl Release {
+    fn now(&mut self) {
+        if let Some(chain) = self.chain.take() {
+            // The worker outlives its tasks; if it is gone, nothing waits for the chain.
+            let _ = self.to.send(chain);
         }
     }
 }

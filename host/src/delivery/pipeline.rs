@@ -78,7 +78,20 @@ impl<T> Pipeline<T> {
     /// Marks the in-flight record at `offset` of `chain` finished. Returns the next record of
     /// that chain, which is now in flight, if one was waiting.
     pub fn finish(&mut self, chain: &Chain, offset: u64) -> Option<T> {
+        self.settle(offset);
+        self.release(chain)
+    }
+
+    /// Marks the record at `offset` finished for the committed offset (its chain is released
+    /// separately, possibly earlier).
+    pub fn settle(&mut self, offset: u64) {
         self.unfinished.remove(&offset);
+    }
+
+    /// Lets `chain` move on: returns its next record, which is now in flight, if one was
+    /// waiting. A record whose outputs are handed to the bus may release its chain before
+    /// they are acknowledged (the bus keeps their order); it stays unfinished until they are.
+    pub fn release(&mut self, chain: &Chain) -> Option<T> {
         let next = match self.waiting.get_mut(chain) {
             Some(queue) => queue.pop_front(),
             None => None,
@@ -176,5 +189,22 @@ mod tests {
         // 0 is in flight, 1 waits behind it: nothing is committable past 0.
         assert_eq!(p.committable(), Some(0));
         assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn a_released_chain_moves_on_while_its_record_holds_the_offset() {
+        let mut p = Pipeline::<Record>::default();
+        assert!(admit(&mut p, 0, Some("a"), Ordering::Key));
+        assert!(!admit(&mut p, 1, Some("a"), Ordering::Key));
+        let a = Chain::Key(Some(b"a".to_vec()));
+        // Record 0 was handled, its outputs are not acknowledged yet: 1 may start…
+        assert_eq!(p.release(&a).map(|r| r.offset), Some(1));
+        p.settle(1);
+        // …but the offset stays at 0 until 0's outputs are acknowledged.
+        assert_eq!(p.committable(), Some(0));
+        p.settle(0);
+        assert_eq!(p.committable(), Some(2));
+        assert_eq!(p.release(&a), None);
+        assert!(admit(&mut p, 2, Some("a"), Ordering::Key));
     }
 }

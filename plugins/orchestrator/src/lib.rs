@@ -120,7 +120,7 @@ fn on_result(event: &Event) -> Result<(), Failure> {
     }
     if open.is_complete() {
         let completed = open.completed(&result.job);
-        bus::Record::json(&topic("completed", jobs::COMPLETED), &completed)?
+        bus::Record::json(topic("completed", jobs::COMPLETED), &completed)?
             .key(result.job.as_str())
             .publish()?;
         state::delete(&key)?;
@@ -152,7 +152,7 @@ fn on_dead_letter(event: &Event) -> Result<(), Failure> {
         output: None,
         error: Some(reason),
     };
-    bus::Record::json(&topic("results", jobs::RESULTS), &failed)?
+    bus::Record::json(topic("results", jobs::RESULTS), &failed)?
         .key(task.job.as_str())
         .publish()?;
     Ok(())

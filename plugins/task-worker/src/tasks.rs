@@ -73,7 +73,7 @@ pub fn word_count(text: &str) -> WordCount {
     }
     let mut top: Vec<(String, usize)> = counts.into_iter().collect();
     // Stable sort on count keeps the alphabetical order among ties.
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|entry| std::cmp::Reverse(entry.1));
     top.truncate(TOP);
     WordCount {
         words,

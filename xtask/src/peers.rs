@@ -71,23 +71,45 @@ pub fn ensure_requirements(path: &Path) -> Result<()> {
     }
     let shown = path.strip_prefix(workspace::root()).unwrap_or(path);
     println!("==> installing Python packages ({})", shown.display());
-    workspace::run(
-        Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-            ])
-            .arg(path),
-    )
-    .with_context(|| format!("cannot install the Python packages of {}", shown.display()))?;
+    pip_install(path)
+        .with_context(|| format!("cannot install the Python packages of {}", shown.display()))?;
     if !python_satisfied(&requirements) {
         bail!(
             "pip finished but {} is still not satisfied",
             shown.display()
+        );
+    }
+    Ok(())
+}
+
+/// `pip install -r path` into the `python3` on PATH. A Python that its distribution manages
+/// (PEP 668: Debian's and Ubuntu's, where `pip install` refuses with
+/// "externally-managed-environment") gets the packages in the user's site-packages instead,
+/// which leaves the distribution's own packages alone.
+fn pip_install(path: &Path) -> Result<()> {
+    let pip = |extra: &[&str]| {
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(extra)
+            .arg("-r")
+            .arg(path)
+            .output()
+            .context("cannot run python3 -m pip (is python3 with pip on PATH?)")
+    };
+    let first = pip(&[])?;
+    if first.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    if !stderr.contains("externally-managed-environment") {
+        bail!("pip install failed: {}", stderr.trim());
+    }
+    println!("    (this python3 is managed by its distribution: installing for this user)");
+    let user = pip(&["--user", "--break-system-packages"])?;
+    if !user.status.success() {
+        bail!(
+            "pip install --user failed: {}",
+            String::from_utf8_lossy(&user.stderr).trim()
         );
     }
     Ok(())

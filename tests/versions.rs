@@ -178,6 +178,45 @@ fn rollback_brings_an_earlier_version_back_even_after_its_files_are_gone() {
     assert_eq!(handled_by(&host, 7), "2.0.0");
 }
 
+#[test]
+fn two_rollbacks_at_once_go_back_and_forth() {
+    let s = Scenario::new("");
+    s.manifest("echo", &echo("1.0.0", &plugin("echo")));
+    let host = s.start();
+    let v2 = s.path().join("echo-2.toml");
+    std::fs::write(&v2, echo("2.0.0", &plugin("echo"))).unwrap();
+    let deployed = s.cli(&["deploy", v2.to_str().unwrap()]);
+    assert!(deployed.status.success(), "{}", describe(&deployed));
+
+    // Each rollback picks its target under the deploy lock: the second sees what the first
+    // made live, as if they had been run one after the other.
+    let rollback = || {
+        std::process::Command::new(agenthost_bin())
+            .args(["rollback", "echo", "--host", &s.url()])
+            .output()
+            .expect("run agenthost rollback")
+    };
+    let (first, second) = std::thread::scope(|scope| {
+        let a = scope.spawn(rollback);
+        let b = scope.spawn(rollback);
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut said: Vec<String> = [&first, &second]
+        .iter()
+        .map(|out| {
+            assert!(out.status.success(), "{}", describe(out));
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        })
+        .collect();
+    said.sort();
+    assert!(
+        said[0].contains("rolled back to echo 1.0.0 (replacing 2.0.0)")
+            && said[1].contains("rolled back to echo 2.0.0 (replacing 1.0.0)"),
+        "{said:?}"
+    );
+    assert_eq!(handled_by(&host, 1), "2.0.0");
+}
+
 /// Puts `watch_interval` at the top of the scenario's host config.
 fn watching(s: &Scenario, interval: &str) {
     let path = s.path().join("agenthost.toml");

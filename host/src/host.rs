@@ -239,11 +239,29 @@ impl Host {
         approve: bool,
         origin: Origin,
     ) -> Result<DeployReport, DeployError> {
+        self.deploy_holding(manifest, bytes, source, approve, origin, None)
+            .await
+    }
+
+    /// [`Host::deploy`], under the deploy lock `held` if the caller took it already (a
+    /// rollback chooses its target under it, so two rollbacks cannot both pick from the same
+    /// live version).
+    async fn deploy_holding(
+        &self,
+        manifest: Manifest,
+        bytes: Vec<u8>,
+        source: &str,
+        approve: bool,
+        origin: Origin,
+        held: Option<tokio::sync::MutexGuard<'_, ()>>,
+    ) -> Result<DeployReport, DeployError> {
         let agent_name = manifest.name.to_string();
         let version = manifest.version.to_string();
         let manifest_text = manifest.text.clone();
         let digest = crate::runtime::digest_of(&bytes);
-        let result = self.deploy_inner(manifest, &bytes, source, approve).await;
+        let result = self
+            .deploy_inner(manifest, &bytes, source, approve, held)
+            .await;
         let (outcome, detail) = match &result {
             Ok(report) => {
                 self.registry.clear_refusal(source);
@@ -329,6 +347,7 @@ impl Host {
         agent: &str,
         to: Option<&str>,
     ) -> Result<DeployReport, DeployError> {
+        let guard = self.deploy_lock.lock().await;
         let cell = self
             .registry
             .get(agent)
@@ -378,8 +397,15 @@ impl Host {
             to = target.version,
             "rolling back"
         );
-        self.deploy(manifest, bytes, &target.source, true, Origin::Rollback)
-            .await
+        self.deploy_holding(
+            manifest,
+            bytes,
+            &target.source,
+            true,
+            Origin::Rollback,
+            Some(guard),
+        )
+        .await
     }
 
     /// Ends `agent`'s canary trial by making the canary the live version.
@@ -452,18 +478,23 @@ impl Host {
         bytes: &[u8],
         source: &str,
         approve: bool,
+        held: Option<tokio::sync::MutexGuard<'_, ()>>,
     ) -> Result<DeployReport, DeployError> {
         let load_err = |error| DeployError::Load {
             source_name: source.to_owned(),
             error,
         };
-        // Compile and validate off the hot path, before touching the running version.
+        // Compile and validate off the hot path, before touching the running version (and,
+        // unless the caller holds it, before taking the deploy lock).
         let compiled = self
             .runtime
             .compile_blocking(bytes.to_vec())
             .await
             .map_err(load_err)?;
-        let _guard = self.deploy_lock.lock().await;
+        let _guard = match held {
+            Some(guard) => guard,
+            None => self.deploy_lock.lock().await,
+        };
         let name = manifest.name.to_string();
         let existing = self.registry.get(&name);
         let diff_lines = existing

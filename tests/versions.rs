@@ -422,10 +422,21 @@ fn a_failing_canary_is_rolled_back_by_itself_and_a_good_one_is_promoted() {
         describe(&audit)
     );
 
-    // 3.0.0 is sound: it shares the events with 1.0.0 until promoted.
-    let good = write_upgrade(&s, "3.0.0", |m| m + CANARY);
-    let deployed = s.cli(&["deploy", good.to_str().unwrap()]);
+    // 3.0.0 is sound: it shares the events with 1.0.0 until promoted. It may publish to one
+    // more topic: approved, and the grant it adds is shown like any deploy's.
+    let good = write_upgrade(&s, "3.0.0", |m| {
+        m.replace(
+            "publish = [\"demo.out.v1\"]",
+            "publish = [\"demo.out.v1\", \"demo.extra.v1\"]",
+        ) + CANARY
+    });
+    let deployed = s.cli(&["deploy", "--approve", good.to_str().unwrap()]);
     assert!(deployed.status.success(), "{}", describe(&deployed));
+    assert!(
+        String::from_utf8_lossy(&deployed.stdout).contains("+ publish demo.extra.v1"),
+        "{}",
+        describe(&deployed)
+    );
     let canary = &agents_json(&s)["agents"][0]["canary"];
     assert_eq!(canary["version"], "3.0.0");
     assert_eq!(canary["percent"], 50);

@@ -261,43 +261,48 @@ pub async fn deploy(args: &HostArgs, manifest_path: &Path, approve: bool) -> any
         component_base64: base64::engine::general_purpose::STANDARD.encode(component),
         approve,
     };
-    let report: crate::host::DeployReport = client
-        .send(
-            client
-                .request(reqwest::Method::POST, "/v1/agents")
-                .json(&body),
-        )
-        .await?
-        .json()
-        .await?;
-    print_report("deployed", &report);
+    post_for_report(&client, "/v1/agents", Some(&body), "deployed").await
+}
+
+/// POSTs `body` to `path`, then prints the deploy report the host answers with.
+async fn post_for_report<B: serde::Serialize + ?Sized>(
+    client: &Client,
+    path: &str,
+    body: Option<&B>,
+    verb: &str,
+) -> anyhow::Result<()> {
+    let mut request = client.request(reqwest::Method::POST, path);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let report: crate::host::DeployReport = client.send(request).await?.json().await?;
+    print_report(verb, &report);
     Ok(())
 }
 
 fn print_report(verb: &str, report: &crate::host::DeployReport) {
-    if report.canary > 0 {
-        println!(
-            "{verb} {} {} as a canary for {}% of events beside {} {} (agenthost promote {} to finish, agenthost rollback {} to abandon)",
-            report.agent,
-            report.version,
-            report.canary,
-            report.replaced.as_deref().unwrap_or("-"),
-            report.digest,
-            report.agent,
-            report.agent
-        );
-        return;
-    }
-    match &report.replaced {
-        Some(old) => println!(
+    let replaced = report.replaced.as_deref();
+    match (report.canary, replaced) {
+        (0, Some(old)) => println!(
             "{verb} {} {} (replacing {old}) {}",
             report.agent, report.version, report.digest
         ),
-        None => println!(
+        (0, None) => println!(
             "{verb} {} {} {}",
             report.agent, report.version, report.digest
         ),
+        (share, _) => println!(
+            "{verb} {} {} as a canary for {share}% of events beside {}: {} (agenthost promote {} to finish, agenthost rollback {} to abandon)",
+            report.agent,
+            report.version,
+            replaced.unwrap_or("-"),
+            report.digest,
+            report.agent,
+            report.agent
+        ),
     }
+    // What the new version is granted beyond or below the running one (a widening canary was
+    // approved too).
     for line in &report.diff {
         println!("  {line}");
     }
@@ -308,34 +313,14 @@ pub async fn rollback(args: &HostArgs, agent: &str, to: Option<&str>) -> anyhow:
     let body = crate::http::RollbackRequest {
         to: to.map(str::to_owned),
     };
-    let report: crate::host::DeployReport = client
-        .send(
-            client
-                .request(
-                    reqwest::Method::POST,
-                    &format!("/v1/agents/{agent}/rollback"),
-                )
-                .json(&body),
-        )
-        .await?
-        .json()
-        .await?;
-    print_report("rolled back to", &report);
-    Ok(())
+    let path = format!("/v1/agents/{agent}/rollback");
+    post_for_report(&client, &path, Some(&body), "rolled back to").await
 }
 
 pub async fn promote(args: &HostArgs, agent: &str) -> anyhow::Result<()> {
     let client = Client::new(args)?;
-    let report: crate::host::DeployReport = client
-        .send(client.request(
-            reqwest::Method::POST,
-            &format!("/v1/agents/{agent}/promote"),
-        ))
-        .await?
-        .json()
-        .await?;
-    print_report("promoted", &report);
-    Ok(())
+    let path = format!("/v1/agents/{agent}/promote");
+    post_for_report(&client, &path, None::<&()>, "promoted").await
 }
 
 pub async fn history(args: &HostArgs, agent: &str, format: Format) -> anyhow::Result<()> {

@@ -111,7 +111,11 @@ fn bad_deploys_are_refused_and_running_agents_keep_running() {
         &["agenthost:agent/bus@0.1.0", "capabilities.publish"],
     );
 
-    // A component that opens raw sockets: never granted, whatever the manifest says.
+    // A component that opens raw sockets: never granted, whatever the manifest says — refused
+    // before it is compiled (no artifact is cached for it).
+    let compiled_dir = s.path().join("data/compiled");
+    let artifacts = || std::fs::read_dir(&compiled_dir).map_or(0, |d| d.count());
+    let cached_before = artifacts();
     let sockets = write(
         "sockets.toml",
         &format!(
@@ -123,6 +127,11 @@ fn bad_deploys_are_refused_and_running_agents_keep_running() {
         &s,
         &sockets,
         &["wasi:sockets/tcp", "raw sockets are never granted"],
+    );
+    assert_eq!(
+        artifacts(),
+        cached_before,
+        "a refused component is not compiled"
     );
 
     // A component that makes HTTP requests, with no `capabilities.http`: refused, naming the

@@ -484,6 +484,22 @@ impl Host {
             source_name: source.to_owned(),
             error,
         };
+        // A pinned digest that does not match, limits this host cannot provide and imports the
+        // manifest does not grant are refused before anything is compiled.
+        if let Some(expected) = &manifest.digest {
+            let actual = crate::runtime::digest_of(bytes);
+            if *expected != actual {
+                return Err(load_err(LoadError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual,
+                }));
+            }
+        }
+        AgentVersion::check_limits(&self.runtime, &manifest).map_err(load_err)?;
+        let refused = crate::runtime::Runtime::ungranted_imports(bytes, &manifest);
+        if !refused.is_empty() {
+            return Err(load_err(LoadError::Import(refused.join("; "))));
+        }
         // Compile and validate off the hot path, before touching the running version (and,
         // unless the caller holds it, before taking the deploy lock).
         let compiled = self

@@ -228,6 +228,18 @@ impl Runtime {
             .map_err(|e| LoadError::Invalid(format!("compilation aborted: {e}")))?
     }
 
+    /// The imports of `bytes`, a component, that `manifest` does not grant — read from its
+    /// import section without compiling it, so a component deploy would refuse anyway costs no
+    /// compilation (and leaves no artifact in the cache). Bytes that do not parse as a
+    /// component yield nothing here: compiling them says what is wrong.
+    pub fn ungranted_imports(bytes: &[u8], manifest: &Manifest) -> Vec<String> {
+        component_imports(bytes)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|name| capabilities::check_import(name, manifest).err())
+            .collect()
+    }
+
     /// Imports and exports of a compiled component.
     pub fn inspect(&self, compiled: &Compiled, size: usize) -> ComponentInfo {
         let ty = compiled.component.component_type();
@@ -319,4 +331,26 @@ pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
         path: path.display().to_string(),
         source,
     })
+}
+
+/// The names of a component's own imports (not those of the modules and components nested in
+/// it), in order.
+fn component_imports(bytes: &[u8]) -> Result<Vec<String>, wasmparser::BinaryReaderError> {
+    use wasmparser::{Parser, Payload};
+    let mut names = Vec::new();
+    // Nested modules and components are parsed inline; only depth 0 is the component itself.
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    names.push(import?.name.name.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(names)
 }

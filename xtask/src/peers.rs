@@ -89,7 +89,13 @@ pub fn ensure_requirements(path: &Path) -> Result<()> {
 fn pip_install(path: &Path) -> Result<()> {
     let pip = |extra: &[&str]| {
         Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(extra)
             .arg("-r")
             .arg(path)

@@ -452,7 +452,7 @@ pub async fn trace(args: &HostArgs, correlation_id: &str, format: Format) -> any
         limit: Some(TRACE_LIMIT),
         ..Default::default()
     };
-    let entries = query_audit(&client, &query).await?;
+    let entries = super::trace::causal_order(query_audit(&client, &query).await?);
     if entries.is_empty() {
         bail!(
             "no audit entries for correlation id {correlation_id:?}: never seen by this host, or \

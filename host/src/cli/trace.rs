@@ -33,6 +33,28 @@ fn push_new(list: &mut Vec<String>, item: String) {
     }
 }
 
+/// Puts each record's publish before its delivery. The audit log orders entries by when they
+/// were recorded, and the publish API records its entry once the record is stored — by then an
+/// agent may already be handling it. A delivery's target (`topic[partition]@offset`) names the
+/// record, as does the API publish's, so the publish moves up to just before the delivery.
+pub fn causal_order(mut entries: Vec<AuditEntry>) -> Vec<AuditEntry> {
+    let mut i = 0;
+    while i < entries.len() {
+        if entries[i].capability == "event" {
+            let target = entries[i].target.clone();
+            if let Some(later) = (i + 1..entries.len())
+                .find(|&j| entries[j].capability == "publish" && entries[j].target == target)
+            {
+                let publish = entries.remove(later);
+                entries.insert(i, publish);
+                i += 1;
+            }
+        }
+        i += 1;
+    }
+    entries
+}
+
 pub fn summarize(entries: &[AuditEntry]) -> Summary {
     let mut s = Summary::default();
     for e in entries {
@@ -63,11 +85,11 @@ pub fn summarize(entries: &[AuditEntry]) -> Summary {
 pub fn render(correlation_id: &str, all: &[AuditEntry]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let Some(first) = all.first() else {
+    if all.is_empty() {
         return out;
-    };
-    let start = first.time_ms;
-    let span_ms = all.last().map_or(0, |e| e.time_ms.saturating_sub(start));
+    }
+    let start = all.iter().map(|e| e.time_ms).min().unwrap_or(0);
+    let span_ms = all.iter().map(|e| e.time_ms).max().unwrap_or(0) - start;
     let summary = summarize(all);
     let entries: Vec<&AuditEntry> = all
         .iter()
@@ -206,6 +228,29 @@ mod tests {
         assert_eq!(s.tools, ["scraper/scrape_price", "inventory/get_inventory"]);
         assert_eq!(s.a2a, ["analysis → orders"]);
         assert_eq!(s.problems, 1);
+    }
+
+    #[test]
+    fn a_publish_recorded_after_its_delivery_is_shown_before_it() {
+        use Outcome::*;
+        let steps = vec![
+            step(0, "collector", "event", "t.v1[0]@4", Allowed),
+            step(1, API_CALLER, "publish", "t.v1[0]@4", Allowed),
+            step(2, "collector", "publish", "u.v1", Allowed),
+        ];
+        let ordered = causal_order(steps);
+        let order: Vec<(&str, &str)> = ordered
+            .iter()
+            .map(|e| (e.agent.as_str(), e.capability.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (API_CALLER, "publish"),
+                ("collector", "event"),
+                ("collector", "publish")
+            ]
+        );
     }
 
     #[test]

@@ -337,17 +337,17 @@ impl AgentVersion {
         outcome: crate::audit::Outcome,
         detail: &str,
     ) {
-        self.grants.audit.record(crate::audit::AuditEntry {
-            time_ms: 0,
-            agent: self.name.to_string(),
-            version: self.version.to_string(),
-            correlation_id: correlation_id.to_owned(),
-            capability: capability.to_owned(),
-            target: target.to_owned(),
-            outcome,
-            detail: detail.to_owned(),
-            id: String::new(),
-        });
+        self.grants.audit.record(
+            crate::audit::AuditEntry::new(
+                &*self.name,
+                &*self.version,
+                correlation_id,
+                capability,
+                target,
+                outcome,
+            )
+            .detail(detail),
+        );
     }
 
     /// Runs `call` on an instance under this agent's limits, bounded by `limits.timeout` (host

@@ -52,6 +52,45 @@ pub struct AuditEntry {
     pub id: String,
 }
 
+impl AuditEntry {
+    /// An entry to record now (its time is set when recorded, its id by queries).
+    pub fn new(
+        agent: impl Into<String>,
+        version: impl Into<String>,
+        correlation_id: impl Into<String>,
+        capability: impl Into<String>,
+        target: impl Into<String>,
+        outcome: Outcome,
+    ) -> Self {
+        Self {
+            time_ms: 0,
+            agent: agent.into(),
+            version: version.into(),
+            correlation_id: correlation_id.into(),
+            capability: capability.into(),
+            target: target.into(),
+            outcome,
+            detail: String::new(),
+            id: String::new(),
+        }
+    }
+
+    /// The same entry, with why (a denial's or failure's reason, or what a step involved).
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    /// Who acted: `agent@version`, or the agent alone when there is no version (the API).
+    pub fn who(&self) -> String {
+        if self.version.is_empty() {
+            self.agent.clone()
+        } else {
+            format!("{}@{}", self.agent, self.version)
+        }
+    }
+}
+
 /// Which entries a query wants.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct AuditQuery {

@@ -272,17 +272,17 @@ impl Host {
                 (Outcome::Denied, err.to_string())
             }
         };
-        self.audit.record(AuditEntry {
-            time_ms: 0,
-            agent: agent_name.clone(),
-            version: version.clone(),
-            correlation_id: String::new(),
-            capability: "deploy".into(),
-            target: source.to_owned(),
-            outcome,
-            detail: detail.clone(),
-            id: String::new(),
-        });
+        self.audit.record(
+            AuditEntry::new(
+                agent_name.as_str(),
+                version.as_str(),
+                "",
+                "deploy",
+                source,
+                outcome,
+            )
+            .detail(detail.as_str()),
+        );
         let deployment = Deployment {
             id: 0,
             agent: agent_name,
@@ -424,17 +424,17 @@ impl Host {
         let version = &canary.version;
         tracing::info!(agent, version = %version.version, replaced = %old.version, "canary promoted");
         let counts = canary.counts();
-        self.audit.record(AuditEntry {
-            time_ms: 0,
-            agent: agent.to_owned(),
-            version: version.version.to_string(),
-            correlation_id: String::new(),
-            capability: "deploy".into(),
-            target: canary.source.clone(),
-            outcome: Outcome::Allowed,
-            detail: format!("canary promoted, replacing {}", old.version),
-            id: String::new(),
-        });
+        self.audit.record(
+            AuditEntry::new(
+                agent,
+                &*version.version,
+                "",
+                "deploy",
+                canary.source.as_str(),
+                Outcome::Allowed,
+            )
+            .detail(format!("canary promoted, replacing {}", old.version)),
+        );
         let deployment = canary.deployment(
             Origin::Promote,
             deployments::Outcome::Deployed,
@@ -741,17 +741,17 @@ async fn record_canary_end(
 ) {
     let version = &canary.version;
     tracing::warn!(agent = %version.name, version = %version.version, reason, "canary rolled back");
-    audit.record(AuditEntry {
-        time_ms: 0,
-        agent: version.name.to_string(),
-        version: version.version.to_string(),
-        correlation_id: String::new(),
-        capability: "deploy".into(),
-        target: canary.source.clone(),
-        outcome: Outcome::Denied,
-        detail: format!("canary rolled back: {reason}"),
-        id: String::new(),
-    });
+    audit.record(
+        AuditEntry::new(
+            &*version.name,
+            &*version.version,
+            "",
+            "deploy",
+            canary.source.as_str(),
+            Outcome::Denied,
+        )
+        .detail(format!("canary rolled back: {reason}")),
+    );
     let deployment = canary.deployment(origin, deployments::Outcome::RolledBack, reason);
     if let Err(err) = deployments.record(deployment, None).await {
         tracing::error!(error = %err, "cannot record the canary's end in the history");

@@ -164,17 +164,17 @@ pub async fn rpc(
     let schemes = schemes_of(&host.a2a, &agent);
     if !agent.manifest.a2a.security.is_empty() && !schemes.iter().any(|s| s.accepts(&headers)) {
         host.metrics.record_a2a_request("any", "unauthorized");
-        host.audit.record(crate::audit::AuditEntry {
-            time_ms: 0,
-            agent: name.clone(),
-            version: agent.version.to_string(),
-            correlation_id: correlation_id(&headers),
-            capability: "a2a.serve".into(),
-            target: name.clone(),
-            outcome: crate::audit::Outcome::Denied,
-            detail: "missing or wrong credentials".into(),
-            id: String::new(),
-        });
+        host.audit.record(
+            crate::audit::AuditEntry::new(
+                name.as_str(),
+                &*agent.version,
+                correlation_id(&headers),
+                "a2a.serve",
+                name.as_str(),
+                crate::audit::Outcome::Denied,
+            )
+            .detail("missing or wrong credentials"),
+        );
         let mut response = (
             StatusCode::UNAUTHORIZED,
             Json(json!({

@@ -129,17 +129,17 @@ impl Caller {
         outcome: Outcome,
         detail: &str,
     ) {
-        log.record(AuditEntry {
-            time_ms: 0,
-            agent: self.agent.to_string(),
-            version: self.version.to_string(),
-            correlation_id: self.correlation_id().to_string(),
-            capability: capability.to_owned(),
-            target: target.to_owned(),
-            outcome,
-            detail: detail.to_owned(),
-            id: String::new(),
-        });
+        log.record(
+            AuditEntry::new(
+                &*self.agent,
+                &*self.version,
+                &*self.correlation_id(),
+                capability,
+                target,
+                outcome,
+            )
+            .detail(detail),
+        );
     }
 
     /// Audits the result of an import call: allowed, or denied/failed with the reason the agent

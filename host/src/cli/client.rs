@@ -423,14 +423,10 @@ fn print_audit_entry(e: &crate::audit::AuditEntry, format: Format) -> anyhow::Re
     } else {
         format!("  {}", e.detail.replace('\n', " "))
     };
-    let who = if e.version.is_empty() {
-        e.agent.clone()
-    } else {
-        format!("{}@{}", e.agent, e.version)
-    };
     println!(
-        "{time}  {:<8} {who}  {} {}  correlation-id={}{detail}",
+        "{time}  {:<8} {}  {} {}  correlation-id={}{detail}",
         e.outcome.as_str(),
+        e.who(),
         e.capability,
         e.target,
         if e.correlation_id.is_empty() {

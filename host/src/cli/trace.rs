@@ -106,16 +106,7 @@ pub fn render(correlation_id: &str, all: &[AuditEntry]) -> String {
         summary.agents.len(),
         humantime::format_duration(std::time::Duration::from_millis(span_ms))
     );
-    let who: Vec<String> = entries
-        .iter()
-        .map(|e| {
-            if e.version.is_empty() {
-                e.agent.clone()
-            } else {
-                format!("{}@{}", e.agent, e.version)
-            }
-        })
-        .collect();
+    let who: Vec<String> = entries.iter().map(|e| e.who()).collect();
     let who_width = who.iter().map(|w| w.chars().count()).max().unwrap_or(0);
     let cap_width = entries
         .iter()

@@ -68,17 +68,14 @@ pub async fn publish(
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     s.host.metrics.record_api_publish();
     // Where a request enters the system: the first step of its trace.
-    s.host.audit.record(crate::audit::AuditEntry {
-        time_ms: 0,
-        agent: crate::audit::API_CALLER.into(),
-        version: String::new(),
-        correlation_id: correlation_id.clone(),
-        capability: "publish".into(),
-        target: crate::agent::event_target(&receipt.topic, receipt.partition, receipt.offset),
-        outcome: crate::audit::Outcome::Allowed,
-        detail: String::new(),
-        id: String::new(),
-    });
+    s.host.audit.record(crate::audit::AuditEntry::new(
+        crate::audit::API_CALLER,
+        "",
+        correlation_id.as_str(),
+        "publish",
+        crate::agent::event_target(&receipt.topic, receipt.partition, receipt.offset),
+        crate::audit::Outcome::Allowed,
+    ));
     Ok(Json(PublishResponse {
         topic: receipt.topic,
         partition: receipt.partition,

@@ -265,8 +265,9 @@ impl AgentVersion {
     /// failure becomes an invocation error, and the outcome is counted in the metrics.
     ///
     /// The delivery is audited (capability `event` or `a2a.message`) before the agent runs, and
-    /// again if it fails: with the capability uses in between, that is one request's path
-    /// through the agents (`agenthost trace`).
+    /// again if it fails or a record it sent is not stored (see [`Acks::wait`]): with the
+    /// capability uses in between, that is one request's path through the agents
+    /// (`agenthost trace`).
     async fn invoke<R: Send>(
         &self,
         delivery: Delivery<'_>,
@@ -303,7 +304,20 @@ impl AgentVersion {
         let outcome =
             tracing::Instrument::instrument(self.run(correlation_id, txn, call), span.clone())
                 .await
-                .and_then(|(r, acks)| r.map(|value| (value, acks)).map_err(failure));
+                .and_then(|(r, mut acks)| {
+                    if !acks.is_empty() {
+                        let entry = crate::audit::AuditEntry::new(
+                            &*self.name,
+                            &*self.version,
+                            correlation_id,
+                            capability,
+                            delivery.target,
+                            crate::audit::Outcome::Failed,
+                        );
+                        acks.failure = Some((self.grants.audit.clone(), entry));
+                    }
+                    r.map(|value| (value, acks)).map_err(failure)
+                });
         span.record(
             "outcome",
             outcome.as_ref().err().map_or("ok", InvocationError::label),
@@ -427,7 +441,10 @@ impl AgentVersion {
                 return Err(err);
             }
         };
-        let acks = Acks(store.data().caller.take_sent());
+        let acks = Acks {
+            pending: store.data().caller.take_sent(),
+            failure: None,
+        };
         if limits.reuse_instances {
             self.warm
                 .lock()
@@ -568,28 +585,40 @@ impl AgentVersion {
 
 /// The acknowledgements still to come for the records an invocation sent (`bus.send`).
 #[must_use = "an event is finished only once the records it sent are acknowledged"]
-pub struct Acks(Vec<crate::bus::PendingReceipt>);
+pub struct Acks {
+    pending: Vec<crate::bus::PendingReceipt>,
+    /// The delivery's failure, recorded in the audit log if a record is not stored (like an
+    /// invocation that fails).
+    failure: Option<(Arc<crate::audit::AuditLog>, crate::audit::AuditEntry)>,
+}
 
 impl Acks {
     /// Nothing to wait for.
     pub fn none() -> Self {
-        Self(Vec::new())
+        Self {
+            pending: Vec::new(),
+            failure: None,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.pending.is_empty()
     }
 
     /// Waits for every acknowledgement; a record the bus did not store makes the invocation a
     /// failed attempt, to be retried.
     pub async fn wait(self) -> Result<(), InvocationError> {
-        if self.0.is_empty() {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        for outcome in futures::future::join_all(self.0).await {
-            outcome.map_err(|e| {
-                InvocationError::Retry(format!("a record it sent was not stored: {e}"))
-            })?;
+        for outcome in futures::future::join_all(self.pending).await {
+            if let Err(e) = outcome {
+                let err = InvocationError::Retry(format!("a record it sent was not stored: {e}"));
+                if let Some((log, entry)) = self.failure {
+                    log.record(entry.detail(err.to_string()));
+                }
+                return Err(err);
+            }
         }
         Ok(())
     }

@@ -454,19 +454,7 @@ impl PartitionWorker {
                     if !acks.is_empty() {
                         release.now();
                     }
-                    acks.wait().await.inspect_err(|err| {
-                        agent.audit(
-                            &correlation_id,
-                            "event",
-                            &crate::agent::event_target(
-                                &record.topic,
-                                record.partition,
-                                record.offset,
-                            ),
-                            crate::audit::Outcome::Failed,
-                            &err.to_string(),
-                        );
-                    })
+                    acks.wait().await
                 }
                 Err(err) => Err(err),
             };

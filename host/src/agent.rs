@@ -118,31 +118,13 @@ pub struct AgentVersion {
 impl AgentVersion {
     /// Validates a compiled component against its manifest, builds its grants and reads its
     /// card. Nothing here touches the running version of the same agent.
-    /// The manifest's limits this host cannot provide.
-    pub fn check_limits(runtime: &Runtime, manifest: &Manifest) -> Result<(), LoadError> {
-        if manifest.limits.memory.as_u64() > runtime.max_memory() {
-            return Err(LoadError::Import(format!(
-                "asks for limits.memory = {} but this host allows at most {} (runtime.max_memory)",
-                manifest.limits.memory,
-                bytesize::ByteSize::b(runtime.max_memory())
-            )));
-        }
-        if manifest.limits.fuel > 0 && !runtime.sandbox().fuel {
-            return Err(LoadError::Import(format!(
-                "asks for limits.fuel = {} but this host does not meter fuel (runtime.fuel = false)",
-                manifest.limits.fuel
-            )));
-        }
-        Ok(())
-    }
-
     pub async fn deploy(
         runtime: &Runtime,
         services: &HostServices,
         manifest: Manifest,
         compiled: &Compiled,
     ) -> Result<Self, LoadError> {
-        Self::check_limits(runtime, &manifest)?;
+        runtime.check_limits(&manifest)?;
         let pre = runtime.prepare(compiled, &manifest)?;
         let grants = Grants::from_manifest(&manifest, services)
             .map_err(|e| LoadError::Import(format!("{e:#}")))?;

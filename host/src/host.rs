@@ -260,7 +260,7 @@ impl Host {
         let manifest_text = manifest.text.clone();
         let digest = crate::runtime::digest_of(&bytes);
         let result = self
-            .deploy_inner(manifest, &bytes, source, approve, held)
+            .deploy_inner(manifest, &bytes, &digest, source, approve, held)
             .await;
         let (outcome, detail) = match &result {
             Ok(report) => {
@@ -476,6 +476,7 @@ impl Host {
         &self,
         manifest: Manifest,
         bytes: &[u8],
+        digest: &str,
         source: &str,
         approve: bool,
         held: Option<tokio::sync::MutexGuard<'_, ()>>,
@@ -484,22 +485,9 @@ impl Host {
             source_name: source.to_owned(),
             error,
         };
-        // A pinned digest that does not match, limits this host cannot provide and imports the
-        // manifest does not grant are refused before anything is compiled.
-        if let Some(expected) = &manifest.digest {
-            let actual = crate::runtime::digest_of(bytes);
-            if *expected != actual {
-                return Err(load_err(LoadError::DigestMismatch {
-                    expected: expected.clone(),
-                    actual,
-                }));
-            }
-        }
-        AgentVersion::check_limits(&self.runtime, &manifest).map_err(load_err)?;
-        let refused = crate::runtime::Runtime::ungranted_imports(bytes, &manifest);
-        if !refused.is_empty() {
-            return Err(load_err(LoadError::Import(refused.join("; "))));
-        }
+        self.runtime
+            .check_before_compile(bytes, digest, &manifest)
+            .map_err(load_err)?;
         // Compile and validate off the hot path, before touching the running version (and,
         // unless the caller holds it, before taking the deploy lock).
         let compiled = self

@@ -228,16 +228,41 @@ impl Runtime {
             .map_err(|e| LoadError::Invalid(format!("compilation aborted: {e}")))?
     }
 
-    /// The imports of `bytes`, a component, that `manifest` does not grant — read from its
-    /// import section without compiling it, so a component deploy would refuse anyway costs no
-    /// compilation (and leaves no artifact in the cache). Bytes that do not parse as a
-    /// component yield nothing here: compiling them says what is wrong.
-    pub fn ungranted_imports(bytes: &[u8], manifest: &Manifest) -> Vec<String> {
-        component_imports(bytes)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|name| capabilities::check_import(name, manifest).err())
-            .collect()
+    /// The manifest's limits this host cannot provide.
+    pub fn check_limits(&self, manifest: &Manifest) -> Result<(), LoadError> {
+        if manifest.limits.memory.as_u64() > self.max_memory() {
+            return Err(LoadError::Import(format!(
+                "asks for limits.memory = {} but this host allows at most {} (runtime.max_memory)",
+                manifest.limits.memory,
+                bytesize::ByteSize::b(self.max_memory())
+            )));
+        }
+        if manifest.limits.fuel > 0 && !self.sandbox.fuel {
+            return Err(LoadError::Import(format!(
+                "asks for limits.fuel = {} but this host does not meter fuel (runtime.fuel = false)",
+                manifest.limits.fuel
+            )));
+        }
+        Ok(())
+    }
+
+    /// What a deploy refuses before compiling `bytes` (whose digest is `digest`): a pinned
+    /// digest that does not match, limits this host cannot provide, and imports the manifest
+    /// does not grant — read from the component's import section, so a component that would be
+    /// refused anyway costs no compilation (and leaves no artifact in the cache). Bytes that do
+    /// not parse as a component pass here: compiling them says what is wrong.
+    pub fn check_before_compile(
+        &self,
+        bytes: &[u8],
+        digest: &str,
+        manifest: &Manifest,
+    ) -> Result<(), LoadError> {
+        check_digest(manifest, digest)?;
+        self.check_limits(manifest)?;
+        match component_imports(bytes) {
+            Ok(names) => check_imports(names.iter().map(String::as_str), manifest),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Imports and exports of a compiled component.
@@ -275,14 +300,7 @@ impl Runtime {
         compiled: &Compiled,
         manifest: &Manifest,
     ) -> Result<bindings::AgentPluginPre<StoreData>, LoadError> {
-        if let Some(expected) = &manifest.digest
-            && *expected != compiled.digest
-        {
-            return Err(LoadError::DigestMismatch {
-                expected: expected.clone(),
-                actual: compiled.digest.clone(),
-            });
-        }
+        check_digest(manifest, &compiled.digest)?;
         let ty = compiled.component.component_type();
         let exports: Vec<&str> = ty.exports(&self.engine).map(|(n, _)| n).collect();
         if !exports
@@ -299,13 +317,7 @@ impl Runtime {
                 }
             )));
         }
-        let refused: Vec<String> = ty
-            .imports(&self.engine)
-            .filter_map(|(name, _)| capabilities::check_import(name, manifest).err())
-            .collect();
-        if !refused.is_empty() {
-            return Err(LoadError::Import(refused.join("; ")));
-        }
+        check_imports(ty.imports(&self.engine).map(|(name, _)| name), manifest)?;
         let pre = self
             .linker
             .instantiate_pre(&compiled.component)
@@ -331,6 +343,32 @@ pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
         path: path.display().to_string(),
         source,
     })
+}
+
+/// A digest the manifest pins must be the component's.
+fn check_digest(manifest: &Manifest, digest: &str) -> Result<(), LoadError> {
+    match &manifest.digest {
+        Some(expected) if expected != digest => Err(LoadError::DigestMismatch {
+            expected: expected.clone(),
+            actual: digest.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Every import must be one the manifest grants; the refusal names each that is not.
+fn check_imports<'a>(
+    names: impl Iterator<Item = &'a str>,
+    manifest: &Manifest,
+) -> Result<(), LoadError> {
+    let refused: Vec<String> = names
+        .filter_map(|name| capabilities::check_import(name, manifest).err())
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError::Import(refused.join("; ")))
+    }
 }
 
 /// The names of a component's own imports (not those of the modules and components nested in

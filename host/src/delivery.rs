@@ -237,9 +237,7 @@ impl PartitionWorker {
             if state.stopping && state.in_flight.is_empty() {
                 // A release still queued may start a waiting record, which must be handled
                 // too (see `finished`).
-                while let Ok(chain) = state.releases.try_recv() {
-                    self.released(&mut state, chain);
-                }
+                self.released_meanwhile(&mut state);
                 if state.in_flight.is_empty() {
                     break;
                 }
@@ -311,6 +309,13 @@ impl PartitionWorker {
         }
     }
 
+    /// Starts what the releases already queued let go.
+    fn released_meanwhile(self: &Arc<Self>, state: &mut WorkerState) {
+        while let Ok(chain) = state.releases.try_recv() {
+            self.released(state, chain);
+        }
+    }
+
     /// Handles one record's end: settles its offset, and frees its chain (unless it did so
     /// already) to start the chain's next record.
     fn finished(
@@ -366,9 +371,7 @@ impl PartitionWorker {
         reader: &mut dyn PartitionReader,
     ) -> bool {
         loop {
-            while let Ok(chain) = state.releases.try_recv() {
-                self.released(state, chain);
-            }
+            self.released_meanwhile(state);
             let Some(joined) = state.in_flight.join_next().await else {
                 break;
             };

@@ -15,13 +15,6 @@ fn example_manifest(name: &str) -> String {
         .replace("../../../target/plugins", "{plugins}")
 }
 
-fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
 fn job(id: &str, kind: &str, documents: usize) -> String {
     let documents: Vec<String> = (0..documents)
         .map(|i| format!("document {i} of job {id}: the work is split and the work is done"))

@@ -32,15 +32,20 @@ config = { out = "work.out.v1" }
 "#;
 pub use kafka::{Broker, TestBus};
 
+/// The repository's root (where `examples/` and `target/` are).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
 /// The workspace's `target` directory.
 pub fn target_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
         return PathBuf::from(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("target")
+    workspace_root().join("target")
 }
 
 /// The `agenthost` binary built next to this test (target/<profile>/agenthost).

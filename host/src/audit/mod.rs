@@ -3,10 +3,12 @@
 //! target and outcome. Stored in sled with bounded retention; queried over HTTP and by
 //! `agenthost audit`; counted in `/metrics`.
 
+mod chunks;
+
 use crate::metrics::Metrics;
+use chunks::ChunkKey;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,52 +112,68 @@ pub struct AuditQuery {
 
 /// Entries waiting for the writer; beyond this, recording waits (backpressure, never loss).
 const PENDING: usize = 65_536;
-/// Entries the writer stores in one sled batch.
-const BATCH: usize = 8192;
+/// Entries the writer stores in one chunk (at most; ~200 bytes each).
+const CHUNK: usize = 1024;
+/// How long the writer lets entries gather before storing a chunk that is not full: waking for
+/// every entry made its sled work contend with the invocations it audits (`cargo xtask bench`:
+/// fresh-instance dispatch ~2x slower).
+const GATHER: Duration = Duration::from_millis(20);
 
 pub struct AuditLog {
     tree: sled::Tree,
-    /// Distinguishes entries written in the same millisecond.
-    seq: AtomicU64,
     retention: Duration,
     max_entries: usize,
     metrics: Arc<Metrics>,
     /// To the writer thread: recording is on every capability call's path, so the sled writes
-    /// happen off it, in batches.
+    /// happen off it, in chunks.
     writer: std::sync::mpsc::SyncSender<Write>,
 }
 
 enum Write {
-    Entry([u8; 16], AuditEntry),
+    Entry(AuditEntry),
     /// Answered once everything sent before it is stored.
     Flush(std::sync::mpsc::Sender<()>),
 }
 
-/// Stores entries in batches until every sender is gone. Between batches it lets entries gather
-/// for a moment: waking for every entry made this thread's sled work contend with the
-/// invocations it audits (measured with `cargo xtask bench`: fresh-instance dispatch ~2x slower).
-fn run_writer(tree: sled::Tree, rx: std::sync::mpsc::Receiver<Write>) {
-    const GATHER: Duration = Duration::from_millis(20);
+/// The writer thread: stores what arrives as chunks until every sender is gone. `next` is the
+/// key the next chunk would have if written at its time: the sequence continues, and time never
+/// goes back, so keys keep sorting in write order even if the clock does.
+fn run_writer(tree: sled::Tree, rx: std::sync::mpsc::Receiver<Write>, mut next: ChunkKey) {
+    let mut full = false;
     while let Ok(first) = rx.recv() {
-        let mut batch = sled::Batch::default();
+        let mut entries = Vec::new();
         let mut flushes = Vec::new();
-        let mut add = |write: Write, batch: &mut sled::Batch| match write {
-            Write::Entry(key, entry) => match serde_json::to_vec(&entry) {
-                Ok(value) => batch.insert(&key, value),
-                Err(e) => tracing::error!(error = %e, "cannot encode an audit entry"),
-            },
+        let mut add = |write: Write, entries: &mut Vec<AuditEntry>| match write {
+            Write::Entry(entry) => entries.push(entry),
             Write::Flush(done) => flushes.push(done),
         };
         let flush_first = matches!(first, Write::Flush(_));
-        add(first, &mut batch);
-        if !flush_first {
+        add(first, &mut entries);
+        // Under load the last chunk was full and more is waiting: no pause.
+        if !flush_first && !full {
             std::thread::sleep(GATHER);
         }
-        for write in rx.try_iter().take(BATCH) {
-            add(write, &mut batch);
+        for write in rx.try_iter() {
+            add(write, &mut entries);
+            if entries.len() >= CHUNK {
+                break;
+            }
         }
-        if let Err(e) = tree.apply_batch(batch) {
-            tracing::error!(error = %e, "cannot write audit entries");
+        full = entries.len() >= CHUNK;
+        if !entries.is_empty() {
+            let key = ChunkKey {
+                time_ms: now_ms().max(next.time_ms),
+                seq: next.seq,
+            };
+            match chunks::encode(&entries) {
+                Ok(value) => {
+                    if let Err(e) = tree.insert(key.encode(), value) {
+                        tracing::error!(error = %e, entries = entries.len(), "cannot write audit entries");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot encode audit entries"),
+            }
+            next = key.nth(entries.len());
         }
         for done in flushes {
             let _ = done.send(());
@@ -169,6 +187,24 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// One stored chunk: its key and entries.
+type Chunk = (ChunkKey, Vec<AuditEntry>);
+
+fn read_chunk(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<Option<Chunk>, String> {
+    let (key, value) = item.map_err(|e| format!("audit storage: {e}"))?;
+    let Some(key) = ChunkKey::decode(&key) else {
+        tracing::warn!("an audit key of unexpected length is skipped");
+        return Ok(None);
+    };
+    match chunks::decode(&value) {
+        Ok(entries) => Ok(Some((key, entries))),
+        Err(e) => {
+            tracing::warn!(error = %e, "an undecodable audit chunk is skipped");
+            Ok(None)
+        }
+    }
+}
+
 impl AuditLog {
     pub fn open(
         db: &sled::Db,
@@ -177,18 +213,23 @@ impl AuditLog {
         metrics: Arc<Metrics>,
     ) -> sled::Result<Self> {
         let tree = db.open_tree("audit")?;
-        // Continue the sequence after the newest stored entry, so keys stay unique and ordered
-        // across restarts.
-        let seq = tree.last()?.map_or(0, |(k, _)| key_seq(&k).wrapping_add(1));
+        // Continue after the newest stored chunk, so keys stay unique and ordered across
+        // restarts.
+        let next = match tree.last()? {
+            Some(item) => match read_chunk(Ok(item)) {
+                Ok(Some((key, entries))) => key.nth(entries.len()),
+                _ => ChunkKey::from_time(now_ms()),
+            },
+            None => ChunkKey::from_time(0),
+        };
         let (writer, rx) = std::sync::mpsc::sync_channel(PENDING);
         let writer_tree = tree.clone();
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run_writer(writer_tree, rx))
+            .spawn(move || run_writer(writer_tree, rx, next))
             .map_err(sled::Error::Io)?;
         Ok(Self {
             tree,
-            seq: AtomicU64::new(seq),
             retention,
             max_entries,
             metrics,
@@ -212,10 +253,7 @@ impl AuditLog {
         }
         self.metrics
             .record_audit(&entry.capability, entry.outcome.as_str());
-        let mut key = [0u8; 16];
-        key[..8].copy_from_slice(&entry.time_ms.to_be_bytes());
-        key[8..].copy_from_slice(&self.seq.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-        if self.writer.send(Write::Entry(key, entry)).is_err() {
+        if self.writer.send(Write::Entry(entry)).is_err() {
             tracing::error!("the audit writer has stopped; an entry was not stored");
         }
     }
@@ -233,48 +271,55 @@ impl AuditLog {
         };
         let limit = query.limit.unwrap_or(1000);
         let wanted = |entry: &AuditEntry| {
-            query.agent.as_ref().is_none_or(|a| *a == entry.agent)
+            entry.time_ms >= since_ms
+                && query.agent.as_ref().is_none_or(|a| *a == entry.agent)
                 && (!query.denied || entry.outcome == Outcome::Denied)
                 && query
                     .correlation_id
                     .as_ref()
                     .is_none_or(|c| *c == entry.correlation_id)
         };
-        let decode =
-            |item: sled::Result<(sled::IVec, sled::IVec)>| {
-                let (key, value) = item.map_err(|e| format!("audit storage: {e}"))?;
-                Ok::<_, String>(serde_json::from_slice::<AuditEntry>(&value).ok().map(
-                    |mut entry| {
-                        entry.id = key_id(&key);
-                        entry
-                    },
-                ))
-            };
+        let with_id = |key: ChunkKey, index: usize, mut entry: AuditEntry| {
+            entry.id = chunks::id_string(key.nth(index));
+            entry
+        };
+        // A chunk written before `since` holds only older entries.
+        let from = ChunkKey::from_time(since_ms).encode();
         let mut out = Vec::new();
-        let from = since_ms.to_be_bytes().to_vec();
         if let Some(after) = &query.after {
-            let after = parse_id(after)?;
-            let start = if after.as_slice() >= from.as_slice() {
-                std::ops::Bound::Excluded(after.to_vec())
-            } else {
-                std::ops::Bound::Included(from)
+            let after = chunks::parse_id(after)?;
+            // The chunk holding `after` starts at or before it.
+            let holding = match self.tree.range(..=after.encode()).next_back() {
+                Some(item) => item.map_err(|e| format!("audit storage: {e}"))?.0.to_vec(),
+                None => after.encode().to_vec(),
             };
-            for item in self.tree.range((start, std::ops::Bound::Unbounded)) {
-                if let Some(entry) = decode(item)?.filter(&wanted) {
-                    out.push(entry);
-                    if out.len() >= limit {
-                        break;
+            let start = holding.max(from.to_vec());
+            for item in self.tree.range(start..) {
+                let Some((key, entries)) = read_chunk(item)? else {
+                    continue;
+                };
+                for (index, entry) in entries.into_iter().enumerate() {
+                    if key.nth(index) > after && wanted(&entry) {
+                        out.push(with_id(key, index, entry));
+                        if out.len() >= limit {
+                            return Ok(out);
+                        }
                     }
                 }
             }
             return Ok(out);
         }
         // Newest first, so the limit keeps the most recent entries.
-        for item in self.tree.range(from..).rev() {
-            if let Some(entry) = decode(item)?.filter(&wanted) {
-                out.push(entry);
-                if out.len() >= limit {
-                    break;
+        'chunks: for item in self.tree.range(from..).rev() {
+            let Some((key, entries)) = read_chunk(item)? else {
+                continue;
+            };
+            for (index, entry) in entries.into_iter().enumerate().rev() {
+                if wanted(&entry) {
+                    out.push(with_id(key, index, entry));
+                    if out.len() >= limit {
+                        break 'chunks;
+                    }
                 }
             }
         }
@@ -286,15 +331,59 @@ impl AuditLog {
     pub fn prune(&self) -> sled::Result<usize> {
         self.flush();
         let cutoff = now_ms().saturating_sub(self.retention.as_millis() as u64);
-        let mut removed = 0;
-        for item in self.tree.range(..cutoff.to_be_bytes().to_vec()) {
-            self.tree.remove(item?.0)?;
-            removed += 1;
-        }
-        let excess = self.tree.len().saturating_sub(self.max_entries);
-        for item in self.tree.iter().take(excess) {
-            self.tree.remove(item?.0)?;
-            removed += 1;
+        let keys: Vec<ChunkKey> = self
+            .tree
+            .iter()
+            .keys()
+            .filter_map(|k| k.ok().and_then(|k| ChunkKey::decode(&k)))
+            .collect();
+        let Some(&last) = keys.last() else {
+            return Ok(0);
+        };
+        let last_len = self
+            .tree
+            .get(last.encode())?
+            .and_then(|v| chunks::decode(&v).ok())
+            .map_or(1, |e| e.len() as u64);
+        // Sequence numbers run on from chunk to chunk (pruning takes from the front), so a
+        // chunk holds as many entries as its successor's sequence is ahead.
+        let len = |i: usize| match keys.get(i + 1) {
+            Some(next) => next.seq.saturating_sub(keys[i].seq).max(1),
+            None => last_len,
+        };
+        let mut total: u64 = (0..keys.len()).map(len).sum();
+        let mut removed = 0usize;
+        for (i, &key) in keys.iter().enumerate() {
+            let over = total.saturating_sub(self.max_entries as u64);
+            let chunk_len = len(i);
+            // Written before the cutoff: every entry in it is older.
+            if key.time_ms < cutoff || chunk_len <= over {
+                self.tree.remove(key.encode())?;
+                total -= chunk_len;
+                removed += chunk_len as usize;
+                continue;
+            }
+            // The first chunk to keep may still start with entries to drop.
+            let Some(entries) = self
+                .tree
+                .get(key.encode())?
+                .and_then(|v| chunks::decode(&v).ok())
+            else {
+                break;
+            };
+            let old = entries.iter().take_while(|e| e.time_ms < cutoff).count();
+            let drop = old.max(over as usize).min(entries.len());
+            if drop > 0 {
+                let mut batch = sled::Batch::default();
+                batch.remove(&key.encode());
+                if let Ok(value) = chunks::encode(&entries[drop..]) {
+                    batch.insert(&key.nth(drop).encode(), value);
+                }
+                // Atomic, so a query never sees both the chunk and its rest.
+                self.tree.apply_batch(batch)?;
+                removed += drop;
+            }
+            break;
         }
         Ok(removed)
     }
@@ -315,29 +404,6 @@ impl AuditLog {
             }
         });
     }
-}
-
-/// An entry's id: its 16-byte key in hex (time, then sequence), so ids sort like entries.
-fn key_id(key: &[u8]) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_id(id: &str) -> Result<[u8; 16], String> {
-    let bad = || format!("`after` {id:?} is not an audit entry id (32 hex digits)");
-    if id.len() != 32 || !id.is_ascii() {
-        return Err(bad());
-    }
-    let mut key = [0u8; 16];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(key)
-}
-
-fn key_seq(key: &[u8]) -> u64 {
-    key.get(8..16)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, u64::from_be_bytes)
 }
 
 #[cfg(test)]
@@ -449,6 +515,103 @@ mod tests {
             ..Default::default()
         });
         assert!(bad.unwrap_err().contains("not an audit entry id"));
+    }
+
+    #[test]
+    fn following_across_chunks_sees_every_entry_once_in_order() {
+        let (_d, log) = log(1_000_000);
+        let total = 3 * CHUNK + 17;
+        for i in 0..total {
+            log.record(entry(&format!("a{i}"), Outcome::Allowed, 0));
+            if i % 1000 == 0 {
+                log.flush(); // several chunks, some not full
+            }
+        }
+        let mut seen = Vec::new();
+        // From before the first entry (without `after`, a query returns the newest).
+        let mut after = Some("0".repeat(32));
+        loop {
+            let page = log
+                .query(&AuditQuery {
+                    after: after.clone(),
+                    limit: Some(500),
+                    ..Default::default()
+                })
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            seen.extend(page.into_iter().map(|e| e.agent));
+        }
+        let expected: Vec<String> = (0..total).map(|i| format!("a{i}")).collect();
+        assert_eq!(seen, expected);
+        let newest = log
+            .query(&AuditQuery {
+                limit: Some(3),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            newest.iter().map(|e| &*e.agent).collect::<Vec<_>>(),
+            expected[total - 3..]
+                .iter()
+                .map(|a| &**a)
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_reopened_log_continues_its_ids_and_prunes_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let open = |max| {
+            AuditLog::open(
+                &db,
+                Duration::from_secs(3600),
+                max,
+                Arc::new(Metrics::new()),
+            )
+            .unwrap()
+        };
+        let first = open(2500);
+        for i in 0..2000 {
+            first.record(entry(&format!("old{i}"), Outcome::Allowed, 0));
+        }
+        first.flush();
+        let before = first.query(&AuditQuery::default()).unwrap();
+        drop(first);
+        let log = open(2500);
+        for i in 0..1000 {
+            log.record(entry(&format!("new{i}"), Outcome::Allowed, 0));
+        }
+        let all = log
+            .query(&AuditQuery {
+                limit: Some(10_000),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 3000);
+        assert!(
+            all.windows(2).all(|w| w[0].id < w[1].id),
+            "ids keep sorting across a restart"
+        );
+        assert_eq!(
+            all[1999].id,
+            before.last().unwrap().id,
+            "stored entries keep their ids"
+        );
+        assert_eq!(log.prune().unwrap(), 500);
+        let left = log
+            .query(&AuditQuery {
+                limit: Some(10_000),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(left.len(), 2500);
+        assert_eq!(left[0].agent, "old500");
+        assert_eq!(
+            left[0].id, all[500].id,
+            "a trimmed chunk's entries keep their ids"
+        );
     }
 
     #[test]

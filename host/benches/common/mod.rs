@@ -4,6 +4,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The allocator the `agenthost` binary runs with (src/main.rs), so benchmarks measure it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Microseconds since the Unix epoch (comparable across processes on this machine).
 pub fn now_us() -> u64 {
     SystemTime::now()

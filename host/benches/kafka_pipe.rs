@@ -1,6 +1,6 @@
 //! S2 and S3 (DESIGN §9) on one tansu broker in one run.
 //!
-//! S2, throughput: `RECORDS` records of 100 B and of 1 KB are produced to a topic of
+//! S2, throughput (median of `ROUNDS` runs): `RECORDS` records of 100 B and of 1 KB are produced to a topic of
 //! `PARTITIONS` partitions first; then each pipeline copies them to its own output topic:
 //!
 //! - **raw pipe**: plain rdkafka, consume → produce at once → store each offset when the
@@ -21,7 +21,9 @@
 //! host's added latency is the difference.
 //!
 //! Run with `cargo xtask bench kafka_pipe` (it installs tansu and the Python client, and passes
-//! `AGENTHOST_TANSU`).
+//! `AGENTHOST_TANSU`). `AGENTHOST_BENCH_ONLY=tuned` (a comma-separated list of `raw`,
+//! `defaults`, `tuned`, `python`) runs only those pipelines, e.g. under a profiler; ratios are
+//! printed only when their baseline ran.
 
 mod common;
 
@@ -50,6 +52,9 @@ use tokio_util::sync::CancellationToken;
 /// a record arrives, so the host keeps librdkafka's default.
 const FETCH_WAIT_MS: &str = "10";
 const RECORDS: usize = 50_000;
+/// S2 runs each pipeline this many times and reports the median: on this 2-core machine shared
+/// with the broker, single runs of the same pipeline differ by up to 5x.
+const ROUNDS: usize = 3;
 const PARTITIONS: i32 = 4;
 const SIZES: [usize; 2] = [100, 1024];
 const RATE: u64 = 1_000;
@@ -64,15 +69,19 @@ struct Tuning {
     /// `delivery.concurrency` and `limits.instances`: invocations in flight, each holding an
     /// instance while its publish awaits the broker's acknowledgement.
     in_flight: u32,
+    /// The producer's `linger.ms` (`[bus.kafka.properties]`), if not the host's 0.
+    linger_ms: Option<u32>,
 }
 
 const DEFAULTS: Tuning = Tuning {
     reuse_instances: false,
     in_flight: 8,
+    linger_ms: None,
 };
 const TUNED: Tuning = Tuning {
     reuse_instances: true,
     in_flight: 64,
+    linger_ms: Some(5),
 };
 
 fn client(brokers: &str) -> ClientConfig {
@@ -188,6 +197,12 @@ fn throughput(arrivals: &[u64]) -> f64 {
         arrivals.iter().max().copied().unwrap_or(0),
     );
     (arrivals.len().saturating_sub(1)) as f64 / ((max - min).max(1) as f64 / 1_000_000.0)
+}
+
+/// The median of `runs` (sorted in place), if any.
+fn median(runs: &mut [f64]) -> Option<f64> {
+    runs.sort_by(f64::total_cmp);
+    runs.get(runs.len() / 2).copied()
 }
 
 /// Acknowledgements a raw-pipe partition may await at once.
@@ -356,6 +371,23 @@ enum Pipeline {
 }
 
 impl Pipeline {
+    /// The name `AGENTHOST_BENCH_ONLY` selects it by.
+    fn id(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Python => "python",
+            Self::Host(t) if !t.reuse_instances => "defaults",
+            Self::Host(_) => "tuned",
+        }
+    }
+
+    /// Whether `AGENTHOST_BENCH_ONLY` (if set) selects it.
+    fn selected(self) -> bool {
+        std::env::var("AGENTHOST_BENCH_ONLY").map_or(true, |only| {
+            only.split(',').any(|id| id.trim() == self.id())
+        })
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Raw => "raw pipe",
@@ -419,8 +451,11 @@ impl Pipeline {
                     &format!(
                         "listen = \"127.0.0.1:{}\"\n[runtime]\ncache = false\n\
                          [bus]\nkind = \"kafka\"\n[bus.kafka]\nbrokers = \"{brokers}\"\n\
-                         properties = {{ \"broker.address.family\" = \"v4\", \"fetch.wait.max.ms\" = \"{FETCH_WAIT_MS}\" }}\n",
+                         properties = {{ \"broker.address.family\" = \"v4\", \"fetch.wait.max.ms\" = \"{FETCH_WAIT_MS}\"{linger} }}\n",
                         free_port()?,
+                        linger = tuning
+                            .linger_ms
+                            .map_or_else(String::new, |ms| format!(", \"linger.ms\" = \"{ms}\"")),
                     ),
                 )?;
                 let host = Host::open(config).await?;
@@ -456,31 +491,44 @@ fn main() -> Result<()> {
             let input = format!("bench.in-{size}.v1");
             create_topic(&brokers, &input).await?;
             produce(&brokers, &input, RECORDS, size, None).await?;
-            let mut rates = Vec::new();
-            for (i, pipeline) in pipelines.iter().enumerate() {
-                let output = format!("bench.out-{size}-{i}.v1");
-                create_topic(&brokers, &output).await?;
-                let group = format!("bench-s2-{size}-{i}");
-                let running = pipeline
-                    .start(&root, &brokers, &group, &input, &output)
-                    .await?;
-                let drained = drain(&brokers, &output, RECORDS).await;
-                running.stop().await;
-                let rate = throughput(&drained?.0);
-                rates.push(rate);
+            // Rounds of every pipeline in turn, so a slow phase of the machine hits them alike.
+            let mut runs: Vec<Vec<f64>> = vec![Vec::new(); pipelines.len()];
+            for round in 0..ROUNDS {
+                for (i, pipeline) in pipelines.iter().enumerate() {
+                    if !pipeline.selected() {
+                        continue;
+                    }
+                    let output = format!("bench.out-{size}-{i}-{round}.v1");
+                    create_topic(&brokers, &output).await?;
+                    let group = format!("bench-s2-{size}-{i}-{round}");
+                    let running = pipeline
+                        .start(&root, &brokers, &group, &input, &output)
+                        .await?;
+                    let drained = drain(&brokers, &output, RECORDS).await;
+                    running.stop().await;
+                    runs[i].push(throughput(&drained?.0));
+                }
             }
+            let rates: Vec<Option<f64>> = runs.iter_mut().map(|r| median(r)).collect();
             let (raw, python) = (rates[0], rates[3]);
             println!("  {size} B records:");
-            for (pipeline, rate) in pipelines.iter().zip(&rates) {
+            for (i, (pipeline, rate)) in pipelines.iter().zip(&rates).enumerate() {
+                let Some(rate) = rate else { continue };
                 let vs = match pipeline {
-                    Pipeline::Host(_) => format!(
-                        "{:.2}x raw pipe, {:.2}x Python",
-                        rate / raw,
-                        rate / python
-                    ),
+                    Pipeline::Host(_) => [(raw, "raw pipe"), (python, "Python")]
+                        .iter()
+                        .filter_map(|(base, name)| Some(format!("{:.2}x {name}", rate / (*base)?)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     _ => String::new(),
                 };
-                println!("    {:<22} {rate:>9.0} records/s  {vs}", pipeline.name());
+                let (low, high) = runs[i]
+                    .iter()
+                    .fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+                println!(
+                    "    {:<22} {rate:>9.0} records/s (runs {low:.0}..{high:.0})  {vs}",
+                    pipeline.name()
+                );
             }
         }
 
@@ -500,6 +548,9 @@ fn main() -> Result<()> {
         .into_iter()
         .enumerate()
         {
+            if !pipeline.selected() {
+                continue;
+            }
             let (input, output) = (
                 format!("bench.lat-in-{i}.v1"),
                 format!("bench.lat-out-{i}.v1"),

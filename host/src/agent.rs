@@ -3,7 +3,7 @@
 
 use crate::capabilities::{self, Caller, Grants, HostServices};
 use crate::config::Manifest;
-use crate::metrics::Metrics;
+use crate::metrics::VersionMetrics;
 use crate::runtime::bindings::{AgentPlugin, AgentPluginPre, agent, types};
 use crate::runtime::{Compiled, InstanceCaps, Limiter, LoadError, Runtime, StoreData};
 use std::sync::Arc;
@@ -108,7 +108,8 @@ pub struct AgentVersion {
     instances: Semaphore,
     /// Idle instances kept for reuse; empty unless `limits.reuse_instances`.
     warm: std::sync::Mutex<Vec<WarmInstance>>,
-    metrics: Arc<Metrics>,
+    /// This version's invocation metrics, looked up once.
+    metrics: VersionMetrics,
     /// `runtime.max_wasm_stack`, for naming the limit when recursion exhausts it.
     max_wasm_stack: u64,
     /// The checks the engine performs, so a store is set up for exactly those.
@@ -141,10 +142,12 @@ impl AgentVersion {
             deployed_at: SystemTime::now(),
             instances: Semaphore::new(manifest.limits.instances as usize),
             warm: std::sync::Mutex::new(Vec::new()),
+            metrics: services
+                .metrics
+                .version(manifest.name.as_str(), &manifest.version.to_string()),
             manifest: Arc::new(manifest),
             pre,
             grants,
-            metrics: services.metrics.clone(),
             max_wasm_stack: runtime.max_wasm_stack(),
             sandbox: runtime.sandbox(),
         };
@@ -313,13 +316,8 @@ impl AgentVersion {
                 &err.to_string(),
             );
         }
-        self.metrics.record_invocation(
-            &self.name,
-            &self.version,
-            kind,
-            started.elapsed(),
-            outcome.as_ref().err(),
-        );
+        self.metrics
+            .record_invocation(kind, started.elapsed(), outcome.as_ref().err());
         outcome
     }
 
@@ -368,7 +366,7 @@ impl AgentVersion {
         // The semaphore is never closed, so acquire cannot fail; a closed one would mean the
         // agent is being torn down, and running without a permit is still bounded by the pool.
         let _permit = self.instances.acquire().await.ok();
-        let _in_use = InUse::new(&self.metrics, &self.name, &self.version);
+        let _in_use = InUse::new(&self.metrics);
         let limits = &self.manifest.limits;
         let (mut store, warm_plugin) = match self.take_warm() {
             Some(mut warm) => {
@@ -382,7 +380,7 @@ impl AgentVersion {
             let plugin = match warm_plugin {
                 Some(plugin) => plugin,
                 None => {
-                    self.metrics.record_instantiation(&self.name, &self.version);
+                    self.metrics.record_instantiation();
                     self.pre.instantiate_async(&mut store).await?
                 }
             };
@@ -402,12 +400,8 @@ impl AgentVersion {
         } else {
             None
         };
-        self.metrics.record_resources(
-            &self.name,
-            &self.version,
-            store.data().limiter.memory_peak,
-            fuel_used,
-        );
+        self.metrics
+            .record_resources(store.data().limiter.memory_peak, fuel_used);
         let (plugin, value) = match self.classify(result, &store) {
             Ok(done) => done,
             Err(err) => {
@@ -646,26 +640,17 @@ impl AgentVersion {
 }
 
 /// Counts an instance as running an invocation for as long as it lives.
-struct InUse<'a> {
-    metrics: &'a Metrics,
-    agent: &'a str,
-    version: &'a str,
-}
+struct InUse<'a>(&'a VersionMetrics);
 
 impl<'a> InUse<'a> {
-    fn new(metrics: &'a Metrics, agent: &'a str, version: &'a str) -> Self {
-        metrics.add_instances_in_use(agent, version, 1);
-        Self {
-            metrics,
-            agent,
-            version,
-        }
+    fn new(metrics: &'a VersionMetrics) -> Self {
+        metrics.add_instances_in_use(1);
+        Self(metrics)
     }
 }
 
 impl Drop for InUse<'_> {
     fn drop(&mut self) {
-        self.metrics
-            .add_instances_in_use(self.agent, self.version, -1);
+        self.0.add_instances_in_use(-1);
     }
 }

@@ -197,7 +197,8 @@ fn a_kill_9_mid_stream_loses_nothing(bus: TestBus) {
     }
     // Replays are bounded by what was read and unfinished when the host died (a partition
     // worker reads at most 2 × `delivery.concurrency` = 8 records ahead of its committed offset,
-    // and there are 4 partitions) plus, on Kafka, what finished within the last commit
+    // and there are 4 partitions; slow-echo `publish`es, so no handled record of its waits on
+    // acknowledgements, which would widen that) plus, on Kafka, what finished within the last commit
     // interval — never the backlog or the whole stream. slow-echo finishes at most 4 × 50
     // records a second.
     let duplicates = outputs.len() - expected.len();

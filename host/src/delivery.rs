@@ -196,10 +196,39 @@ struct WorkerState {
     /// acknowledged: the chain's next record may start.
     releases: mpsc::UnboundedReceiver<Chain>,
     release_tx: mpsc::UnboundedSender<Chain>,
+    /// Records that were handled and let their chain go, waiting only for the acknowledgements
+    /// of the records they sent (bounded by [`MAX_AWAITING_ACKS`]).
+    awaiting_acks: usize,
     /// The offset last committed by this worker.
     committed: Option<u64>,
     /// Stopped, revoked or failing: read nothing more, finish what was read.
     stopping: bool,
+}
+
+/// Records per partition that may wait for their sent records' acknowledgements at once (the
+/// raw pipe in the S2 benchmark awaits as many): beyond it, reading waits for acknowledgements.
+/// A bound on memory (the records are kept until finished) and on what a crash replays.
+const MAX_AWAITING_ACKS: usize = 1024;
+
+impl WorkerState {
+    /// Whether another record may be read: fewer than `window` records between read and
+    /// handled, and fewer than [`MAX_AWAITING_ACKS`] waiting for acknowledgements.
+    fn has_room(&self, window: usize) -> bool {
+        may_read(self.pipeline.len(), self.awaiting_acks, window)
+    }
+
+    /// A record that released its chain early has finished. Its release was sent before its
+    /// task ended, so it is in `releases` if not counted yet: count it first.
+    fn acks_arrived(&mut self, worker: &Arc<PartitionWorker>) {
+        worker.released_meanwhile(self);
+        self.awaiting_acks = self.awaiting_acks.saturating_sub(1);
+    }
+}
+
+/// [`WorkerState::has_room`] for `unfinished` records read and not finished, of which
+/// `awaiting_acks` wait only for acknowledgements.
+fn may_read(unfinished: usize, awaiting_acks: usize, window: usize) -> bool {
+    awaiting_acks < MAX_AWAITING_ACKS && unfinished.saturating_sub(awaiting_acks) < window
 }
 
 enum Finished {
@@ -220,6 +249,8 @@ impl PartitionWorker {
         let ordering = delivery.ordering;
         // Enough read ahead to keep `concurrency` invocations busy when keys repeat; a chain
         // that is one record at a time has no use for more than the next record.
+        // Records only waiting for acknowledgements do not count: they need no invocation, and
+        // counting them would hold the partition to `window` records per broker round trip.
         let window = match ordering {
             Ordering::Key => (delivery.concurrency as usize).saturating_mul(2).max(2),
             Ordering::Partition => 2,
@@ -230,6 +261,7 @@ impl PartitionWorker {
             in_flight: JoinSet::new(),
             releases,
             release_tx,
+            awaiting_acks: 0,
             committed: None,
             stopping: false,
         };
@@ -245,11 +277,11 @@ impl PartitionWorker {
             tokio::select! {
                 biased;
                 _ = self.stop.cancelled(), if !state.stopping => state.stopping = true,
-                Some(chain) = state.releases.recv() => self.released(&mut state, chain),
+                Some(chain) = state.releases.recv() => self.released_early(&mut state, chain),
                 Some(joined) = state.in_flight.join_next(), if !state.in_flight.is_empty() => {
                     self.finished(&mut state, joined);
                 }
-                r = reader.next(), if !state.stopping && state.pipeline.len() < window => match r {
+                r = reader.next(), if !state.stopping && state.has_room(window) => match r {
                     Ok(record) => {
                         // Exactly-once runs one transaction at a time on the partition: the
                         // records before this one finish first. Bus-served A2A skills reply
@@ -309,10 +341,16 @@ impl PartitionWorker {
         }
     }
 
+    /// A record let its chain go before finishing: it now only waits for acknowledgements.
+    fn released_early(self: &Arc<Self>, state: &mut WorkerState, chain: Chain) {
+        state.awaiting_acks += 1;
+        self.released(state, chain);
+    }
+
     /// Starts what the releases already queued let go.
     fn released_meanwhile(self: &Arc<Self>, state: &mut WorkerState) {
         while let Ok(chain) = state.releases.try_recv() {
-            self.released(state, chain);
+            self.released_early(state, chain);
         }
     }
 
@@ -325,6 +363,9 @@ impl PartitionWorker {
     ) {
         match joined {
             Ok((chain, offset, Finished::Done, released)) => {
+                if released {
+                    state.acks_arrived(self);
+                }
                 // Even when stopping, the records already read are handled: a record waiting
                 // behind its key would otherwise hold the committed offset below later records
                 // that did finish, and the next owner would handle those twice.
@@ -334,7 +375,12 @@ impl PartitionWorker {
                 }
             }
             // Stopped in backoff: unfinished, delivered again by the partition's next owner.
-            Ok((_, _, Finished::Stopped, _)) => state.stopping = true,
+            Ok((_, _, Finished::Stopped, released)) => {
+                if released {
+                    state.acks_arrived(self);
+                }
+                state.stopping = true;
+            }
             Err(err) => {
                 // A bug, not input: the record stays unfinished, so its offset is never
                 // committed; the partition stops here and is delivered again after a rebalance
@@ -775,6 +821,18 @@ mod tests {
         assert_eq!(backoff(b, m, 3), Duration::from_millis(800));
         assert_eq!(backoff(b, m, 10), m);
         assert_eq!(backoff(b, m, 100), m);
+    }
+
+    #[test]
+    fn records_waiting_for_acknowledgements_leave_the_window_to_invocations() {
+        // 16 read, none sent yet: the window (16) is full.
+        assert!(!may_read(16, 0, 16));
+        // 16 read, 10 of them handled and waiting for acks: 6 left to invoke, room for more.
+        assert!(may_read(16, 10, 16));
+        assert!(!may_read(26, 10, 16));
+        // Acknowledgements have a bound of their own.
+        assert!(may_read(MAX_AWAITING_ACKS, MAX_AWAITING_ACKS - 1, 16));
+        assert!(!may_read(MAX_AWAITING_ACKS, MAX_AWAITING_ACKS, 16));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::capabilities::{self, Caller, Grants, HostServices};
 use crate::config::Manifest;
-use crate::metrics::VersionMetrics;
+use crate::metrics::{InvocationKind, VersionMetrics};
 use crate::runtime::bindings::{AgentPlugin, AgentPluginPre, agent, types};
 use crate::runtime::{Compiled, InstanceCaps, Limiter, LoadError, Runtime, StoreData};
 use std::sync::Arc;
@@ -202,7 +202,7 @@ impl AgentVersion {
             n => format!("attempt {n}"),
         };
         let delivery = Delivery {
-            kind: "event",
+            kind: InvocationKind::Event,
             target: &target,
             detail,
         };
@@ -227,7 +227,7 @@ impl AgentVersion {
     ) -> Result<types::Reply, InvocationError> {
         let target = format!("task {task_id}");
         let delivery = Delivery {
-            kind: "message",
+            kind: InvocationKind::Message,
             target: &target,
             detail: String::new(),
         };
@@ -282,7 +282,7 @@ impl AgentVersion {
             "invocation",
             agent = &*self.name,
             version = &*self.version,
-            kind,
+            kind = kind.as_str(),
             correlation_id,
             outcome = tracing::field::Empty,
         );
@@ -602,8 +602,8 @@ impl Acks {
 
 /// What an invocation delivers, for its span, metrics and audit entries.
 struct Delivery<'a> {
-    /// `event` or `message` (the span's and the metrics' `kind`).
-    kind: &'static str,
+    /// The span's and the metrics' `kind`.
+    kind: InvocationKind,
     /// `topic[partition]@offset`, or `task <id>`.
     target: &'a str,
     /// For a redelivered event, which attempt this is.
@@ -614,8 +614,8 @@ impl Delivery<'_> {
     /// The audit log's name for it.
     fn capability(&self) -> &'static str {
         match self.kind {
-            "event" => "event",
-            _ => "a2a.message",
+            InvocationKind::Event => "event",
+            InvocationKind::Message => "a2a.message",
         }
     }
 }

@@ -122,6 +122,25 @@ pub struct VersionMetrics {
     fuel: Counter,
 }
 
+/// What an invocation handles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvocationKind {
+    /// A bus record (`on-event`).
+    Event,
+    /// An A2A message (`on-message`).
+    Message,
+}
+
+impl InvocationKind {
+    /// Its name in metric labels and spans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Event => "event",
+            Self::Message => "message",
+        }
+    }
+}
+
 #[derive(Clone)]
 struct KindMetrics {
     ok: Counter,
@@ -129,17 +148,16 @@ struct KindMetrics {
 }
 
 impl VersionMetrics {
-    /// An invocation of `kind` (`event` or `message`) ended after `elapsed`.
+    /// An invocation of `kind` ended after `elapsed`.
     pub fn record_invocation(
         &self,
-        kind: &'static str,
+        kind: InvocationKind,
         elapsed: Duration,
         error: Option<&InvocationError>,
     ) {
-        let metrics = if kind == "message" {
-            &self.message
-        } else {
-            &self.event
+        let metrics = match kind {
+            InvocationKind::Event => &self.event,
+            InvocationKind::Message => &self.message,
         };
         match error {
             None => {
@@ -150,7 +168,7 @@ impl VersionMetrics {
                     .get_or_create(&InvocationLabels {
                         agent: self.agent.clone(),
                         version: self.version.clone(),
-                        kind,
+                        kind: kind.as_str(),
                         outcome: err.label(),
                     })
                     .inc();
@@ -344,13 +362,13 @@ impl Metrics {
             agent: agent.into(),
             version: version.into(),
         };
-        let per_kind = |kind: &'static str| KindMetrics {
+        let per_kind = |kind: InvocationKind| KindMetrics {
             ok: self
                 .invocations
                 .get_or_create(&InvocationLabels {
                     agent: agent.into(),
                     version: version.into(),
-                    kind,
+                    kind: kind.as_str(),
                     outcome: "ok",
                 })
                 .clone(),
@@ -359,7 +377,7 @@ impl Metrics {
                 .get_or_create(&LatencyLabels {
                     agent: agent.into(),
                     version: version.into(),
-                    kind,
+                    kind: kind.as_str(),
                 })
                 .clone(),
         };
@@ -367,8 +385,8 @@ impl Metrics {
             invocations: self.invocations.clone(),
             agent: agent.into(),
             version: version.into(),
-            event: per_kind("event"),
-            message: per_kind("message"),
+            event: per_kind(InvocationKind::Event),
+            message: per_kind(InvocationKind::Message),
             instantiations: self.instantiations.get_or_create(&labels).clone(),
             in_use: self.instances_in_use.get_or_create(&labels).clone(),
             memory: self.memory.get_or_create(&labels).clone(),

@@ -196,11 +196,16 @@ fn read_chunk(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<Option<Chu
         tracing::warn!("an audit key of unexpected length is skipped");
         return Ok(None);
     };
-    match chunks::decode(&value) {
-        Ok(entries) => Ok(Some((key, entries))),
+    Ok(decode_or_skip(&value).map(|entries| (key, entries)))
+}
+
+/// A stored chunk's entries; `None` (logged) if it cannot be decoded, which skips it.
+fn decode_or_skip(value: &[u8]) -> Option<Vec<AuditEntry>> {
+    match chunks::decode(value) {
+        Ok(entries) => Some(entries),
         Err(e) => {
             tracing::warn!(error = %e, "an undecodable audit chunk is skipped");
-            Ok(None)
+            None
         }
     }
 }
@@ -327,6 +332,14 @@ impl AuditLog {
         Ok(out)
     }
 
+    /// The entries of the chunk stored under `key`, if it exists and decodes.
+    fn chunk_entries(&self, key: ChunkKey) -> sled::Result<Option<Vec<AuditEntry>>> {
+        Ok(self
+            .tree
+            .get(key.encode())?
+            .and_then(|value| decode_or_skip(&value)))
+    }
+
     /// Deletes entries older than the retention, then the oldest beyond `max_entries`.
     pub fn prune(&self) -> sled::Result<usize> {
         self.flush();
@@ -340,11 +353,7 @@ impl AuditLog {
         let Some(&last) = keys.last() else {
             return Ok(0);
         };
-        let last_len = self
-            .tree
-            .get(last.encode())?
-            .and_then(|v| chunks::decode(&v).ok())
-            .map_or(1, |e| e.len() as u64);
+        let last_len = self.chunk_entries(last)?.map_or(1, |e| e.len() as u64);
         // Sequence numbers run on from chunk to chunk (pruning takes from the front), so a
         // chunk holds as many entries as its successor's sequence is ahead.
         let len = |i: usize| match keys.get(i + 1) {
@@ -364,11 +373,7 @@ impl AuditLog {
                 continue;
             }
             // The first chunk to keep may still start with entries to drop.
-            let Some(entries) = self
-                .tree
-                .get(key.encode())?
-                .and_then(|v| chunks::decode(&v).ok())
-            else {
+            let Some(entries) = self.chunk_entries(key)? else {
                 break;
             };
             let old = entries.iter().take_while(|e| e.time_ms < cutoff).count();

@@ -23,6 +23,8 @@ const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 /// Dirty bytes of a released linear memory that are copied back to their initial contents
 /// instead of being returned to the kernel (see the pool in [`Runtime::with_sandbox`]). A slot
 /// keeps at most this much resident while unused; a Rust agent dirties a few pages per event.
+/// Slots in use over time are the peak of concurrent instances plus wasmtime's 100 warm ones
+/// (`max_unused_warm_slots`), so this bounds the extra resident memory to about that many MiB.
 const KEEP_RESIDENT_PER_MEMORY: usize = 1 << 20;
 
 /// The same for a released table.

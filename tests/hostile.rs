@@ -37,6 +37,27 @@ config = {{ out = "hostile.out.v1" }}
     )
 }
 
+/// The hostile component with warm instances: the control that shows `remember`/`recall` would
+/// see memory carried across invocations.
+const HOSTILE_WARM: &str = r#"
+name = "hostile-warm"
+version = "6.6.6"
+component = "{plugins}/hostile.wasm"
+
+[[subscribe]]
+topic = "hostile-warm.in.v1"
+
+[limits]
+reuse_instances = true
+instances = 1
+
+[capabilities]
+publish = ["hostile-warm.out.v1"]
+# The component imports wasi:http; this agent never uses it (port 9 is discard).
+http = ["http://127.0.0.1:9"]
+config = { out = "hostile-warm.out.v1" }
+"#;
+
 const BYSTANDER: &str = r#"
 name = "bystander"
 version = "1.0.0"
@@ -72,6 +93,7 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
 
     s.manifest("hostile", &hostile(allowed.port));
     s.manifest("bystander", BYSTANDER);
+    s.manifest("hostile-warm", HOSTILE_WARM);
     let host = s.start();
 
     // (attack, payload, what the dead letter's reason must name, the denied audit entry:
@@ -218,6 +240,47 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
             allowed.port, allowed.port
         )
     );
+    // Memory does not carry from one event to the next: a fresh instance (the default) finds
+    // neither the static nor the heap copy the previous event left; a warm one (the control)
+    // does, so the probe would notice.
+    for (agent, expected, records) in [
+        ("hostile", "recall: fresh memory", 103),
+        (
+            "hostile-warm",
+            "ESCAPED static kept across invocations: k9; heap kept across invocations",
+            2,
+        ),
+    ] {
+        for payload in ["remember:k9", "recall:k9"] {
+            publish(
+                &host.url,
+                &format!("{agent}.in.v1"),
+                Some("carry"),
+                payload,
+                None,
+            )
+            .unwrap();
+        }
+        let outputs: Vec<String> = consume(
+            &host.url,
+            &format!("{agent}.out.v1"),
+            records,
+            Duration::from_secs(30),
+        )
+        .into_iter()
+        .filter_map(|r| r.payload)
+        .filter(|p| {
+            p == "remembered" || p.starts_with("recall:") || p.contains("across invocations")
+        })
+        .collect();
+        assert_eq!(
+            outputs,
+            ["remembered", expected],
+            "{agent}: what the second event saw of the first; log:\n{}",
+            host.log_text()
+        );
+    }
+
     let metrics = host.metrics();
     assert!(
         metrics.contains("agenthost_audit_events_total{capability=\"sandbox\",outcome=\"denied\"}"),

@@ -14,6 +14,12 @@
 //! | `big`             | publishes a 100 MB payload to `out`               → `limits.publish_size` |
 //! | `forbidden-topic` | publishes to `secrets.exfiltrated.v1`, which no grant names             |
 //!
+//! `remember:S` / `recall:S` try to carry data from one invocation into the next: `remember`
+//! keeps S in a static and in leaked heap memory (masked, so only that copy matches) and
+//! publishes `remembered`; `recall` publishes `ESCAPED …` naming what its instance still holds
+//! (the static, a copy anywhere in linear memory), else `recall: fresh memory`. With the host's
+//! fresh instance per event the second must find nothing.
+//!
 //! `fetch:URL` is the well-behaved control for HTTP: it GETs the URL and publishes
 //! `HTTP <status> from <final URL>: <body>` to `out`.
 //!
@@ -41,6 +47,61 @@ const ESCAPES: [&str; 5] = [
     "/data/up/secret.txt",
     "/data/passwd-link",
 ];
+
+/// What `remember` stored in this instance's static, if anything.
+static REMEMBERED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// `secret` as `remember` leaves it in the heap: masked, so the payloads that name the secret
+/// do not match it, only the copy an earlier invocation leaked.
+fn masked(secret: &str) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(secret.len() + 8);
+    bytes.extend(
+        b"hostile:"
+            .iter()
+            .chain(secret.as_bytes())
+            .map(|b| b ^ 0x5a),
+    );
+    bytes
+}
+
+fn remember(secret: &str, out: &str) -> Result<(), Failure> {
+    *REMEMBERED.lock().unwrap_or_else(|p| p.into_inner()) = Some(secret.to_owned());
+    std::mem::forget(black_box(masked(secret)));
+    bus::publish(out, "remembered")?;
+    Ok(())
+}
+
+fn recall(secret: &str, out: &str) -> Result<(), Failure> {
+    let mut kept = Vec::new();
+    if let Some(value) = REMEMBERED.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        kept.push(format!("static kept across invocations: {value}"));
+    }
+    if find_in_memory(&masked(secret)).is_some() {
+        kept.push("heap kept across invocations".to_owned());
+    }
+    if kept.is_empty() {
+        bus::publish(out, "recall: fresh memory")?;
+    } else {
+        bus::publish(out, format!("ESCAPED {}", kept.join("; ")))?;
+    }
+    Ok(())
+}
+
+/// The address of a copy of `needle` anywhere in linear memory other than `needle` itself.
+#[cfg(target_arch = "wasm32")]
+fn find_in_memory(needle: &[u8]) -> Option<usize> {
+    let size = core::arch::wasm32::memory_size(0) * 65536;
+    let own = needle.as_ptr() as usize;
+    // Volatile reads: the whole memory, including what the allocator considers free.
+    let byte = |at: usize| unsafe { core::ptr::read_volatile(at as *const u8) };
+    (1..size.saturating_sub(needle.len()))
+        .find(|&at| at != own && needle.iter().enumerate().all(|(i, &b)| byte(at + i) == b))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn find_in_memory(_needle: &[u8]) -> Option<usize> {
+    panic!("hostile: recall scans linear memory only in wasm")
+}
 
 fn spin() -> ! {
     let mut spins: u64 = 0;
@@ -158,6 +219,8 @@ impl Agent for Hostile {
                 other.strip_prefix("forbidden-http:"),
                 other.strip_prefix("fetch:"),
             ) {
+                _ if other.starts_with("remember:") => remember(&other[9..], &out),
+                _ if other.starts_with("recall:") => recall(&other[7..], &out),
                 (Some(url), _) => forbidden_http(url, &out),
                 (_, Some(url)) => {
                     let r = http::get(url)?;

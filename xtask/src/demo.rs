@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 const ADDRESS: &str = "127.0.0.1:8080";
 /// Where `examples/pricing/agenthost-kafka.toml` expects its broker.
+const KAFKA_PORT: u16 = 9092;
 const KAFKA_ADDRESS: &str = "127.0.0.1:9092";
 /// How long the agents get to produce everything expected.
 const OUTPUT_TIMEOUT: &str = "60s";
@@ -315,7 +316,7 @@ fn clear_except(dir: &Path, keep: &str) -> Result<()> {
 
 /// Starts tansu (installed first if missing) with in-memory storage where the Kafka config
 /// expects it.
-fn start_tansu() -> Result<Process> {
+fn start_tansu() -> Result<tansu_harness::Broker> {
     let tansu = test::ensure_tansu()?;
     if TcpStream::connect(KAFKA_ADDRESS).is_ok() {
         bail!(
@@ -323,48 +324,12 @@ fn start_tansu() -> Result<Process> {
              To use a broker you run, start `target/debug/agenthost serve --config examples/pricing/agenthost-kafka.toml` yourself"
         );
     }
-    let url = format!("tcp://{KAFKA_ADDRESS}");
-    let log_path = workspace::target_dir().join("pricing-tansu.log");
-    let log = std::fs::File::create(&log_path)?;
+    let log = workspace::target_dir().join("pricing-tansu.log");
     println!(
         "==> starting the tansu broker on {KAFKA_ADDRESS} (log: {})",
-        log_path.display()
+        log.display()
     );
-    let child = Command::new(&tansu)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .env_remove("LISTENER_URL")
-        .env_remove("ADVERTISED_LISTENER_URL")
-        .env_remove("STORAGE_ENGINE")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("cannot start {}", tansu.display()))?;
-    let mut broker = Process(child);
-    let start = Instant::now();
-    while TcpStream::connect(KAFKA_ADDRESS).is_err() {
-        if let Some(status) = broker.0.try_wait()? {
-            bail!(
-                "tansu exited with {status}:\n{}",
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            );
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!(
-                "tansu did not listen on {KAFKA_ADDRESS}; see {}",
-                log_path.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(broker)
+    tansu_harness::Broker::start(&tansu, KAFKA_PORT, &workspace::target_dir(), &log)
 }
 
 /// `agenthost audit --follow`, each entry printed as one step line as it is recorded. Config

@@ -24,6 +24,10 @@
 //! `AGENTHOST_TANSU`). `AGENTHOST_BENCH_ONLY=tuned` (a comma-separated list of `raw`,
 //! `defaults`, `tuned`, `python`) runs only those pipelines, e.g. under a profiler; ratios are
 //! printed only when their baseline ran.
+//!
+//! The hosts run in this process with the log and spans `agenthost serve` installs (written to
+//! `target/kafka_pipe-host.log`). A pipeline whose output stops arriving for a minute fails the
+//! run, naming how many records arrived per partition and the host's lag per partition.
 
 mod common;
 
@@ -36,6 +40,7 @@ use futures::stream::FuturesOrdered;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -150,12 +155,19 @@ async fn produce(
     Ok(())
 }
 
-/// Reads `topic` from the beginning until `count` records arrived; returns each record's
-/// arrival time and its send-to-arrival latency (µs, from the payload's send time).
-async fn drain(brokers: &str, topic: &str, count: usize) -> Result<(Vec<u64>, Vec<u64>)> {
+/// How long an output topic may receive nothing before a pipeline counts as stalled (the first
+/// records take a group join, a few seconds).
+const STALL: Duration = Duration::from_secs(60);
+
+/// A consumer of `topic` (empty, just created) that is already fetching when this returns:
+/// every partition has reported its end. Opened before the pipeline starts, so each output
+/// record is timed as it arrives; a consumer that started fetching late would read a backlog
+/// in a burst and time the burst instead of the pipeline (runs differed up to 4x that way).
+async fn open_drain(brokers: &str, topic: &str) -> Result<StreamConsumer> {
     let consumer: StreamConsumer = client(brokers)
         .set("group.id", "bench-drain")
         .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", FETCH_WAIT_MS)
         .create()?;
     let mut tpl = TopicPartitionList::new();
@@ -163,19 +175,59 @@ async fn drain(brokers: &str, topic: &str, count: usize) -> Result<(Vec<u64>, Ve
         tpl.add_partition_offset(topic, p, Offset::Beginning)?;
     }
     consumer.assign(&tpl)?;
+    let mut at_end = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while at_end.len() < PARTITIONS as usize {
+        ensure!(
+            Instant::now() < deadline,
+            "{topic}: the output consumer did not reach the end of every partition"
+        );
+        match tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await {
+            Err(_) => continue,
+            Ok(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(m)) => anyhow::bail!("{topic} is not empty: offset {}", m.offset()),
+        }
+    }
+    Ok(consumer)
+}
+
+/// Reads `consumer`'s topic until `count` more records arrived; returns each record's arrival
+/// time and its send-to-arrival latency (µs, from the payload's send time).
+async fn drain(
+    consumer: &StreamConsumer,
+    topic: &str,
+    count: usize,
+) -> Result<(Vec<u64>, Vec<u64>)> {
     let mut arrivals = Vec::with_capacity(count);
     let mut latencies = Vec::with_capacity(count);
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut per_partition = [0usize; PARTITIONS as usize];
+    // A pipeline that moves nothing for this long has stalled: say where, rather than wait.
+    let mut deadline = Instant::now() + STALL;
     while arrivals.len() < count {
         ensure!(
             Instant::now() < deadline,
-            "{topic}: only {} of {count} records arrived",
-            arrivals.len()
+            "{topic}: only {} of {count} records arrived, per partition {per_partition:?}, none in the last {}s",
+            arrivals.len(),
+            STALL.as_secs()
         );
         let Ok(m) = tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await else {
             continue;
         };
-        let m = m?;
+        let m = match m {
+            Ok(m) => m,
+            Err(KafkaError::PartitionEOF(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        deadline = Instant::now() + STALL;
+        if let Some(n) = usize::try_from(m.partition())
+            .ok()
+            .and_then(|p| per_partition.get_mut(p))
+        {
+            *n += 1;
+        }
         let arrived = now_us();
         arrivals.push(arrived);
         let sent = m
@@ -308,37 +360,6 @@ impl Drop for Child {
     }
 }
 
-fn start_tansu(dir: &Path) -> Result<(Child, String)> {
-    let tansu = std::env::var_os("AGENTHOST_TANSU")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "tansu".into());
-    let port = free_port()?;
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = std::process::Command::new(&tansu)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot start {} (run `cargo xtask bench`)", tansu.display()))?;
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "tansu did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok((Child(child), format!("127.0.0.1:{port}")))
-}
-
 /// One pipeline under test, running until dropped or stopped.
 enum Running {
     Raw(CancellationToken, tokio::task::JoinHandle<Result<()>>),
@@ -451,11 +472,13 @@ impl Pipeline {
                     &format!(
                         "listen = \"127.0.0.1:{}\"\n[runtime]\ncache = false\n\
                          [bus]\nkind = \"kafka\"\n[bus.kafka]\nbrokers = \"{brokers}\"\n\
-                         properties = {{ \"broker.address.family\" = \"v4\", \"fetch.wait.max.ms\" = \"{FETCH_WAIT_MS}\"{linger} }}\n",
+                         properties = {{ \"broker.address.family\" = \"v4\" }}\n\
+                         consumer = {{ \"fetch.wait.max.ms\" = \"{FETCH_WAIT_MS}\" }}\n\
+                         producer = {{ {linger} }}\n",
                         free_port()?,
                         linger = tuning
                             .linger_ms
-                            .map_or_else(String::new, |ms| format!(", \"linger.ms\" = \"{ms}\"")),
+                            .map_or_else(String::new, |ms| format!("\"linger.ms\" = \"{ms}\"")),
                     ),
                 )?;
                 let host = Host::open(config).await?;
@@ -471,8 +494,29 @@ fn main() -> Result<()> {
         .parent()
         .context("workspace root")?
         .to_owned();
+    // The log and spans `agenthost serve` installs: every invocation opens a span, which costs
+    // what it costs in production only if a subscriber is listening. The log goes to a file.
+    let log_path = std::env::var("CARGO_TARGET_DIR")
+        .map_or_else(|_| root.join("target"), Into::into)
+        .join("kafka_pipe-host.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let _telemetry = agenthost::telemetry::init_with_writer(
+        agenthost::cli::Format::Text,
+        &agenthost::config::TelemetryConfig::default(),
+        std::sync::Mutex::new(log),
+    )?;
+    println!("(the hosts' log: {})", log_path.display());
     let broker_dir = tempfile::tempdir()?;
-    let (_broker, brokers) = start_tansu(broker_dir.path())?;
+    let tansu =
+        tansu_harness::find().context("tansu is not installed (run `cargo xtask bench`)")?;
+    let broker = tansu_harness::Broker::start(
+        &tansu,
+        free_port()?,
+        broker_dir.path(),
+        &broker_dir.path().join("tansu.log"),
+    )?;
+    let brokers = broker.address();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -500,11 +544,23 @@ fn main() -> Result<()> {
                     }
                     let output = format!("bench.out-{size}-{i}-{round}.v1");
                     create_topic(&brokers, &output).await?;
+                    let consumer = open_drain(&brokers, &output).await?;
                     let group = format!("bench-s2-{size}-{i}-{round}");
                     let running = pipeline
                         .start(&root, &brokers, &group, &input, &output)
                         .await?;
-                    let drained = drain(&brokers, &output, RECORDS).await;
+                    let drained = drain(&consumer, &output, RECORDS).await;
+                    if let (Err(_), Running::Host(host, _)) = (&drained, &running) {
+                        // Where the host stands: lag and work in flight per partition.
+                        for line in host.metrics.encode().lines().filter(|l| {
+                            !l.starts_with('#')
+                                && ["lag", "in_use", "bus_errors", "invocations_total"]
+                                    .iter()
+                                    .any(|k| l.contains(k))
+                        }) {
+                            eprintln!("stalled host: {line}");
+                        }
+                    }
                     running.stop().await;
                     runs[i].push(throughput(&drained?.0));
                 }
@@ -557,20 +613,21 @@ fn main() -> Result<()> {
             );
             create_topic(&brokers, &input).await?;
             create_topic(&brokers, &output).await?;
+            let consumer = open_drain(&brokers, &output).await?;
             let running = pipeline
                 .start(&root, &brokers, &format!("bench-s3-{i}"), &input, &output)
                 .await?;
             // Let the pipeline join its group before the clock starts.
             produce(&brokers, &input, 1, 100, None).await?;
-            drain(&brokers, &output, 1).await?;
+            drain(&consumer, &output, 1).await?;
             let producing = tokio::spawn({
                 let (brokers, input) = (brokers.clone(), input.clone());
                 async move { produce(&brokers, &input, count, 100, Some(RATE)).await }
             });
-            let drained = drain(&brokers, &output, count + 1).await;
+            let drained = drain(&consumer, &output, count).await;
             producing.await??;
             running.stop().await;
-            let mut latencies = drained?.1.split_off(1 + warmup);
+            let mut latencies = drained?.1.split_off(warmup);
             latencies.sort_unstable();
             let (p50, p99) = (percentile_ms(&latencies, 0.5), percentile_ms(&latencies, 0.99));
             let added = match pipeline {

@@ -31,16 +31,27 @@ fn filter() -> EnvFilter {
 /// Installs the global subscriber: the log on stderr in `format`, plus OTLP export if
 /// configured. Fails only on a bad exporter configuration.
 pub fn init(format: Format, config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
+    init_with_writer(format, config, std::io::stderr)
+}
+
+/// [`init`] with the log written to `writer` instead of stderr (an embedder's or a benchmark's
+/// log file).
+pub fn init_with_writer<W>(
+    format: Format,
+    config: &TelemetryConfig,
+    writer: W,
+) -> anyhow::Result<Telemetry>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let log = match format {
         Format::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(true)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed(),
-        Format::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .boxed(),
+        Format::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
     };
     let provider = match &config.otlp_endpoint {
         Some(endpoint) => Some(otlp_provider(endpoint, &config.service_name)?),

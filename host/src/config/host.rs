@@ -193,9 +193,15 @@ pub enum BusKind {
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     pub brokers: String,
-    /// Passed to librdkafka as they are (SASL, TLS, timeouts …); they override the host's
-    /// defaults.
+    /// Passed to every librdkafka client as they are (SASL, TLS, timeouts …); they override
+    /// the host's defaults.
     pub properties: BTreeMap<String, String>,
+    /// Passed to the producers only (`linger.ms`, `compression.type` …), over `properties`:
+    /// librdkafka warns about a producer property given to a consumer, and the other way round.
+    pub producer: BTreeMap<String, String>,
+    /// Passed to the consumers only (`fetch.wait.max.ms`, `session.timeout.ms` …), over
+    /// `properties`.
+    pub consumer: BTreeMap<String, String>,
     /// Partitions of a topic the host creates (Kafka topics are created on first use).
     pub partitions: u32,
     /// Replication factor of a topic the host creates; -1 = the broker's default.
@@ -207,6 +213,8 @@ impl Default for KafkaConfig {
         Self {
             brokers: "127.0.0.1:9092".into(),
             properties: BTreeMap::new(),
+            producer: BTreeMap::new(),
+            consumer: BTreeMap::new(),
             partitions: 4,
             replication_factor: -1,
         }

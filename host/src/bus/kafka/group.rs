@@ -2,7 +2,7 @@
 //! served on a dedicated thread (rebalance callbacks run there and may block it), and one split
 //! queue per assigned partition handed to the delivery engine.
 
-use super::{Inner, client_config};
+use super::{ClientKind, Inner, client_config};
 use crate::bus::{self, BusError, PartitionReader, Record, Subscription, TopicPartition};
 use async_trait::async_trait;
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
@@ -45,6 +45,7 @@ pub(super) async fn subscribe(
     };
     let config = client_config(
         &inner.config,
+        ClientKind::Consumer,
         &[
             ("group.id", group),
             // Offsets of finished records are stored by `commit`; librdkafka commits them every

@@ -61,6 +61,7 @@ impl KafkaBus {
     pub async fn connect(config: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Self, BusError> {
         let producer: FutureProducer = client_config(
             config,
+            ClientKind::Producer,
             &[
                 // Idempotence: retries never duplicate or reorder a partition's records.
                 ("enable.idempotence", "true"),
@@ -76,9 +77,11 @@ impl KafkaBus {
         .create()
         .map_err(|e| BusError::Unavailable(format!("cannot create the Kafka producer: {e}")))?;
         let admin: AdminClient<DefaultClientContext> =
-            client_config(config, &[]).create().map_err(|e| {
-                BusError::Unavailable(format!("cannot create the Kafka admin client: {e}"))
-            })?;
+            client_config(config, ClientKind::Admin, &[])
+                .create()
+                .map_err(|e| {
+                    BusError::Unavailable(format!("cannot create the Kafka admin client: {e}"))
+                })?;
         let bus = Self {
             inner: Arc::new(Inner {
                 config: config.clone(),
@@ -154,16 +157,30 @@ impl Inner {
     }
 }
 
+/// What a librdkafka client is for: it decides which of the user's property tables apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClientKind {
+    Producer,
+    Consumer,
+    Admin,
+}
+
 /// The host's defaults for every client, then `extra` for this kind of client, then the user's
-/// `[bus.kafka.properties]`, which win.
-fn client_config(config: &KafkaConfig, extra: &[(&str, &str)]) -> ClientConfig {
+/// `[bus.kafka.properties]`, then `[bus.kafka.producer]` or `[bus.kafka.consumer]` for this
+/// kind, which win.
+fn client_config(config: &KafkaConfig, kind: ClientKind, extra: &[(&str, &str)]) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
         .set("client.id", "agenthost");
     for (k, v) in extra {
         c.set(*k, *v);
     }
-    for (k, v) in &config.properties {
+    let own = match kind {
+        ClientKind::Producer => Some(&config.producer),
+        ClientKind::Consumer => Some(&config.consumer),
+        ClientKind::Admin => None,
+    };
+    for (k, v) in config.properties.iter().chain(own.into_iter().flatten()) {
         c.set(k, v);
     }
     c
@@ -299,5 +316,44 @@ fn acknowledged(
                 "publish to {topic:?} failed: {e}"
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> KafkaConfig {
+        let text = r#"
+            brokers = "127.0.0.1:1"
+            properties = { "security.protocol" = "plaintext", "linger.ms" = "1" }
+            producer = { "linger.ms" = "5" }
+            consumer = { "fetch.wait.max.ms" = "10" }
+        "#;
+        toml::from_str(text).expect("a valid [bus.kafka] table")
+    }
+
+    #[test]
+    fn a_client_gets_the_shared_properties_and_only_its_own_kinds_table() {
+        let config = config();
+        let producer = client_config(&config, ClientKind::Producer, &[("linger.ms", "0")]);
+        assert_eq!(producer.get("security.protocol"), Some("plaintext"));
+        assert_eq!(
+            producer.get("linger.ms"),
+            Some("5"),
+            "the producer table wins"
+        );
+        assert_eq!(producer.get("fetch.wait.max.ms"), None);
+
+        let consumer = client_config(&config, ClientKind::Consumer, &[("group.id", "g")]);
+        assert_eq!(consumer.get("security.protocol"), Some("plaintext"));
+        assert_eq!(consumer.get("fetch.wait.max.ms"), Some("10"));
+        assert_eq!(consumer.get("group.id"), Some("g"));
+        // A shared property still reaches every client, as the user wrote it.
+        assert_eq!(consumer.get("linger.ms"), Some("1"));
+
+        let admin = client_config(&config, ClientKind::Admin, &[]);
+        assert_eq!(admin.get("fetch.wait.max.ms"), None);
+        assert_eq!(admin.get("linger.ms"), Some("1"));
     }
 }

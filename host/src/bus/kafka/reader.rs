@@ -1,8 +1,8 @@
 //! Reading a topic outside any consumer group (`agenthost consume`): every partition assigned
 //! explicitly, nothing committed.
 
-use super::client_config;
 use super::group::to_record;
+use super::{ClientKind, client_config};
 use crate::bus::{BusError, Record, StartAt, TopicReader};
 use crate::config::KafkaConfig;
 use async_trait::async_trait;
@@ -22,6 +22,7 @@ pub(super) async fn open(
     let group = format!("agenthost-read-{}", uuid::Uuid::new_v4());
     let consumer: StreamConsumer = client_config(
         config,
+        ClientKind::Consumer,
         &[
             ("group.id", &group),
             ("enable.auto.commit", "false"),

@@ -10,7 +10,7 @@
 //! `send_offsets_to_transaction(offset + 1)` with the consumer's group metadata → commit.
 //! librdkafka consumers read committed by default, so nothing of an aborted attempt is seen.
 
-use super::{Inner, client_config, send};
+use super::{ClientKind, Inner, client_config, send};
 use crate::bus::{BusError, Outgoing, Receipt, TopicPartition, TxnPublisher};
 use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
@@ -36,6 +36,7 @@ pub(super) fn transactional_id(group: &str, tp: &TopicPartition) -> String {
 fn producer_config(inner: &Inner, transactional_id: &str) -> rdkafka::ClientConfig {
     client_config(
         &inner.config,
+        ClientKind::Producer,
         &[
             ("transactional.id", transactional_id),
             ("enable.idempotence", "true"),
@@ -207,9 +208,13 @@ pub(super) async fn probe(inner: &Inner, topic: &str) -> Result<(), BusError> {
     let producer: FutureProducer = producer_config(inner, &id).create().map_err(|e| {
         BusError::Unavailable(format!("cannot create a transactional producer: {e}"))
     })?;
-    let consumer: BaseConsumer = client_config(&inner.config, &[("group.id", PROBE_GROUP)])
-        .create()
-        .map_err(|e| BusError::Unavailable(format!("cannot create a Kafka consumer: {e}")))?;
+    let consumer: BaseConsumer = client_config(
+        &inner.config,
+        ClientKind::Consumer,
+        &[("group.id", PROBE_GROUP)],
+    )
+    .create()
+    .map_err(|e| BusError::Unavailable(format!("cannot create a Kafka consumer: {e}")))?;
     let metadata = consumer.group_metadata().ok_or_else(|| {
         BusError::Unavailable("the Kafka consumer has no group metadata".to_owned())
     })?;

@@ -162,7 +162,7 @@ const STALL: Duration = Duration::from_secs(60);
 /// A consumer of `topic` (empty, just created) that is already fetching when this returns:
 /// every partition has reported its end. Opened before the pipeline starts, so each output
 /// record is timed as it arrives; a consumer that started fetching late would read a backlog
-/// in a burst and time the burst instead of the pipeline (runs differed up to 4x that way).
+/// in a burst and time the burst instead of the pipeline (it inflated runs up to 6x).
 async fn open_drain(brokers: &str, topic: &str) -> Result<StreamConsumer> {
     let consumer: StreamConsumer = client(brokers)
         .set("group.id", "bench-drain")

@@ -38,19 +38,10 @@ pub fn find() -> Option<PathBuf> {
     })
 }
 
-/// A free TCP port on 127.0.0.1 (the OS picks one; it may be taken again before it is used,
-/// which a start then reports).
-pub fn free_port() -> Result<u16> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
-    Ok(listener.local_addr()?.port())
-}
-
 /// A running tansu broker; killed (SIGKILL, which a frozen broker obeys too) when dropped.
 pub struct Broker {
     child: Child,
     port: u16,
-    log: PathBuf,
 }
 
 impl Broker {
@@ -83,11 +74,7 @@ impl Broker {
             .stderr(log_file)
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
-        let mut broker = Self {
-            child,
-            port,
-            log: log.to_owned(),
-        };
+        let mut broker = Self { child, port };
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(status) = broker.child.try_wait()? {
@@ -108,18 +95,9 @@ impl Broker {
         Ok(broker)
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// `127.0.0.1:port`, for `bootstrap.servers`.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Where the broker writes its log.
-    pub fn log(&self) -> &Path {
-        &self.log
     }
 
     /// `SIGSTOP`: the broker stops answering without closing its connections.
@@ -161,7 +139,11 @@ mod tests {
     fn a_binary_that_is_not_a_broker_is_reported_with_its_output() {
         let dir = std::env::temp_dir();
         let log = dir.join(format!("tansu-harness-test-{}.log", std::process::id()));
-        let port = free_port().expect("a free port");
+        // A port nothing listens on: bound by the OS, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a loopback port")
+            .port();
         // `false` exits at once without listening: the start must say so, not wait 30 s.
         let err = Broker::start(Path::new("false"), port, &dir, &log)
             .err()

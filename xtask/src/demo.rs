@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 const ADDRESS: &str = "127.0.0.1:8080";
 /// Where `examples/pricing/agenthost-kafka.toml` expects its broker.
 const KAFKA_PORT: u16 = 9092;
-const KAFKA_ADDRESS: &str = "127.0.0.1:9092";
 /// How long the agents get to produce everything expected.
 const OUTPUT_TIMEOUT: &str = "60s";
 
@@ -318,18 +317,20 @@ fn clear_except(dir: &Path, keep: &str) -> Result<()> {
 /// expects it.
 fn start_tansu() -> Result<tansu_harness::Broker> {
     let tansu = test::ensure_tansu()?;
-    if TcpStream::connect(KAFKA_ADDRESS).is_ok() {
-        bail!(
-            "something is already listening on {KAFKA_ADDRESS}; `--kafka` starts its own broker there. \
-             To use a broker you run, start `target/debug/agenthost serve --config examples/pricing/agenthost-kafka.toml` yourself"
-        );
-    }
     let log = workspace::target_dir().join("pricing-tansu.log");
     println!(
-        "==> starting the tansu broker on {KAFKA_ADDRESS} (log: {})",
+        "==> starting the tansu broker on 127.0.0.1:{KAFKA_PORT} (log: {})",
         log.display()
     );
-    tansu_harness::Broker::start(&tansu, KAFKA_PORT, &workspace::target_dir(), &log)
+    // The harness refuses a port something already listens on; say what to do then.
+    tansu_harness::Broker::start(&tansu, KAFKA_PORT, &workspace::target_dir(), &log).with_context(
+        || {
+            format!(
+                "`--kafka` starts its own broker on 127.0.0.1:{KAFKA_PORT}. To use a broker you run, \
+                 start `target/debug/agenthost serve --config examples/pricing/agenthost-kafka.toml` yourself"
+            )
+        },
+    )
 }
 
 /// `agenthost audit --follow`, each entry printed as one step line as it is recorded. Config

@@ -111,3 +111,39 @@ fn invocations_are_exported_over_otlp_and_named_on_json_log_lines() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The text log, written to a file as operators and log shippers get it: plain text without
+/// terminal colour codes, and a line logged inside an invocation names the invocation's span.
+#[test]
+fn the_text_log_in_a_file_is_plain_and_names_the_invocation() {
+    let s = Scenario::new("");
+    s.manifest("denied", DENIED);
+    let host = s.start();
+    publish(&host.url, "denied.in.v1", None, "hello", Some("text-cid-1")).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let log = host.log_text();
+        let found = log
+            .lines()
+            .find(|l| l.contains("text-cid-1") && l.contains("denied"))
+            .map(str::to_owned);
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line inside the denied invocation:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        line.contains("invocation{agent=\"denied\" version=\"0.2.0\" kind=\"event\" correlation_id=\"text-cid-1\""),
+        "the line does not name its span: {line}"
+    );
+    let log = host.log_text();
+    assert!(
+        !log.contains('\u{1b}'),
+        "the log written to a file has terminal escape codes:\n{log}"
+    );
+}

@@ -14,7 +14,11 @@
 //!   invocations in flight (`delivery.concurrency`, `limits.instances`).
 //!
 //! Throughput is measured on the output records' arrival at a consumer of the output topic
-//! (first to last), so group joins and start-up are not counted.
+//! (first to last), so group joins and start-up are not counted. Next to it, the machine's CPU
+//! time per record copied (all processes: pipeline, broker, measuring consumer; between the
+//! first and the last output, as the throughput), and the broker's part of it: on these 2 cores, shared by the broker and the
+//! pipeline, a pipeline's throughput is about what its CPU per record leaves room for, and
+//! that figure varies far less from run to run.
 //!
 //! S3, latency: records produced at `RATE`/s for `LATENCY_WINDOW`, each carrying its send time;
 //! a consumer of the output topic measures send → arrival. The raw pipe is the baseline; the
@@ -23,7 +27,7 @@
 //! Run with `cargo xtask bench kafka_pipe` (it installs tansu and the Python client, and passes
 //! `AGENTHOST_TANSU`). `AGENTHOST_BENCH_ONLY=tuned` (a comma-separated list of `raw`,
 //! `defaults`, `tuned`, `python`) runs only those pipelines, e.g. under a profiler; ratios are
-//! printed only when their baseline ran.
+//! printed only when their baseline ran. `AGENTHOST_BENCH_SIZES=1024` runs one record size.
 //!
 //! The hosts run in this process with the log and spans `agenthost serve` installs (written to
 //! `target/kafka_pipe-host.log`). A pipeline whose output stops arriving for a minute fails the
@@ -196,12 +200,27 @@ async fn open_drain(brokers: &str, topic: &str) -> Result<StreamConsumer> {
 
 /// Reads `consumer`'s topic until `count` more records arrived; returns each record's arrival
 /// time and its send-to-arrival latency (µs, from the payload's send time).
+/// What a measuring consumer saw of a pipeline's output.
+struct Drained {
+    /// When each record arrived (µs since the epoch).
+    arrivals: Vec<u64>,
+    /// Each record's send → arrival time (µs), for records that carry their send time.
+    latencies: Vec<u64>,
+    /// The machine's CPU time between the first and the last arrival.
+    cpu: Duration,
+    /// The broker's part of it.
+    broker_cpu: Duration,
+}
+
+/// Reads `count` records of `topic` as they arrive; `broker` is the broker's process id.
 async fn drain(
     consumer: &StreamConsumer,
     topic: &str,
     count: usize,
-) -> Result<(Vec<u64>, Vec<u64>)> {
+    broker: u32,
+) -> Result<Drained> {
     let mut arrivals = Vec::with_capacity(count);
+    let mut cpu_at_first = None;
     let mut latencies = Vec::with_capacity(count);
     let mut per_partition = [0usize; PARTITIONS as usize];
     // A pipeline that moves nothing for this long has stalled: say where, rather than wait.
@@ -229,6 +248,9 @@ async fn drain(
             *n += 1;
         }
         let arrived = now_us();
+        if cpu_at_first.is_none() {
+            cpu_at_first = Some((machine_cpu()?, process_cpu(broker)?));
+        }
         arrivals.push(arrived);
         let sent = m
             .payload()
@@ -236,7 +258,19 @@ async fn drain(
             .unwrap_or(arrived);
         latencies.push(arrived.saturating_sub(sent));
     }
-    Ok((arrivals, latencies))
+    let (cpu, broker_cpu) = match cpu_at_first {
+        Some((machine, broker_first)) => (
+            machine_cpu()?.saturating_sub(machine),
+            process_cpu(broker)?.saturating_sub(broker_first),
+        ),
+        None => (Duration::ZERO, Duration::ZERO),
+    };
+    Ok(Drained {
+        arrivals,
+        latencies,
+        cpu,
+        broker_cpu,
+    })
 }
 
 /// Records per second between the arrival of the first and of the last output record at a
@@ -249,6 +283,51 @@ fn throughput(arrivals: &[u64]) -> f64 {
         arrivals.iter().max().copied().unwrap_or(0),
     );
     (arrivals.len().saturating_sub(1)) as f64 / ((max - min).max(1) as f64 / 1_000_000.0)
+}
+
+/// CPU time used on the whole machine so far (every process: the pipeline, the broker, the
+/// measuring consumer), from `/proc/stat`, in the kernel's ticks of 10 ms.
+fn machine_cpu() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .context("/proc/stat has no cpu line")?
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .context("/proc/stat's cpu line is not numbers")?;
+    // user nice system idle iowait irq softirq steal …: busy is all but idle and iowait.
+    let busy: u64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Ok(Duration::from_millis(busy * 10))
+}
+
+/// CPU time (user and system) used so far by process `pid`, from `/proc/{pid}/stat`.
+fn process_cpu(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    // The fields after the command name, which is in parentheses and may hold spaces; utime
+    // and stime are the 14th and 15th fields of the line.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("/proc/PID/stat has no command name")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .context("/proc/PID/stat is too short")?
+            .parse()
+            .context("/proc/PID/stat's CPU times are not numbers")
+    };
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
 /// The median of `runs` (sorted in place), if any.
@@ -531,12 +610,22 @@ fn main() -> Result<()> {
         println!(
             "S2: Kafka -> echo -> Kafka, {RECORDS} records over {PARTITIONS} partitions, tansu on loopback"
         );
-        for size in SIZES {
+        // `AGENTHOST_BENCH_SIZES=1024` runs one record size only (e.g. under a profiler).
+        let sizes = std::env::var("AGENTHOST_BENCH_SIZES").map_or(SIZES.to_vec(), |only| {
+            SIZES
+                .into_iter()
+                .filter(|s| only.split(',').any(|o| o.trim() == s.to_string()))
+                .collect()
+        });
+        for size in sizes {
             let input = format!("bench.in-{size}.v1");
             create_topic(&brokers, &input).await?;
             produce(&brokers, &input, RECORDS, size, None).await?;
             // Rounds of every pipeline in turn, so a slow phase of the machine hits them alike.
             let mut runs: Vec<Vec<f64>> = vec![Vec::new(); pipelines.len()];
+            // Machine CPU per record copied (µs), between the first and the last output.
+            let mut cpu_runs: Vec<Vec<f64>> = vec![Vec::new(); pipelines.len()];
+            let mut broker_runs: Vec<Vec<f64>> = vec![Vec::new(); pipelines.len()];
             for round in 0..ROUNDS {
                 for (i, pipeline) in pipelines.iter().enumerate() {
                     if !pipeline.selected() {
@@ -549,7 +638,7 @@ fn main() -> Result<()> {
                     let running = pipeline
                         .start(&root, &brokers, &group, &input, &output)
                         .await?;
-                    let drained = drain(&consumer, &output, RECORDS).await;
+                    let drained = drain(&consumer, &output, RECORDS, broker.pid()).await;
                     if let (Err(_), Running::Host(host, _)) = (&drained, &running) {
                         // Where the host stands: lag and work in flight per partition.
                         for line in host.metrics.encode().lines().filter(|l| {
@@ -562,10 +651,19 @@ fn main() -> Result<()> {
                         }
                     }
                     running.stop().await;
-                    runs[i].push(throughput(&drained?.0));
+                    let drained = drained?;
+                    runs[i].push(throughput(&drained.arrivals));
+                    let per_record =
+                        |cpu: Duration| cpu.as_secs_f64() * 1e6 / (RECORDS - 1) as f64;
+                    cpu_runs[i].push(per_record(drained.cpu));
+                    broker_runs[i].push(per_record(drained.broker_cpu));
                 }
             }
             let rates: Vec<Option<f64>> = runs.iter_mut().map(|r| median(r)).collect();
+            let cpu_per_record: Vec<Option<f64>> =
+                cpu_runs.iter_mut().map(|r| median(r)).collect();
+            let broker_per_record: Vec<Option<f64>> =
+                broker_runs.iter_mut().map(|r| median(r)).collect();
             let (raw, python) = (rates[0], rates[3]);
             println!("  {size} B records:");
             for (i, (pipeline, rate)) in pipelines.iter().zip(&rates).enumerate() {
@@ -581,8 +679,10 @@ fn main() -> Result<()> {
                 let (low, high) = runs[i]
                     .iter()
                     .fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+                let cpu = cpu_per_record[i].unwrap_or(0.0);
+                let broker_cpu = broker_per_record[i].unwrap_or(0.0);
                 println!(
-                    "    {:<22} {rate:>9.0} records/s (runs {low:.0}..{high:.0})  {vs}",
+                    "    {:<22} {rate:>9.0} records/s (runs {low:.0}..{high:.0})  CPU/record {cpu:5.1} µs (broker {broker_cpu:4.1})  {vs}",
                     pipeline.name()
                 );
             }
@@ -619,15 +719,15 @@ fn main() -> Result<()> {
                 .await?;
             // Let the pipeline join its group before the clock starts.
             produce(&brokers, &input, 1, 100, None).await?;
-            drain(&consumer, &output, 1).await?;
+            drain(&consumer, &output, 1, broker.pid()).await?;
             let producing = tokio::spawn({
                 let (brokers, input) = (brokers.clone(), input.clone());
                 async move { produce(&brokers, &input, count, 100, Some(RATE)).await }
             });
-            let drained = drain(&consumer, &output, count).await;
+            let drained = drain(&consumer, &output, count, broker.pid()).await;
             producing.await??;
             running.stop().await;
-            let mut latencies = drained?.1.split_off(warmup);
+            let mut latencies = drained?.latencies.split_off(warmup);
             latencies.sort_unstable();
             let (p50, p99) = (percentile_ms(&latencies, 0.5), percentile_ms(&latencies, 0.99));
             let added = match pipeline {

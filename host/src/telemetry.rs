@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::io::IsTerminal as _;
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -30,12 +31,18 @@ fn filter() -> EnvFilter {
 
 /// Installs the global subscriber: the log on stderr in `format`, plus OTLP export if
 /// configured. Fails only on a bad exporter configuration.
+///
+/// The text log is coloured only on a terminal (and not when `NO_COLOR` is set): redirected to
+/// a file or a log shipper, escape codes are noise to grep and to parsers, and writing them for
+/// every invocation's span costs CPU on every event.
 pub fn init(format: Format, config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
-    init_with_writer(format, config, std::io::stderr)
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    install(format, config, std::io::stderr, colour)
 }
 
 /// [`init`] with the log written to `writer` instead of stderr (an embedder's or a benchmark's
-/// log file).
+/// log file), without colour.
 pub fn init_with_writer<W>(
     format: Format,
     config: &TelemetryConfig,
@@ -44,14 +51,30 @@ pub fn init_with_writer<W>(
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
+    install(format, config, writer, false)
+}
+
+fn install<W>(
+    format: Format,
+    config: &TelemetryConfig,
+    writer: W,
+    colour: bool,
+) -> anyhow::Result<Telemetry>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let log = match format {
         Format::Json => tracing_subscriber::fmt::layer()
             .json()
+            .with_ansi(false)
             .with_current_span(true)
             .with_span_list(true)
             .with_writer(writer)
             .boxed(),
-        Format::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+        Format::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(colour)
+            .with_writer(writer)
+            .boxed(),
     };
     let provider = match &config.otlp_endpoint {
         Some(endpoint) => Some(otlp_provider(endpoint, &config.service_name)?),

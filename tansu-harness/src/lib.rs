@@ -100,6 +100,11 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The broker's process id (e.g. to read its CPU time from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `SIGSTOP`: the broker stops answering without closing its connections.
     pub fn freeze(&self) -> Result<()> {
         self.signal("STOP")

@@ -73,6 +73,7 @@ pub fn spawn_subscription(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let agent = cell.name().to_owned();
+        let rewound = Rewound::default();
         while !stop.is_cancelled() {
             let subscription = match deps.bus.subscribe(&group, &topics).await {
                 Ok(s) => s,
@@ -85,23 +86,35 @@ pub fn spawn_subscription(
                 }
             };
             tracing::info!(agent, group, ?topics, bus = deps.bus.kind(), "subscribed");
-            run_membership(&deps, &cell, &group, &handler, subscription, &stop).await;
+            run_membership(
+                &deps,
+                &cell,
+                &group,
+                &handler,
+                &rewound,
+                subscription,
+                &stop,
+            )
+            .await;
         }
         tracing::info!(agent, group, "subscription stopped");
     })
 }
 
-/// Serves one membership of the group: a worker per assigned partition, until `stop` or until
-/// the bus ends the membership. Leaves the group after every worker finished.
+/// Serves one membership of the group: a worker per assigned partition, until `stop`, until
+/// the bus ends the membership, or until a partition must start over from a record (see
+/// [`Finished::Rewind`]). Leaves the group after every worker finished.
 async fn run_membership(
     deps: &Deps,
     cell: &Arc<AgentCell>,
     group: &str,
     handler: &Handler,
+    rewound: &Rewound,
     mut subscription: Box<dyn Subscription>,
     stop: &CancellationToken,
 ) {
     let agent = cell.name();
+    let rejoin = CancellationToken::new();
     let concurrency = Arc::new(Semaphore::new(
         cell.current().manifest.delivery.concurrency as usize,
     ));
@@ -110,6 +123,11 @@ async fn run_membership(
     loop {
         let rebalance = tokio::select! {
             _ = stop.cancelled() => break,
+            _ = rejoin.cancelled() => {
+                tracing::warn!(agent, group, "leaving and rejoining the group, so a partition is read again from its committed offset");
+                deps.metrics.record_bus_error("rewind");
+                break;
+            }
             r = subscription.next_rebalance() => r,
         };
         match rebalance {
@@ -124,6 +142,8 @@ async fn run_membership(
                         handler: handler.clone(),
                         concurrency: concurrency.clone(),
                         stop: token.clone(),
+                        rejoin: rejoin.clone(),
+                        rewound: rewound.clone(),
                     };
                     workers.insert(tp, (token, tokio::spawn(Arc::new(worker).run(reader))));
                 }
@@ -183,6 +203,38 @@ struct PartitionWorker {
     handler: Handler,
     concurrency: Arc<Semaphore>,
     stop: CancellationToken,
+    /// Cancelled to end the membership and join again (see [`Finished::Rewind`]).
+    rejoin: CancellationToken,
+    rewound: Rewound,
+}
+
+/// The attempts already spent on records that made their partition start over, by
+/// `(topic, partition, offset)`: read again, such a record goes on counting from there, so
+/// `delivery.max_attempts` still ends in a dead letter. Kept by the subscription across its
+/// memberships; an entry is taken when its record is handled again (one left by a partition
+/// that moved to another member is a few bytes until the host stops).
+#[derive(Clone, Default)]
+struct Rewound(Arc<std::sync::Mutex<std::collections::HashMap<RecordAt, u32>>>);
+
+/// Where a record is: topic, partition, offset.
+type RecordAt = (String, u32, u64);
+
+impl Rewound {
+    fn remember(&self, record: &Record, attempts: u32) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            (record.topic.clone(), record.partition, record.offset),
+            attempts,
+        );
+    }
+
+    /// The attempts spent on `record` before its partition started over, if it did.
+    fn take(&self, record: &Record) -> u32 {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(record.topic.clone(), record.partition, record.offset))
+            .unwrap_or(0)
+    }
 }
 
 /// A partition worker's records between read and committed.
@@ -236,6 +288,12 @@ enum Finished {
     Done,
     /// Stopped before the record was finished: do not commit; it will be delivered again.
     Stopped,
+    /// A record it sent was not stored after the record had let its chain go, so the chain's
+    /// next records may have run already. Handling it again here would put its output after
+    /// theirs (a key's last output would be a stale one); instead the partition stops without
+    /// committing past it and the membership is rejoined, so it and everything after it are
+    /// read again in order — a redelivery, as after a crash.
+    Rewind,
 }
 
 impl PartitionWorker {
@@ -302,7 +360,9 @@ impl PartitionWorker {
                                     // The offset was committed inside the record's transaction.
                                     state.committed = Some(offset + 1);
                                 }
-                                Finished::Stopped => break,
+                                // (A transaction's publishes have no acknowledgements to
+                                // await after the invocation: it never rewinds.)
+                                Finished::Stopped | Finished::Rewind => break,
                             }
                             continue;
                         }
@@ -380,6 +440,14 @@ impl PartitionWorker {
                     state.acks_arrived(self);
                 }
                 state.stopping = true;
+            }
+            // Unfinished, so the committed offset stays below it; read again after the rejoin.
+            Ok((_, _, Finished::Rewind, released)) => {
+                if released {
+                    state.acks_arrived(self);
+                }
+                state.stopping = true;
+                self.rejoin.cancel();
             }
             Err(err) => {
                 // A bug, not input: the record stays unfinished, so its offset is never
@@ -469,7 +537,7 @@ impl PartitionWorker {
         release: &mut Release,
     ) -> Finished {
         let correlation_id = correlation_id_of(record);
-        let mut attempt = 1u32;
+        let mut attempt = self.rewound.take(record) + 1;
         let mut first = Some(version);
         loop {
             // After a swap, retries go to the new version.
@@ -498,9 +566,13 @@ impl PartitionWorker {
             };
             // The invocation's slot is free again; its sent records' acknowledgements are
             // awaited outside it, so round trips to the broker overlap across invocations.
+            let released = match &result {
+                Ok(acks) => !acks.is_empty(),
+                Err(_) => false,
+            };
             let result = match result {
                 Ok(acks) => {
-                    if !acks.is_empty() {
+                    if released {
                         release.now();
                     }
                     acks.wait().await
@@ -512,6 +584,13 @@ impl PartitionWorker {
                 Ok(()) => return Finished::Done,
                 Err(err) => err,
             };
+            if released && !err.is_permanent() && attempt < delivery.max_attempts {
+                tracing::warn!(agent = &*agent.name, version = &*agent.version, correlation_id, topic = record.topic,
+                    partition = record.partition, offset = record.offset, attempt, error = %err,
+                    "a record it sent was not stored after its key's next record may have started; the partition is read again from this record");
+                self.rewound.remember(record, attempt);
+                return Finished::Rewind;
+            }
             if on_canary {
                 tracing::warn!(agent = &*agent.name, version = &*agent.version, correlation_id, topic = record.topic,
                     partition = record.partition, offset = record.offset, error = %err,

@@ -86,28 +86,33 @@ fn invocations_are_exported_over_otlp_and_named_on_json_log_lines() {
     assert_eq!(span["trace_id"].as_str().unwrap().len(), 32);
 
     // The JSON log: the denial inside the second invocation names its span and correlation id.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = host.log_text();
-        let denial = log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|l| {
+    let line = wait_for_log_line(
+        &host,
+        "JSON log line inside the denied invocation's span",
+        |l| {
+            serde_json::from_str::<Value>(l).ok().filter(|l| {
                 l["span"]["name"] == "invocation"
                     && l["span"]["correlation_id"] == "otlp-cid-2"
                     && l["fields"]["message"]
                         .as_str()
                         .is_some_and(|m| m.contains("denied"))
-            });
-        if let Some(line) = denial {
-            assert_eq!(line["span"]["agent"], "denied");
-            assert_eq!(line["span"]["version"], "0.2.0");
-            break;
+            })
+        },
+    );
+    assert_eq!(line["span"]["agent"], "denied");
+    assert_eq!(line["span"]["version"], "0.2.0");
+}
+
+/// The first line of `host`'s log that `find` turns into something, waiting up to 30 s for it;
+/// fails naming `what` and showing the log.
+fn wait_for_log_line<T>(host: &HostProcess, what: &str, find: impl Fn(&str) -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = host.log_text();
+        if let Some(found) = log.lines().find_map(&find) {
+            return found;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no JSON log line inside the denied invocation's span:\n{log}"
-        );
+        assert!(Instant::now() < deadline, "no {what}:\n{log}");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -121,22 +126,9 @@ fn the_text_log_in_a_file_is_plain_and_names_the_invocation() {
     let host = s.start();
     publish(&host.url, "denied.in.v1", None, "hello", Some("text-cid-1")).unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let line = loop {
-        let log = host.log_text();
-        let found = log
-            .lines()
-            .find(|l| l.contains("text-cid-1") && l.contains("denied"))
-            .map(str::to_owned);
-        if let Some(line) = found {
-            break line;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no log line inside the denied invocation:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let line = wait_for_log_line(&host, "log line inside the denied invocation", |l| {
+        (l.contains("text-cid-1") && l.contains("denied")).then(|| l.to_owned())
+    });
     assert!(
         line.contains("invocation{agent=\"denied\" version=\"0.2.0\" kind=\"event\" correlation_id=\"text-cid-1\""),
         "the line does not name its span: {line}"

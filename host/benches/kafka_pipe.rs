@@ -16,9 +16,9 @@
 //! Throughput is measured on the output records' arrival at a consumer of the output topic
 //! (first to last), so group joins and start-up are not counted. Next to it, the machine's CPU
 //! time per record copied (all processes: pipeline, broker, measuring consumer; between the
-//! first and the last output, as the throughput), and the broker's part of it: on these 2 cores, shared by the broker and the
-//! pipeline, a pipeline's throughput is about what its CPU per record leaves room for, and
-//! that figure varies far less from run to run.
+//! first and the last output, as the throughput), and the broker's part of it: on these 2
+//! cores, shared by the broker and the pipeline, a pipeline's throughput is about what its CPU
+//! per record leaves room for, and that figure varies far less from run to run.
 //!
 //! S3, latency: records produced at `RATE`/s for `LATENCY_WINDOW`, each carrying its send time;
 //! a consumer of the output topic measures send → arrival. The raw pipe is the baseline; the
@@ -198,8 +198,6 @@ async fn open_drain(brokers: &str, topic: &str) -> Result<StreamConsumer> {
     Ok(consumer)
 }
 
-/// Reads `consumer`'s topic until `count` more records arrived; returns each record's arrival
-/// time and its send-to-arrival latency (µs, from the payload's send time).
 /// What a measuring consumer saw of a pipeline's output.
 struct Drained {
     /// When each record arrived (µs since the epoch).
@@ -212,7 +210,9 @@ struct Drained {
     broker_cpu: Duration,
 }
 
-/// Reads `count` records of `topic` as they arrive; `broker` is the broker's process id.
+/// Reads `consumer`'s topic until `count` more records arrived: each record's arrival time,
+/// its send-to-arrival latency (from the payload's send time), and the CPU the machine and
+/// the broker (process id `broker`) used meanwhile.
 async fn drain(
     consumer: &StreamConsumer,
     topic: &str,

@@ -116,7 +116,7 @@ impl Broker {
     }
 
     fn signal(&self, signal: &str) -> Result<()> {
-        let pid = self.child.id();
+        let pid = self.pid();
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(pid.to_string())

@@ -507,6 +507,104 @@ fn reused_instances_keep_each_events_correlation_and_drop_after_a_trap(bus: Test
     );
 }
 
+/// `delivery.batch`: a backlog goes to `faulty` (which exports `on-events`) several records per
+/// invocation. Each record still ends on its own: outputs carry their own event's correlation
+/// id, a key's outputs come in order, a rejected record and a trapping one (which fails its
+/// whole batch; the batch's other records are retried one at a time and succeed) are
+/// dead-lettered under their own correlation ids, and no instance is made per record.
+fn a_backlog_goes_to_the_agent_in_batches_and_each_record_ends_on_its_own(bus: TestBus) {
+    let s = Scenario::on(&bus);
+    // The backlog is in the topic before the agent is deployed, so batches fill up.
+    let host = s.start();
+    const COUNT: usize = 80;
+    let payload = |i: usize| match i {
+        21 => "reject".to_string(),
+        50 => "trap".to_string(),
+        i => format!("event-{i}"),
+    };
+    for i in 0..COUNT {
+        publish(
+            &host.url,
+            "faulty.in.v1",
+            Some(&format!("k{}", i % 8)),
+            &payload(i),
+            Some(&format!("batch-{i}")),
+        )
+        .unwrap();
+    }
+    let manifest = s.manifest(
+        "faulty",
+        &FAULTY
+            .replace("[delivery]\n", "[delivery]\nbatch = 16\n")
+            .replace("max_attempts = 3", "max_attempts = 2"),
+    );
+    let deployed = s.cli(&["deploy", manifest.to_str().unwrap()]);
+    assert!(deployed.status.success(), "{}", describe(&deployed));
+
+    let dead = consume(
+        &host.url,
+        "faulty.dead-letter.v1",
+        2,
+        Duration::from_secs(60),
+    );
+    assert_eq!(dead.len(), 2, "log:\n{}", host.log_text());
+    let dead_cids: BTreeSet<&str> = dead
+        .iter()
+        .map(|r| r.headers["correlation-id"].as_str())
+        .collect();
+    assert_eq!(dead_cids, BTreeSet::from(["batch-21", "batch-50"]));
+    let reject = dead
+        .iter()
+        .find(|r| r.headers["correlation-id"] == "batch-21");
+    assert_eq!(reject.unwrap().headers["agenthost-attempts"], "1");
+
+    // The trap fails its whole batch; the records before it in the batch had sent their copies
+    // already, so those may come twice (at-least-once). Every other record comes at least once.
+    let out = consume(&host.url, "faulty.out.v1", 200, Duration::from_secs(10));
+    let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut last_per_key: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &out {
+        let cid = &r.headers["correlation-id"];
+        let n: usize = cid.trim_start_matches("batch-").parse().unwrap();
+        // Attributed to its own event: the payload is the one sent with that correlation id.
+        assert_eq!(r.payload.as_deref(), Some(payload(n).as_str()), "{cid}");
+        assert_eq!(r.key.as_deref(), Some(format!("k{}", n % 8).as_str()));
+        *seen.entry(n).or_default() += 1;
+        // A key's outputs in order (a redelivered record repeats, it never goes back).
+        if let Some(prev) = last_per_key.insert(r.key.clone().unwrap(), n) {
+            assert!(prev <= n, "key {:?}: {n} after {prev}", r.key);
+        }
+    }
+    let expected: BTreeSet<usize> = (0..COUNT).filter(|i| ![21, 50].contains(i)).collect();
+    assert_eq!(
+        seen.keys().copied().collect::<BTreeSet<_>>(),
+        expected,
+        "log:\n{}",
+        host.log_text()
+    );
+    let repeated = seen.values().filter(|c| **c > 1).count();
+    assert!(
+        repeated < 16,
+        "{repeated} records came twice: only the trap's batch may repeat"
+    );
+
+    // Fresh instances (no reuse): one per batch and per retry, not one per record.
+    let created = metric_value(
+        &host.metrics(),
+        "agenthost_instantiations_total{agent=\"faulty\",version=\"0.3.0\"}",
+    );
+    assert!(
+        created < (COUNT / 2) as f64,
+        "{created} instances for {COUNT} records in batches of up to 16"
+    );
+    // Invocations are counted per record, as without batches.
+    let ok = metric_value(
+        &host.metrics(),
+        "agenthost_invocations_total{agent=\"faulty\",version=\"0.3.0\",kind=\"event\",outcome=\"ok\"}",
+    );
+    assert!(ok >= (COUNT - 2) as f64, "{ok} ok invocations");
+}
+
 /// `delivery.mode = "exactly-once"` needs broker transactions. Neither test bus has them — the
 /// embedded bus none at all, tansu 0.6 no EndTxn — so the agent is refused at deploy with the
 /// reason, never silently run at-least-once, and the same agent at-least-once serves.
@@ -817,5 +915,6 @@ on_both_buses!(
     exactly_once_is_refused_without_broker_transactions,
     a_key_in_backoff_holds_up_its_own_key_only_unless_ordering_is_per_partition,
     a_swap_and_a_rollback_under_load_lose_and_repeat_nothing,
-    sigterm_under_load_finishes_in_flight_work_and_loses_nothing
+    sigterm_under_load_finishes_in_flight_work_and_loses_nothing,
+    a_backlog_goes_to_the_agent_in_batches_and_each_record_ends_on_its_own
 );

@@ -459,6 +459,18 @@ impl PartitionReader for AckReader {
 /// `max_attempts`, counted across those rereads, and the partition moves on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_refused_after_the_key_moved_on_rereads_the_partition_in_order() {
+    a_send_refused_rereads_the_partition("").await;
+}
+
+/// The same in batches (`delivery.batch`, echo's `on-events`): a refused send holds only the
+/// record it was sent for — so the refusals, keyed by the outputs' correlation ids, hit the
+/// records named above — and that record rereads the partition as it would alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_batch_a_refused_send_holds_and_rereads_only_its_own_record() {
+    a_send_refused_rereads_the_partition("batch = 8\n").await;
+}
+
+async fn a_send_refused_rereads_the_partition(delivery: &str) {
     let scratch = tempfile::tempdir().unwrap();
     let keyed = |offset: u64, key: &str, payload: &str| Record {
         key: Some(key.as_bytes().to_vec()),
@@ -481,7 +493,7 @@ async fn a_send_refused_after_the_key_moved_on_rereads_the_partition_in_order() 
         bus,
         scratch.path(),
         "echo",
-        "[delivery]\nmax_attempts = 3\nbackoff = \"1ms\"\n",
+        &format!("[delivery]\nmax_attempts = 3\nbackoff = \"1ms\"\n{delivery}"),
         || ledger.lock().unwrap().committed >= 5,
         || {
             let ledger = ledger.lock().unwrap();

@@ -12,6 +12,8 @@
 //! - **agenthost, defaults**: the `echo` agent with the manifest's defaults.
 //! - **agenthost, tuned**: `limits.reuse_instances = true` (a warm instance per event) and 64
 //!   invocations in flight (`delivery.concurrency`, `limits.instances`).
+//! - **agenthost, tuned + batch**: tuned, and `delivery.batch = 64`: echo exports `on-events`,
+//!   so up to 64 records of a partition go to one invocation.
 //!
 //! Throughput is measured on the output records' arrival at a consumer of the output topic
 //! (first to last), so group joins and start-up are not counted. Next to it, the machine's CPU
@@ -26,7 +28,7 @@
 //!
 //! Run with `cargo xtask bench kafka_pipe` (it installs tansu and the Python client, and passes
 //! `AGENTHOST_TANSU`). `AGENTHOST_BENCH_ONLY=tuned` (a comma-separated list of `raw`,
-//! `defaults`, `tuned`, `python`) runs only those pipelines, e.g. under a profiler; ratios are
+//! `defaults`, `tuned`, `batch`, `python`) runs only those pipelines, e.g. under a profiler; ratios are
 //! printed only when their baseline ran. `AGENTHOST_BENCH_SIZES=1024` runs one record size.
 //!
 //! The hosts run in this process with the log and spans `agenthost serve` installs (written to
@@ -80,18 +82,23 @@ struct Tuning {
     in_flight: u32,
     /// The producer's `linger.ms` (`[bus.kafka.properties]`), if not the host's 0.
     linger_ms: Option<u32>,
+    /// `delivery.batch`: records per invocation.
+    batch: u32,
 }
 
 const DEFAULTS: Tuning = Tuning {
     reuse_instances: false,
     in_flight: 8,
     linger_ms: None,
+    batch: 1,
 };
 const TUNED: Tuning = Tuning {
     reuse_instances: true,
     in_flight: 64,
     linger_ms: Some(5),
+    batch: 1,
 };
+const TUNED_BATCH: Tuning = Tuning { batch: 64, ..TUNED };
 
 fn client(brokers: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -477,6 +484,7 @@ impl Pipeline {
             Self::Raw => "raw",
             Self::Python => "python",
             Self::Host(t) if !t.reuse_instances => "defaults",
+            Self::Host(t) if t.batch > 1 => "batch",
             Self::Host(_) => "tuned",
         }
     }
@@ -493,6 +501,7 @@ impl Pipeline {
             Self::Raw => "raw pipe",
             Self::Python => "Python worker",
             Self::Host(t) if !t.reuse_instances => "agenthost (defaults)",
+            Self::Host(t) if t.batch > 1 => "agenthost (tuned+batch)",
             Self::Host(_) => "agenthost (tuned)",
         }
     }
@@ -538,12 +547,13 @@ impl Pipeline {
                     format!(
                         "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n\
                          [[subscribe]]\ntopic = \"{input}\"\ngroup = \"{group}\"\n\
-                         [delivery]\nconcurrency = {in_flight}\n\
+                         [delivery]\nconcurrency = {in_flight}\nbatch = {batch}\n\
                          [limits]\nreuse_instances = {}\ninstances = {in_flight}\n\
                          [capabilities]\npublish = [\"{output}\"]\nconfig = {{ out = \"{output}\" }}\n",
                         echo.display(),
                         tuning.reuse_instances,
                         in_flight = tuning.in_flight,
+                        batch = tuning.batch,
                     ),
                 )?;
                 let config = HostConfig::parse(
@@ -605,6 +615,7 @@ fn main() -> Result<()> {
             Pipeline::Raw,
             Pipeline::Host(DEFAULTS),
             Pipeline::Host(TUNED),
+            Pipeline::Host(TUNED_BATCH),
             Pipeline::Python,
         ];
         println!(
@@ -664,7 +675,7 @@ fn main() -> Result<()> {
                 cpu_runs.iter_mut().map(|r| median(r)).collect();
             let broker_per_record: Vec<Option<f64>> =
                 broker_runs.iter_mut().map(|r| median(r)).collect();
-            let (raw, python) = (rates[0], rates[3]);
+            let (raw, python) = (rates[0], rates[4]);
             println!("  {size} B records:");
             for (i, (pipeline, rate)) in pipelines.iter().zip(&rates).enumerate() {
                 let Some(rate) = rate else { continue };
@@ -682,7 +693,7 @@ fn main() -> Result<()> {
                 let cpu = cpu_per_record[i].unwrap_or(0.0);
                 let broker_cpu = broker_per_record[i].unwrap_or(0.0);
                 println!(
-                    "    {:<22} {rate:>9.0} records/s (runs {low:.0}..{high:.0})  CPU/record {cpu:5.1} µs (broker {broker_cpu:4.1})  {vs}",
+                    "    {:<24} {rate:>9.0} records/s (runs {low:.0}..{high:.0})  CPU/record {cpu:5.1} µs (broker {broker_cpu:4.1})  {vs}",
                     pipeline.name()
                 );
             }
@@ -700,6 +711,7 @@ fn main() -> Result<()> {
             Pipeline::Raw,
             Pipeline::Host(DEFAULTS),
             Pipeline::Host(TUNED),
+            Pipeline::Host(TUNED_BATCH),
         ]
         .into_iter()
         .enumerate()

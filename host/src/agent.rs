@@ -4,7 +4,9 @@
 use crate::capabilities::{self, Caller, Grants, HostServices};
 use crate::config::Manifest;
 use crate::metrics::{InvocationKind, VersionMetrics};
-use crate::runtime::bindings::{AgentPlugin, AgentPluginPre, agent, types};
+use crate::runtime::bindings::{
+    AgentPlugin, AgentPluginIndices, AgentPluginPre, agent, events, types,
+};
 use crate::runtime::{Compiled, InstanceCaps, Limiter, LoadError, Runtime, StoreData};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -93,7 +95,30 @@ pub struct SkillInfo {
 /// An instance kept between invocations (`limits.reuse_instances`), with its store.
 struct WarmInstance {
     store: Store<StoreData>,
+    exports: Exports,
+}
+
+/// The exports of one instance: `agent`, and `events` where the component has it.
+struct Exports {
     plugin: AgentPlugin,
+    events: Option<events::Guest>,
+}
+
+/// Who an invocation is on behalf of (see [`Caller`]).
+enum Begin<'a> {
+    /// One event or message, and the transaction its publishes join (exactly-once).
+    One {
+        correlation_id: &'a str,
+        txn: Option<Arc<dyn crate::bus::TxnPublisher>>,
+    },
+    /// An `on-events` batch, by the events' correlation ids.
+    Batch(&'a [String]),
+}
+
+/// The acknowledgements an invocation left to wait for, as [`Begin`] asked.
+enum Sent {
+    One(Vec<crate::bus::PendingReceipt>),
+    Batch(capabilities::BatchSent),
 }
 
 pub struct AgentVersion {
@@ -104,6 +129,10 @@ pub struct AgentVersion {
     pub card: CardInfo,
     pub deployed_at: SystemTime,
     pre: AgentPluginPre<StoreData>,
+    /// Where `agent` is in the component, to load it from an instance.
+    indices: AgentPluginIndices,
+    /// Where `events` is, if the component exports it.
+    events: Option<events::GuestIndices>,
     grants: Grants,
     instances: Semaphore,
     /// Idle instances kept for reuse; empty unless `limits.reuse_instances`.
@@ -127,6 +156,9 @@ impl AgentVersion {
     ) -> Result<Self, LoadError> {
         runtime.check_limits(&manifest)?;
         let pre = runtime.prepare(compiled, &manifest)?;
+        let indices = AgentPluginIndices::new(pre.instance_pre())
+            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let events = events::GuestIndices::new(pre.instance_pre()).ok();
         let grants = Grants::from_manifest(&manifest, services)
             .map_err(|e| LoadError::Import(format!("{e:#}")))?;
         let mut agent = Self {
@@ -147,6 +179,8 @@ impl AgentVersion {
                 .version(manifest.name.as_str(), &manifest.version.to_string()),
             manifest: Arc::new(manifest),
             pre,
+            indices,
+            events,
             grants,
             max_wasm_stack: runtime.max_wasm_stack(),
             sandbox: runtime.sandbox(),
@@ -161,9 +195,21 @@ impl AgentVersion {
     async fn read_card(&self) -> Result<CardInfo, InvocationError> {
         // `card` must not use imports, so there is nothing sent to wait for.
         let (card, _nothing_sent) = self
-            .run("deploy", None, |plugin, store| {
-                Box::pin(async move { plugin.agenthost_agent_agent().call_card(store).await })
-            })
+            .run(
+                Begin::One {
+                    correlation_id: "deploy",
+                    txn: None,
+                },
+                |exports, store| {
+                    Box::pin(async move {
+                        exports
+                            .plugin
+                            .agenthost_agent_agent()
+                            .call_card(store)
+                            .await
+                    })
+                },
+            )
             .await?;
         Ok(CardInfo {
             name: card.name,
@@ -197,18 +243,15 @@ impl AgentVersion {
     ) -> Result<Acks, InvocationError> {
         let correlation_id = event.correlation_id.clone();
         let target = event_target(&event.topic, event.partition, event.offset);
-        let detail = match event.attempt {
-            0 | 1 => String::new(),
-            n => format!("attempt {n}"),
-        };
         let delivery = Delivery {
             kind: InvocationKind::Event,
             target: &target,
-            detail,
+            detail: attempt_detail(event.attempt),
         };
-        self.invoke(delivery, &correlation_id, txn, move |plugin, store| {
+        self.invoke(delivery, &correlation_id, txn, move |exports, store| {
             Box::pin(async move {
-                plugin
+                exports
+                    .plugin
                     .agenthost_agent_agent()
                     .call_on_event(store, &event)
                     .await
@@ -232,9 +275,10 @@ impl AgentVersion {
             detail: String::new(),
         };
         let (reply, acks) = self
-            .invoke(delivery, correlation_id, None, move |plugin, store| {
+            .invoke(delivery, correlation_id, None, move |exports, store| {
                 Box::pin(async move {
-                    plugin
+                    exports
+                        .plugin
                         .agenthost_agent_agent()
                         .call_on_message(store, &message)
                         .await
@@ -259,7 +303,7 @@ impl AgentVersion {
         correlation_id: &str,
         txn: Option<Arc<dyn crate::bus::TxnPublisher>>,
         call: impl for<'a> FnOnce(
-            &'a AgentPlugin,
+            &'a Exports,
             &'a mut Store<StoreData>,
         ) -> futures::future::BoxFuture<
             'a,
@@ -286,23 +330,27 @@ impl AgentVersion {
             correlation_id,
             outcome = tracing::field::Empty,
         );
-        let outcome =
-            tracing::Instrument::instrument(self.run(correlation_id, txn, call), span.clone())
-                .await
-                .and_then(|(r, mut acks)| {
-                    if !acks.is_empty() {
-                        let entry = crate::audit::AuditEntry::new(
-                            &*self.name,
-                            &*self.version,
-                            correlation_id,
-                            capability,
-                            delivery.target,
-                            crate::audit::Outcome::Failed,
-                        );
-                        acks.failure = Some((self.grants.audit.clone(), entry));
-                    }
-                    r.map(|value| (value, acks)).map_err(failure)
-                });
+        let begin = Begin::One {
+            correlation_id,
+            txn,
+        };
+        let outcome = tracing::Instrument::instrument(self.run(begin, call), span.clone())
+            .await
+            .and_then(|(r, sent)| {
+                let mut acks = Acks::of(sent);
+                if !acks.is_empty() {
+                    let entry = crate::audit::AuditEntry::new(
+                        &*self.name,
+                        &*self.version,
+                        correlation_id,
+                        capability,
+                        delivery.target,
+                        crate::audit::Outcome::Failed,
+                    );
+                    acks.failure = Some((self.grants.audit.clone(), entry));
+                }
+                r.map(|value| (value, acks)).map_err(failure)
+            });
         span.record(
             "outcome",
             outcome.as_ref().err().map_or("ok", InvocationError::label),
@@ -353,13 +401,12 @@ impl AgentVersion {
     /// Returns, with the value, the acknowledgements of the records the guest sent.
     async fn run<R>(
         &self,
-        correlation_id: &str,
-        txn: Option<Arc<dyn crate::bus::TxnPublisher>>,
+        begin: Begin<'_>,
         call: impl for<'a> FnOnce(
-            &'a AgentPlugin,
+            &'a Exports,
             &'a mut Store<StoreData>,
         ) -> futures::future::BoxFuture<'a, wasmtime::Result<R>>,
-    ) -> Result<(R, Acks), InvocationError>
+    ) -> Result<(R, Sent), InvocationError>
     where
         R: Send,
     {
@@ -368,24 +415,41 @@ impl AgentVersion {
         let _permit = self.instances.acquire().await.ok();
         let _in_use = InUse::new(&self.metrics);
         let limits = &self.manifest.limits;
-        let (mut store, warm_plugin) = match self.take_warm() {
+        let first_id = match &begin {
+            Begin::One { correlation_id, .. } => correlation_id,
+            Begin::Batch(ids) => ids.first().map_or("", String::as_str),
+        };
+        let (mut store, warm_exports) = match self.take_warm() {
             Some(mut warm) => {
                 self.refresh(&mut warm.store);
-                (warm.store, Some(warm.plugin))
+                (warm.store, Some(warm.exports))
             }
-            None => (self.new_store(correlation_id), None),
+            None => (self.new_store(first_id), None),
         };
-        store.data().caller.begin_request(correlation_id, txn);
+        let caller = &store.data().caller;
+        let batch = match begin {
+            Begin::One {
+                correlation_id,
+                txn,
+            } => {
+                caller.begin_request(correlation_id, txn);
+                false
+            }
+            Begin::Batch(ids) => {
+                caller.begin_batch(ids.iter().map(String::as_str));
+                true
+            }
+        };
         let result = tokio::time::timeout(limits.timeout, async {
-            let plugin = match warm_plugin {
-                Some(plugin) => plugin,
+            let exports = match warm_exports {
+                Some(exports) => exports,
                 None => {
                     self.metrics.record_instantiation();
-                    self.pre.instantiate_async(&mut store).await?
+                    self.instantiate(&mut store).await?
                 }
             };
-            let value = call(&plugin, &mut store).await?;
-            wasmtime::Result::Ok((plugin, value))
+            let value = call(&exports, &mut store).await?;
+            wasmtime::Result::Ok((exports, value))
         })
         .await;
         let fuel_used = if self.sandbox.fuel {
@@ -402,7 +466,7 @@ impl AgentVersion {
         };
         self.metrics
             .record_resources(store.data().limiter.memory_peak, fuel_used);
-        let (plugin, value) = match self.classify(result, &store) {
+        let (exports, value) = match self.classify(result, &store) {
             Ok(done) => done,
             Err(err) => {
                 if err.is_sandbox_stop() {
@@ -417,17 +481,152 @@ impl AgentVersion {
                 return Err(err);
             }
         };
-        let acks = Acks {
-            pending: store.data().caller.take_sent(),
-            failure: None,
+        let caller = &store.data().caller;
+        let sent = match caller.take_batch_sent() {
+            Some(sent) if batch => Sent::Batch(sent),
+            _ => Sent::One(caller.take_sent()),
         };
         if limits.reuse_instances {
             self.warm
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(WarmInstance { store, plugin });
+                .push(WarmInstance { store, exports });
         }
-        Ok((value, acks))
+        Ok((value, sent))
+    }
+
+    /// A new instance of the component, with its exports looked up.
+    async fn instantiate(&self, store: &mut Store<StoreData>) -> wasmtime::Result<Exports> {
+        let instance = self
+            .pre
+            .instance_pre()
+            .instantiate_async(&mut *store)
+            .await?;
+        let plugin = self.indices.load(&mut *store, &instance)?;
+        let events = match &self.events {
+            Some(indices) => Some(indices.load(&mut *store, &instance)?),
+            None => None,
+        };
+        Ok(Exports { plugin, events })
+    }
+
+    /// Whether the component exports `on-events` and the manifest asks for batches
+    /// (`delivery.batch` above 1).
+    pub fn takes_batches(&self) -> bool {
+        self.events.is_some() && self.manifest.delivery.batch > 1
+    }
+
+    /// Delivers several bus events to one instance through `on-events` (see
+    /// [`AgentVersion::takes_batches`]). Each event gets its own outcome: its acknowledgements
+    /// to wait for, or why it failed. An error of the whole call (a trap, a limit, a timeout, a
+    /// wrong number of results) is every event's outcome.
+    ///
+    /// Audited and counted per event, as if each were delivered alone: one `event` entry each
+    /// before the call, and a `failed` one for each that failed.
+    pub async fn on_events(&self, events: Vec<agent::Event>) -> Vec<Result<Acks, InvocationError>> {
+        let started = Instant::now();
+        let count = events.len();
+        let ids: Vec<String> = events.iter().map(|e| e.correlation_id.clone()).collect();
+        let targets: Vec<String> = events
+            .iter()
+            .map(|e| event_target(&e.topic, e.partition, e.offset))
+            .collect();
+        for (event, (id, target)) in events.iter().zip(ids.iter().zip(&targets)) {
+            self.audit(
+                id,
+                "event",
+                target,
+                crate::audit::Outcome::Allowed,
+                &attempt_detail(event.attempt),
+            );
+        }
+        let span = tracing::info_span!(
+            "invocation",
+            agent = &*self.name,
+            version = &*self.version,
+            kind = "events",
+            events = count,
+            correlation_id = ids.first().map_or("", String::as_str),
+            outcome = tracing::field::Empty,
+        );
+        let call = tracing::Instrument::instrument(
+            self.run(Begin::Batch(&ids), move |exports, store| {
+                Box::pin(async move {
+                    let Some(guest) = &exports.events else {
+                        wasmtime::bail!("the component does not export on-events");
+                    };
+                    guest.call_on_events(store, &events).await
+                })
+            }),
+            span.clone(),
+        )
+        .await;
+        let outcomes: Vec<Result<Acks, InvocationError>> = match call {
+            Ok((results, _)) if results.len() != count => {
+                let err = InvocationError::Trap(format!(
+                    "on-events returned {} results for {count} events",
+                    results.len()
+                ));
+                (0..count).map(|_| Err(err.clone())).collect()
+            }
+            Ok((results, sent)) => {
+                let BatchSentAcks { shared, per_event } = BatchSentAcks::of(sent, count);
+                results
+                    .into_iter()
+                    .zip(per_event)
+                    .zip(ids.iter().zip(&targets))
+                    .map(|((result, pending), (id, target))| {
+                        result.map_err(failure).map(|()| Acks {
+                            pending,
+                            shared: shared.clone(),
+                            failure: Some((
+                                self.grants.audit.clone(),
+                                crate::audit::AuditEntry::new(
+                                    &*self.name,
+                                    &*self.version,
+                                    id,
+                                    "event",
+                                    target,
+                                    crate::audit::Outcome::Failed,
+                                ),
+                            )),
+                        })
+                    })
+                    .collect()
+            }
+            Err(err) => (0..count).map(|_| Err(err.clone())).collect(),
+        };
+        let failed = outcomes.iter().filter(|o| o.is_err()).count();
+        span.record(
+            "outcome",
+            outcomes
+                .iter()
+                .find_map(|o| o.as_ref().err())
+                .map_or("ok", InvocationError::label),
+        );
+        let elapsed = started.elapsed();
+        for (outcome, (id, target)) in outcomes.iter().zip(ids.iter().zip(&targets)) {
+            if let Err(err) = outcome {
+                self.audit(
+                    id,
+                    "event",
+                    target,
+                    crate::audit::Outcome::Failed,
+                    &err.to_string(),
+                );
+            }
+            self.metrics
+                .record_invocation(InvocationKind::Event, elapsed, outcome.as_ref().err());
+        }
+        if failed > 0 {
+            tracing::debug!(
+                agent = &*self.name,
+                count,
+                failed,
+                "on-events: some events failed"
+            );
+        }
+        outcomes
     }
 
     fn take_warm(&self) -> Option<WarmInstance> {
@@ -559,10 +758,43 @@ impl AgentVersion {
     }
 }
 
+/// What a record the bus did not store says, for every event waiting on it.
+type SharedAck = futures::future::Shared<futures::future::BoxFuture<'static, Result<(), String>>>;
+
+/// A batch's sent records as each event waits for them.
+struct BatchSentAcks {
+    /// Sent before the agent named an event: every event waits for them.
+    shared: Option<SharedAck>,
+    per_event: Vec<Vec<crate::bus::PendingReceipt>>,
+}
+
+impl BatchSentAcks {
+    fn of(sent: Sent, count: usize) -> Self {
+        let (shared, mut per_event) = match sent {
+            Sent::Batch(sent) => (sent.shared, sent.per_event),
+            Sent::One(pending) => (pending, Vec::new()),
+        };
+        per_event.resize_with(count, Vec::new);
+        let shared = (!shared.is_empty()).then(|| {
+            let all: futures::future::BoxFuture<'static, Result<(), String>> =
+                Box::pin(async move {
+                    for outcome in futures::future::join_all(shared).await {
+                        outcome.map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                });
+            futures::FutureExt::shared(all)
+        });
+        Self { shared, per_event }
+    }
+}
+
 /// The acknowledgements still to come for the records an invocation sent (`bus.send`).
 #[must_use = "an event is finished only once the records it sent are acknowledged"]
 pub struct Acks {
     pending: Vec<crate::bus::PendingReceipt>,
+    /// In a batch, records sent before the agent named an event, which every event awaits.
+    shared: Option<SharedAck>,
     /// The delivery's failure, recorded in the audit log if a record is not stored (like an
     /// invocation that fails).
     failure: Option<(Arc<crate::audit::AuditLog>, crate::audit::AuditEntry)>,
@@ -573,28 +805,57 @@ impl Acks {
     pub fn none() -> Self {
         Self {
             pending: Vec::new(),
+            shared: None,
+            failure: None,
+        }
+    }
+
+    /// What a single invocation sent. (A batch's, were it given one, is waited for whole.)
+    fn of(sent: Sent) -> Self {
+        let pending = match sent {
+            Sent::One(pending) => pending,
+            Sent::Batch(sent) => sent
+                .shared
+                .into_iter()
+                .chain(sent.per_event.into_iter().flatten())
+                .collect(),
+        };
+        Self {
+            pending,
+            shared: None,
             failure: None,
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.pending.is_empty() && self.shared.is_none()
     }
 
     /// Waits for every acknowledgement; a record the bus did not store makes the invocation a
     /// failed attempt, to be retried.
     pub async fn wait(self) -> Result<(), InvocationError> {
-        if self.pending.is_empty() {
+        if self.is_empty() {
             return Ok(());
         }
-        for outcome in futures::future::join_all(self.pending).await {
-            if let Err(e) = outcome {
-                let err = InvocationError::Retry(format!("a record it sent was not stored: {e}"));
-                if let Some((log, entry)) = self.failure {
-                    log.record(entry.detail(err.to_string()));
-                }
-                return Err(err);
+        let own = async {
+            for outcome in futures::future::join_all(self.pending).await {
+                outcome.map_err(|e| e.to_string())?;
             }
+            Ok::<(), String>(())
+        };
+        let shared = async {
+            match self.shared {
+                Some(shared) => shared.await,
+                None => Ok(()),
+            }
+        };
+        let (own, shared) = futures::future::join(own, shared).await;
+        if let Err(e) = own.and(shared) {
+            let err = InvocationError::Retry(format!("a record it sent was not stored: {e}"));
+            if let Some((log, entry)) = self.failure {
+                log.record(entry.detail(err.to_string()));
+            }
+            return Err(err);
         }
         Ok(())
     }
@@ -623,6 +884,14 @@ impl Delivery<'_> {
 /// How an event's position reads in logs and the audit trail: `topic[partition]@offset`.
 pub fn event_target(topic: &str, partition: u32, offset: u64) -> String {
     format!("{topic}[{partition}]@{offset}")
+}
+
+/// The audit detail of a delivery: which attempt, for a redelivered event.
+fn attempt_detail(attempt: u32) -> String {
+    match attempt {
+        0 | 1 => String::new(),
+        n => format!("attempt {n}"),
+    }
 }
 
 fn failure(f: types::Failure) -> InvocationError {

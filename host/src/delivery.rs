@@ -10,6 +10,9 @@
 //!   dead-letter topic; a crash replays at most what was read and unfinished (at-least-once).
 //! - Failures are retried with exponential backoff up to `max_attempts`; rejections and
 //!   exhausted records are dead-lettered with headers naming agent, version, attempts and error.
+//! - With `delivery.batch` above 1 and a component that exports `on-events`, the records free
+//!   to start at once (at most one per chain) go to one invocation together; each is then
+//!   finished, retried or dead-lettered on its own, retries one at a time.
 
 use crate::agent::{Acks, AgentVersion, InvocationError};
 use crate::bus::{
@@ -21,6 +24,7 @@ use crate::config::{DeliveryMode, Ordering};
 use crate::metrics::Metrics;
 use crate::registry::AgentCell;
 use crate::runtime::bindings::{agent, types};
+use futures::FutureExt;
 use pipeline::{Chain, Pipeline};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -244,9 +248,11 @@ impl Rewound {
 struct WorkerState {
     /// Each record with the version live when it was read.
     pipeline: Pipeline<(Record, Arc<AgentVersion>)>,
-    /// One task per record in flight; each yields its chain, offset, outcome, and whether it
-    /// already released its chain (through `releases`).
-    in_flight: JoinSet<(Chain, u64, Finished, bool)>,
+    /// One task per record, or per batch of records, in flight; each yields, per record, its
+    /// chain, offset, outcome, and whether it already released its chain (through `releases`).
+    in_flight: JoinSet<Vec<(Chain, u64, Finished, bool)>>,
+    /// Records free to start that go to the next batch (see [`PartitionWorker::flush`]).
+    ready: Vec<(Chain, (Record, Arc<AgentVersion>))>,
     /// Chains let go by records that were handled and whose sent records are still being
     /// acknowledged: the chain's next record may start.
     releases: mpsc::UnboundedReceiver<Chain>,
@@ -308,18 +314,21 @@ impl PartitionWorker {
     async fn run(self: Arc<Self>, mut reader: Box<dyn PartitionReader>) {
         let delivery = self.cell.current().manifest.delivery.clone();
         let ordering = delivery.ordering;
-        // Enough read ahead to keep `concurrency` invocations busy when keys repeat; a chain
-        // that is one record at a time has no use for more than the next record.
+        // Enough read ahead to keep `concurrency` invocations busy when keys repeat, or to fill
+        // a batch; a chain that is one record at a time has no use for more than the next record.
         // Records only waiting for acknowledgements do not count: they need no invocation, and
         // counting them would hold the partition to `window` records per broker round trip.
         let window = match ordering {
-            Ordering::Key => (delivery.concurrency as usize).saturating_mul(2).max(2),
+            Ordering::Key => (delivery.concurrency.max(delivery.batch) as usize)
+                .saturating_mul(2)
+                .max(2),
             Ordering::Partition => 2,
         };
         let (release_tx, releases) = mpsc::unbounded_channel();
         let mut state = WorkerState {
             pipeline: Pipeline::default(),
             in_flight: JoinSet::new(),
+            ready: Vec::new(),
             releases,
             release_tx,
             awaiting_acks: 0,
@@ -331,6 +340,7 @@ impl PartitionWorker {
                 // A release still queued may start a waiting record, which must be handled
                 // too (see `finished`).
                 self.released_meanwhile(&mut state);
+                self.flush(&mut state);
                 if state.in_flight.is_empty() {
                     break;
                 }
@@ -369,25 +379,26 @@ impl PartitionWorker {
                             }
                             continue;
                         }
-                        // The version is pinned when the record is read, in offset order: across a
-                        // swap, the partition's records switch version once, whichever starts first.
-                        let chain = Chain::of(&record, ordering);
-                        let offset = record.offset;
-                        let version = self.cell.pick(record.key.as_deref(), offset);
-                        let admitted = (record, version);
-                        if let Some(ready) = state.pipeline.admit(chain.clone(), offset, admitted) {
-                            self.start(&mut state, chain, ready);
+                        let batch = self.admit(&mut state, record, ordering);
+                        // A batch takes what the reader already has, without waiting for more.
+                        while batch > 1 && state.ready.len() < batch && state.has_room(window) {
+                            match reader.next().now_or_never() {
+                                Some(Ok(record)) => {
+                                    self.admit(&mut state, record, ordering);
+                                }
+                                Some(Err(err)) => {
+                                    self.read_failed(&mut state, reader.topic_partition(), err).await;
+                                    break;
+                                }
+                                None => break,
+                            }
                         }
                     }
-                    // Revoked: the partition belongs to another member now.
-                    Err(BusError::Closed) => state.stopping = true,
-                    Err(err) => {
-                        tracing::warn!(agent = self.cell.name(), partition = %reader.topic_partition(), error = %err, "fetch failed");
-                        state.stopping = sleep_or_stop(BUS_RETRY, &self.stop).await;
-                    }
+                    Err(err) => self.read_failed(&mut state, reader.topic_partition(), err).await,
                 },
                 else => break,
             }
+            self.flush(&mut state);
             if !self.commit(&mut state, reader.as_mut()).await {
                 break;
             }
@@ -395,6 +406,86 @@ impl PartitionWorker {
         // Whatever is still in flight (a bound of `drain` ran out, or the partition was revoked
         // under it) is abandoned uncommitted: the partition's next owner delivers it again.
         state.in_flight.abort_all();
+    }
+
+    /// Takes a record just read into the pipeline, started (or readied for a batch) if its
+    /// chain is free. Returns the batch size of the version it was pinned to (1: no batches).
+    fn admit(
+        self: &Arc<Self>,
+        state: &mut WorkerState,
+        record: Record,
+        ordering: Ordering,
+    ) -> usize {
+        // The version is pinned when the record is read, in offset order: across a swap, the
+        // partition's records switch version once, whichever starts first.
+        let chain = Chain::of(&record, ordering);
+        let offset = record.offset;
+        let version = self.cell.pick(record.key.as_deref(), offset);
+        let batch = self.batch_size(&version);
+        if let Some(ready) = state
+            .pipeline
+            .admit(chain.clone(), offset, (record, version))
+        {
+            self.start(state, chain, ready);
+        }
+        batch
+    }
+
+    /// Records per invocation for `version` here: its `delivery.batch` if it takes batches of
+    /// bus events, else 1.
+    fn batch_size(&self, version: &AgentVersion) -> usize {
+        if matches!(self.handler, Handler::Events) && version.takes_batches() {
+            version.manifest.delivery.batch as usize
+        } else {
+            1
+        }
+    }
+
+    /// A read failed: revoked (stop), or a bus error (pause, then read again).
+    async fn read_failed(
+        &self,
+        state: &mut WorkerState,
+        partition: &TopicPartition,
+        err: BusError,
+    ) {
+        match err {
+            // Revoked: the partition belongs to another member now.
+            BusError::Closed => state.stopping = true,
+            err => {
+                tracing::warn!(agent = self.cell.name(), %partition, error = %err, "fetch failed");
+                state.stopping = sleep_or_stop(BUS_RETRY, &self.stop).await;
+            }
+        }
+    }
+
+    /// Starts the records readied for batches: those pinned to one version together, up to its
+    /// `delivery.batch` per invocation.
+    fn flush(self: &Arc<Self>, state: &mut WorkerState) {
+        while let Some((_, (_, version))) = state.ready.first() {
+            let version = version.clone();
+            let size = self.batch_size(&version);
+            let mut batch = Vec::with_capacity(size.min(state.ready.len()));
+            let mut rest = Vec::new();
+            for entry in state.ready.drain(..) {
+                if batch.len() < size && Arc::ptr_eq(&entry.1.1, &version) {
+                    batch.push((entry.0, entry.1.0));
+                } else {
+                    rest.push(entry);
+                }
+            }
+            state.ready = rest;
+            let worker = self.clone();
+            let releases: Vec<Release> = batch
+                .iter()
+                .map(|(chain, _)| Release {
+                    chain: Some(chain.clone()),
+                    to: state.release_tx.clone(),
+                })
+                .collect();
+            state
+                .in_flight
+                .spawn(async move { worker.deliver_batch(batch, version, releases).await });
+        }
     }
 
     /// Starts the next record of a chain its record let go before finishing.
@@ -422,10 +513,32 @@ impl PartitionWorker {
     fn finished(
         self: &Arc<Self>,
         state: &mut WorkerState,
-        joined: Result<(Chain, u64, Finished, bool), tokio::task::JoinError>,
+        joined: Result<Vec<(Chain, u64, Finished, bool)>, tokio::task::JoinError>,
     ) {
         match joined {
-            Ok((chain, offset, Finished::Done, released)) => {
+            Ok(records) => {
+                for record in records {
+                    self.record_finished(state, record);
+                }
+            }
+            Err(err) => {
+                // A bug, not input: the records stay unfinished, so their offset is never
+                // committed; the partition stops here and is delivered again after a rebalance
+                // or restart rather than skipping them.
+                tracing::error!(agent = self.cell.name(), error = %err, "a delivery task failed; the partition stops without committing past its records");
+                state.stopping = true;
+            }
+        }
+    }
+
+    /// Handles one record's end (see [`PartitionWorker::finished`]).
+    fn record_finished(
+        self: &Arc<Self>,
+        state: &mut WorkerState,
+        (chain, offset, finished, released): (Chain, u64, Finished, bool),
+    ) {
+        match finished {
+            Finished::Done => {
                 if released {
                     state.acks_arrived(self);
                 }
@@ -438,36 +551,35 @@ impl PartitionWorker {
                 }
             }
             // Stopped in backoff: unfinished, delivered again by the partition's next owner.
-            Ok((_, _, Finished::Stopped, released)) => {
+            Finished::Stopped => {
                 if released {
                     state.acks_arrived(self);
                 }
                 state.stopping = true;
             }
             // Unfinished, so the committed offset stays below it; read again after the rejoin.
-            Ok((_, _, Finished::Rewind, released)) => {
+            Finished::Rewind => {
                 if released {
                     state.acks_arrived(self);
                 }
                 state.stopping = true;
                 self.rejoin.cancel();
             }
-            Err(err) => {
-                // A bug, not input: the record stays unfinished, so its offset is never
-                // committed; the partition stops here and is delivered again after a rebalance
-                // or restart rather than skipping it.
-                tracing::error!(agent = self.cell.name(), error = %err, "a delivery task failed; the partition stops without committing past its record");
-                state.stopping = true;
-            }
         }
     }
 
+    /// Starts a record whose chain is free: in a task of its own, or readied for the next
+    /// batch when its version takes batches.
     fn start(
         self: &Arc<Self>,
         state: &mut WorkerState,
         chain: Chain,
         (record, version): (Record, Arc<AgentVersion>),
     ) {
+        if self.batch_size(&version) > 1 {
+            state.ready.push((chain, (record, version)));
+            return;
+        }
         let worker = self.clone();
         let release = Release {
             chain: Some(chain.clone()),
@@ -476,7 +588,7 @@ impl PartitionWorker {
         state.in_flight.spawn(async move {
             let mut release = release;
             let finished = worker.deliver(&record, version, &mut release).await;
-            (chain, record.offset, finished, release.chain.is_none())
+            vec![(chain, record.offset, finished, release.chain.is_none())]
         });
     }
 
@@ -540,45 +652,114 @@ impl PartitionWorker {
         release: &mut Release,
     ) -> Finished {
         let correlation_id = correlation_id_of(record);
-        let mut attempt = self.rewound.take(record) + 1;
-        let mut first = Some(version);
+        let attempt = self.rewound.take(record) + 1;
+        let first = self
+            .attempt(record, &version, &correlation_id, attempt, release)
+            .await;
+        self.follow_up(record, version, &correlation_id, attempt, first, release)
+            .await
+    }
+
+    /// Hands records free to start to `version` in one `on-events` invocation, then finishes
+    /// each on its own: done once acknowledged, or retried one at a time, or dead-lettered, as
+    /// [`PartitionWorker::deliver`] would. A record that succeeded lets its chain go before its
+    /// acknowledgements are in; one that failed holds its chain through its retries.
+    async fn deliver_batch(
+        self: Arc<Self>,
+        batch: Vec<(Chain, Record)>,
+        version: Arc<AgentVersion>,
+        mut releases: Vec<Release>,
+    ) -> Vec<(Chain, u64, Finished, bool)> {
+        let correlation_ids: Vec<String> =
+            batch.iter().map(|(_, r)| correlation_id_of(r)).collect();
+        let attempts: Vec<u32> = batch
+            .iter()
+            .map(|(_, r)| self.rewound.take(r) + 1)
+            .collect();
+        let events = batch
+            .iter()
+            .zip(correlation_ids.iter().zip(&attempts))
+            .map(|((_, record), (id, attempt))| to_event(record, id, *attempt))
+            .collect();
+        let outcomes = {
+            let _permit = self.concurrency.acquire().await.ok();
+            version.on_events(events).await
+        };
+        let this = &*self;
+        let finishing = batch
+            .iter()
+            .zip(outcomes)
+            .zip(releases.iter_mut())
+            .zip(correlation_ids.iter().zip(&attempts))
+            .map(|((((_, record), outcome), release), (id, attempt))| {
+                let version = version.clone();
+                async move {
+                    let first = acknowledged(outcome, release).await;
+                    this.follow_up(record, version, id, *attempt, first, release)
+                        .await
+                }
+            });
+        let finished = futures::future::join_all(finishing).await;
+        batch
+            .into_iter()
+            .zip(finished)
+            .zip(releases)
+            .map(|(((chain, record), finished), release)| {
+                (chain, record.offset, finished, release.chain.is_none())
+            })
+            .collect()
+    }
+
+    /// One attempt at `record` on `agent`, up to its sent records' acknowledgements: whether it
+    /// let its chain go (see [`acknowledged`]), and how it ended.
+    async fn attempt(
+        &self,
+        record: &Record,
+        agent: &AgentVersion,
+        correlation_id: &str,
+        attempt: u32,
+        release: &mut Release,
+    ) -> (bool, Result<(), InvocationError>) {
+        let result = {
+            let _permit = self.concurrency.acquire().await.ok();
+            match &self.handler {
+                Handler::Events => {
+                    agent
+                        .on_event(to_event(record, correlation_id, attempt))
+                        .await
+                }
+                Handler::BusTasks { skill, a2a } => crate::a2a::bus::serve_request(
+                    a2a,
+                    self.deps.bus.as_ref(),
+                    agent,
+                    skill,
+                    record,
+                    correlation_id,
+                )
+                .await
+                .map(|()| Acks::none()),
+            }
+        };
+        // The invocation's slot is free again; its sent records' acknowledgements are awaited
+        // outside it, so round trips to the broker overlap across invocations.
+        acknowledged(result, release).await
+    }
+
+    /// Takes `record` from an attempt's end (`outcome`, on `agent`) until it is finished:
+    /// done, retried with backoff on whichever version is live then, or dead-lettered.
+    async fn follow_up(
+        &self,
+        record: &Record,
+        mut agent: Arc<AgentVersion>,
+        correlation_id: &str,
+        mut attempt: u32,
+        mut outcome: (bool, Result<(), InvocationError>),
+        release: &mut Release,
+    ) -> Finished {
         loop {
-            // After a swap, retries go to the new version.
-            let agent = first.take().unwrap_or_else(|| self.cell.current());
+            let (released, result) = outcome;
             let on_canary = self.cell.is_canary(&agent);
             let delivery = &agent.manifest.delivery;
-            let result = {
-                let _permit = self.concurrency.acquire().await.ok();
-                match &self.handler {
-                    Handler::Events => {
-                        agent
-                            .on_event(to_event(record, &correlation_id, attempt))
-                            .await
-                    }
-                    Handler::BusTasks { skill, a2a } => crate::a2a::bus::serve_request(
-                        a2a,
-                        self.deps.bus.as_ref(),
-                        &agent,
-                        skill,
-                        record,
-                        &correlation_id,
-                    )
-                    .await
-                    .map(|()| Acks::none()),
-                }
-            };
-            // The invocation's slot is free again; its sent records' acknowledgements are
-            // awaited outside it, so round trips to the broker overlap across invocations.
-            let (released, result) = match result {
-                Ok(acks) => {
-                    let released = !acks.is_empty();
-                    if released {
-                        release.now();
-                    }
-                    (released, acks.wait().await)
-                }
-                Err(err) => (false, Err(err)),
-            };
             self.cell.record_outcome(&agent, result.is_ok());
             let err = match result {
                 Ok(()) => return Finished::Done,
@@ -595,21 +776,26 @@ impl PartitionWorker {
                 tracing::warn!(agent = &*agent.name, version = &*agent.version, correlation_id, topic = record.topic,
                     partition = record.partition, offset = record.offset, error = %err,
                     "canary invocation failed; handing the event to the live version");
-                continue;
+            } else {
+                if err.is_permanent() || attempt >= delivery.max_attempts {
+                    return self
+                        .dead_letter(record, &agent, correlation_id, attempt, &err)
+                        .await;
+                }
+                let wait = backoff(delivery.backoff, delivery.max_backoff, attempt);
+                tracing::warn!(agent = &*agent.name, version = &*agent.version, correlation_id, topic = record.topic,
+                    partition = record.partition, offset = record.offset, attempt, error = %err,
+                    retry_in = %humantime::format_duration(wait), "invocation failed; will retry");
+                if sleep_or_stop(wait, &self.stop).await {
+                    return Finished::Stopped;
+                }
+                attempt += 1;
             }
-            if err.is_permanent() || attempt >= delivery.max_attempts {
-                return self
-                    .dead_letter(record, &agent, &correlation_id, attempt, &err)
-                    .await;
-            }
-            let wait = backoff(delivery.backoff, delivery.max_backoff, attempt);
-            tracing::warn!(agent = &*agent.name, version = &*agent.version, correlation_id, topic = record.topic,
-                partition = record.partition, offset = record.offset, attempt, error = %err,
-                retry_in = %humantime::format_duration(wait), "invocation failed; will retry");
-            if sleep_or_stop(wait, &self.stop).await {
-                return Finished::Stopped;
-            }
-            attempt += 1;
+            // After a swap, retries go to the new version.
+            agent = self.cell.current();
+            outcome = self
+                .attempt(record, &agent, correlation_id, attempt, release)
+                .await;
         }
     }
 
@@ -782,6 +968,25 @@ impl PartitionWorker {
                 }
             }
         }
+    }
+}
+
+/// How an invocation's record ended once what it sent is acknowledged: whether it let its chain
+/// go first (it succeeded and sent records; they are in the bus in order, so the chain's next
+/// record may run), and whether it and its sent records all succeeded.
+async fn acknowledged(
+    result: Result<Acks, InvocationError>,
+    release: &mut Release,
+) -> (bool, Result<(), InvocationError>) {
+    match result {
+        Ok(acks) => {
+            let released = !acks.is_empty();
+            if released {
+                release.now();
+            }
+            (released, acks.wait().await)
+        }
+        Err(err) => (false, Err(err)),
     }
 }
 

@@ -567,7 +567,8 @@ impl Host {
             return Ok(report);
         };
         // What a membership reads once, when it starts: a change takes a restart.
-        let membership_settings = |d: &crate::config::Delivery| (d.mode, d.ordering, d.concurrency);
+        let membership_settings =
+            |d: &crate::config::Delivery| (d.mode, d.ordering, d.concurrency, d.batch);
         let settings_changed = membership_settings(&cell.current().manifest.delivery)
             != membership_settings(&version.manifest.delivery);
         let same_subscriptions = self
@@ -591,7 +592,7 @@ impl Host {
             }
             if settings_changed || !same_subscriptions {
                 return Err(DeployError::Conflict(format!(
-                    "{source}: a canary must subscribe and be delivered like the running version (same topics, groups, mode, ordering and concurrency); deploy it with rollout.canary = 0 to switch outright"
+                    "{source}: a canary must subscribe and be delivered like the running version (same topics, groups, mode, ordering, concurrency and batch); deploy it with rollout.canary = 0 to switch outright"
                 )));
             }
             let rollout = version.manifest.rollout.clone();
@@ -621,8 +622,8 @@ impl Host {
         };
         // Same subscriptions: the running tasks pick up the new version on their next record,
         // with offsets untouched. Different ones, a different delivery mode (offsets stored for
-        // auto-commit and offsets committed in transactions must not interleave), ordering or
-        // concurrency: restart them, which commits and leaves the groups first.
+        // auto-commit and offsets committed in transactions must not interleave), ordering,
+        // concurrency or batch (they size a partition's read-ahead): restart them, which commits and leaves the groups first.
         let unchanged = !settings_changed && same_subscriptions;
         if unchanged {
             if let Some(r) = self.registry.write().get_mut(&name) {

@@ -6,6 +6,7 @@
 //! refused at deploy, and every call of a granted one is checked again.
 
 pub mod a2a;
+pub mod batch;
 pub mod config;
 pub mod diff;
 pub mod files;
@@ -44,6 +45,41 @@ struct Request {
     published: Arc<std::sync::atomic::AtomicU32>,
     /// Records `send` handed to the bus whose acknowledgement is still to come.
     sent: Arc<std::sync::Mutex<Vec<crate::bus::PendingReceipt>>>,
+    /// In an `on-events` batch: the request of each event, which `batch.handling` switches to.
+    batch: Option<Arc<Batch>>,
+}
+
+impl Request {
+    fn new(correlation_id: &str, txn: Option<Arc<dyn TxnPublisher>>) -> Self {
+        Self {
+            correlation_id: correlation_id.into(),
+            txn,
+            published: Default::default(),
+            sent: Default::default(),
+            batch: None,
+        }
+    }
+
+    fn take_sent(&self) -> Vec<crate::bus::PendingReceipt> {
+        std::mem::take(&mut *self.sent.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// The requests of an `on-events` batch.
+struct Batch {
+    /// What the agent does before it names an event: attributed to the first event's
+    /// correlation id, and its sent records hold every event of the batch.
+    before: Request,
+    /// One per event, in the batch's order.
+    events: Vec<Request>,
+}
+
+/// The acknowledgements still to come for what a batch sent.
+pub struct BatchSent {
+    /// Sent before the agent named an event: every event waits for these.
+    pub shared: Vec<crate::bus::PendingReceipt>,
+    /// Sent on behalf of each event, in the batch's order.
+    pub per_event: Vec<Vec<crate::bus::PendingReceipt>>,
 }
 
 impl std::fmt::Debug for Caller {
@@ -63,12 +99,7 @@ impl Caller {
         Self {
             agent,
             version,
-            request: Arc::new(std::sync::RwLock::new(Request {
-                correlation_id: correlation_id.into(),
-                txn: None,
-                published: Default::default(),
-                sent: Default::default(),
-            })),
+            request: Arc::new(std::sync::RwLock::new(Request::new(correlation_id, None))),
         }
     }
 
@@ -111,13 +142,16 @@ impl Caller {
 
     /// The acknowledgements still to come of this request's sent records.
     pub fn take_sent(&self) -> Vec<crate::bus::PendingReceipt> {
-        std::mem::take(
-            &mut *self
-                .request()
-                .sent
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        )
+        self.request().take_sent()
+    }
+
+    /// In a batch: the acknowledgements still to come, by event. `None` outside a batch.
+    pub fn take_batch_sent(&self) -> Option<BatchSent> {
+        let batch = self.request().batch?;
+        Some(BatchSent {
+            shared: batch.before.take_sent(),
+            per_event: batch.events.iter().map(Request::take_sent).collect(),
+        })
     }
 
     /// Records one use of `capability` on `target` in the audit log.
@@ -169,12 +203,49 @@ impl Caller {
     /// Points every clone at a new request (a fresh instance, or a reused one serving its
     /// next event): its correlation id, and the transaction its publishes join, if any.
     pub fn begin_request(&self, correlation_id: &str, txn: Option<Arc<dyn TxnPublisher>>) {
-        *self.request.write().unwrap_or_else(|p| p.into_inner()) = Request {
-            correlation_id: correlation_id.into(),
-            txn,
-            published: Default::default(),
-            sent: Default::default(),
+        *self.request.write().unwrap_or_else(|p| p.into_inner()) =
+            Request::new(correlation_id, txn);
+    }
+
+    /// Points every clone at a new `on-events` batch of events with these correlation ids (at
+    /// least one): until [`Caller::handling`] names an event, the first one's.
+    pub fn begin_batch<'a>(&self, correlation_ids: impl IntoIterator<Item = &'a str>) {
+        let events: Vec<Request> = correlation_ids
+            .into_iter()
+            .map(|id| Request::new(id, None))
+            .collect();
+        let first = events.first().map_or("", |r| &*r.correlation_id);
+        let before = Request::new(first, None);
+        let batch = Arc::new(Batch { before, events });
+        let current = Request {
+            batch: Some(batch.clone()),
+            ..batch.before.clone()
         };
+        *self.request.write().unwrap_or_else(|p| p.into_inner()) = current;
+    }
+
+    /// `batch.handling`: what follows is on behalf of event `index` of the batch.
+    pub fn handling(&self, index: u32) -> Result<(), String> {
+        let mut request = self.request.write().unwrap_or_else(|p| p.into_inner());
+        let Some(batch) = request.batch.clone() else {
+            return Err(format!(
+                "batch.handling({index}) called outside on-events: there is no batch"
+            ));
+        };
+        let Some(event) = usize::try_from(index)
+            .ok()
+            .and_then(|i| batch.events.get(i))
+        else {
+            return Err(format!(
+                "batch.handling({index}) names no event: the batch has {} (0-based)",
+                batch.events.len()
+            ));
+        };
+        *request = Request {
+            batch: Some(batch.clone()),
+            ..event.clone()
+        };
+        Ok(())
     }
 }
 
@@ -238,6 +309,7 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     config::add_to_linker(linker)?;
     mcp::add_to_linker(linker)?;
     a2a::add_to_linker(linker)?;
+    batch::add_to_linker(linker)?;
     Ok(())
 }
 
@@ -255,7 +327,7 @@ pub fn check_import(name: &str, manifest: &Manifest) -> Result<(), String> {
             ));
         }
         return match local {
-            "types" | "log" | "config" => Ok(()),
+            "types" | "log" | "config" | "batch" => Ok(()),
             "bus" if grants.publish.is_empty() => Err(format!(
                 "imports `{name}` but the manifest grants no topics: add them to `capabilities.publish`"
             )),
@@ -325,10 +397,72 @@ mod tests {
         for ok in [
             "agenthost:agent/log@0.1.0",
             "agenthost:agent/config@0.1.0",
+            "agenthost:agent/batch@0.1.0",
             "wasi:cli/stdout@0.2.6",
         ] {
             assert!(check_import(ok, &bare).is_ok(), "{ok}");
         }
+    }
+
+    fn receipt(offset: u64) -> crate::bus::PendingReceipt {
+        Box::pin(async move {
+            Ok(crate::bus::Receipt {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+            })
+        })
+    }
+
+    async fn offsets(pending: Vec<crate::bus::PendingReceipt>) -> Vec<u64> {
+        futures::future::join_all(pending)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().offset)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn in_a_batch_what_the_agent_sends_belongs_to_the_event_it_named() {
+        let caller = Caller::new("a".into(), "1".into(), "unused");
+        caller.begin_batch(["c0", "c1", "c2"]);
+        // Before the agent names an event: the first one's id, and held by every event.
+        assert_eq!(&*caller.correlation_id(), "c0");
+        caller.add_sent(receipt(100));
+        caller.handling(2).unwrap();
+        assert_eq!(&*caller.correlation_id(), "c2");
+        caller.add_sent(receipt(2));
+        caller.handling(0).unwrap();
+        assert_eq!(&*caller.correlation_id(), "c0");
+        caller.add_sent(receipt(0));
+        // `limits.publishes` counts per event.
+        assert!(caller.take_publish(1));
+        assert!(!caller.take_publish(1));
+        caller.handling(1).unwrap();
+        assert!(caller.take_publish(1));
+
+        let sent = caller.take_batch_sent().unwrap();
+        assert_eq!(offsets(sent.shared).await, [100]);
+        let mut per_event = Vec::new();
+        for pending in sent.per_event {
+            per_event.push(offsets(pending).await);
+        }
+        assert_eq!(per_event, [vec![0], vec![], vec![2]]);
+    }
+
+    #[test]
+    fn naming_an_event_outside_a_batch_or_past_its_end_is_refused() {
+        let caller = Caller::new("a".into(), "1".into(), "c");
+        let err = caller.handling(0).unwrap_err();
+        assert!(err.contains("outside on-events"), "{err}");
+        assert!(caller.take_batch_sent().is_none());
+        caller.begin_batch(["c0", "c1"]);
+        let err = caller.handling(2).unwrap_err();
+        assert!(err.contains("the batch has 2"), "{err}");
+        // A single request afterwards has no batch left.
+        caller.begin_request("d", None);
+        assert!(caller.handling(0).is_err());
+        assert_eq!(&*caller.correlation_id(), "d");
     }
 
     #[test]

@@ -104,7 +104,14 @@ pub struct Delivery {
     pub ordering: Ordering,
     /// At-least-once (the default, on every bus) or exactly-once (Kafka transactions).
     pub mode: DeliveryMode,
+    /// Records of a partition per invocation, for a component that exports `on-events` (1: one
+    /// `on-event` call per record). A batch holds at most one record per key, and runs within
+    /// one `limits.timeout`.
+    pub batch: u32,
 }
+
+/// The largest `delivery.batch`.
+pub const MAX_BATCH: u32 = 1024;
 
 /// The order a partition's records are handled in. Either way a record's offset is committed
 /// only when it and every record before it in the partition are finished.
@@ -190,6 +197,7 @@ impl Default for Delivery {
             concurrency: 8,
             ordering: Ordering::Key,
             mode: DeliveryMode::AtLeastOnce,
+            batch: 1,
         }
     }
 }
@@ -401,6 +409,15 @@ impl Manifest {
         }
         if d.concurrency == 0 {
             return Err("`delivery.concurrency` must be at least 1".into());
+        }
+        if !(1..=MAX_BATCH).contains(&d.batch) {
+            return Err(format!(
+                "`delivery.batch` must be between 1 and {MAX_BATCH}, not {}",
+                d.batch
+            ));
+        }
+        if d.batch > 1 && d.mode == DeliveryMode::ExactlyOnce {
+            return Err("`delivery.batch` above 1 is for at-least-once delivery: exactly-once commits each record in a transaction of its own".into());
         }
         if d.max_backoff < d.backoff {
             return Err(
@@ -631,6 +648,18 @@ expose = true
             (
                 format!("name = \"a\"\n{base}[delivery]\nmax_attempts = 0"),
                 "`delivery.max_attempts`",
+            ),
+            (
+                format!("name = \"a\"\n{base}[delivery]\nbatch = 0"),
+                "`delivery.batch` must be between 1 and 1024, not 0",
+            ),
+            (
+                format!("name = \"a\"\n{base}[delivery]\nbatch = 2000"),
+                "`delivery.batch` must be between 1 and 1024, not 2000",
+            ),
+            (
+                format!("name = \"a\"\n{base}[delivery]\nbatch = 8\nmode = \"exactly-once\""),
+                "`delivery.batch` above 1 is for at-least-once",
             ),
             (
                 format!("name = \"a\"\n{base}[[subscribe]]\ntopic = \"bad topic\""),

@@ -9,6 +9,33 @@ wasmtime::component::bindgen!({
 
 pub use self::agenthost::agent::{a2a, bus, config, log, mcp, state, types};
 pub use self::exports::agenthost::agent::agent;
+pub use batch_world::agenthost::agent::batch;
+pub use batch_world::exports::agenthost::agent::events;
+
+/// The optional additions of world `batch-agent-plugin`: the `events` export and the `batch`
+/// import. Its world struct is not used (a component without `events` is still an agent); the
+/// shared interfaces are the ones above, so an `event` is the same type in both.
+mod batch_world {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "batch-agent-plugin",
+        imports: {
+            "agenthost:agent/batch.handling": trappable,
+            default: async,
+        },
+        exports: { default: async },
+        with: {
+            "agenthost:agent/types": super::types,
+            "agenthost:agent/bus": super::bus,
+            "agenthost:agent/mcp": super::mcp,
+            "agenthost:agent/a2a": super::a2a,
+            "agenthost:agent/state": super::state,
+            "agenthost:agent/log": super::log,
+            "agenthost:agent/config": super::config,
+            "agenthost:agent/agent": super::agent,
+        },
+    });
+}
 
 /// The fully-qualified name of the export every agent must provide.
 pub const AGENT_EXPORT: &str = "agenthost:agent/agent@0.1.0";

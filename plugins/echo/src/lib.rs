@@ -11,7 +11,9 @@
 //!
 //! Config: `out` (required for events) — the topic to republish to.
 //!
-//! Imports: `bus` and `config` only.
+//! Imports: `bus` and `config`, and `batch`: echo is built with the SDK's `batch` feature, so it
+//! also exports `on-events` and takes several records per invocation where the manifest sets
+//! `delivery.batch` above 1.
 
 use agenthost_sdk::{Agent, Card, Event, Failure, Message, Reply, Skill, bus, config};
 

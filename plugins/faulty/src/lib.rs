@@ -20,7 +20,8 @@
 //!
 //! Config: `out` — the topic for the fallback (missing → reject naming the key).
 //!
-//! Imports: `bus`, `config` and `log`.
+//! Imports: `bus`, `config` and `log`, and `batch` (built with the SDK's `batch` feature: it
+//! exports `on-events` too, and each event of a batch behaves as above).
 
 use agenthost_sdk::{Agent, Card, Event, Failure, Message, Reply, Skill, bus, config};
 use std::hint::black_box;

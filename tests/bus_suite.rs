@@ -517,6 +517,8 @@ fn a_backlog_goes_to_the_agent_in_batches_and_each_record_ends_on_its_own(bus: T
     // The backlog is in the topic before the agent is deployed, so batches fill up.
     let host = s.start();
     const COUNT: usize = 80;
+    // A batch holds one record per key: many keys per partition, so batches can fill.
+    const KEYS: usize = 40;
     let payload = |i: usize| match i {
         21 => "reject".to_string(),
         50 => "trap".to_string(),
@@ -526,7 +528,7 @@ fn a_backlog_goes_to_the_agent_in_batches_and_each_record_ends_on_its_own(bus: T
         publish(
             &host.url,
             "faulty.in.v1",
-            Some(&format!("k{}", i % 8)),
+            Some(&format!("k{}", i % KEYS)),
             &payload(i),
             Some(&format!("batch-{i}")),
         )
@@ -568,7 +570,7 @@ fn a_backlog_goes_to_the_agent_in_batches_and_each_record_ends_on_its_own(bus: T
         let n: usize = cid.trim_start_matches("batch-").parse().unwrap();
         // Attributed to its own event: the payload is the one sent with that correlation id.
         assert_eq!(r.payload.as_deref(), Some(payload(n).as_str()), "{cid}");
-        assert_eq!(r.key.as_deref(), Some(format!("k{}", n % 8).as_str()));
+        assert_eq!(r.key.as_deref(), Some(format!("k{}", n % KEYS).as_str()));
         *seen.entry(n).or_default() += 1;
         // A key's outputs in order (a redelivered record repeats, it never goes back).
         if let Some(prev) = last_per_key.insert(r.key.clone().unwrap(), n) {

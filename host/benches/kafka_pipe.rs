@@ -12,8 +12,8 @@
 //! - **agenthost, defaults**: the `echo` agent with the manifest's defaults.
 //! - **agenthost, tuned**: `limits.reuse_instances = true` (a warm instance per event) and 64
 //!   invocations in flight (`delivery.concurrency`, `limits.instances`).
-//! - **agenthost, tuned + batch**: tuned, and `delivery.batch = 64`: echo exports `on-events`,
-//!   so up to 64 records of a partition go to one invocation.
+//! - **agenthost, defaults + batch** and **tuned + batch**: with `delivery.batch = 64`: echo
+//!   exports `on-events`, so up to 64 records of a partition (one per key) go to one invocation.
 //!
 //! Throughput is measured on the output records' arrival at a consumer of the output topic
 //! (first to last), so group joins and start-up are not counted. Next to it, the machine's CPU
@@ -28,7 +28,7 @@
 //!
 //! Run with `cargo xtask bench kafka_pipe` (it installs tansu and the Python client, and passes
 //! `AGENTHOST_TANSU`). `AGENTHOST_BENCH_ONLY=tuned` (a comma-separated list of `raw`,
-//! `defaults`, `tuned`, `batch`, `python`) runs only those pipelines, e.g. under a profiler; ratios are
+//! `defaults`, `defaults-batch`, `tuned`, `batch`, `python`) runs only those pipelines, e.g. under a profiler; ratios are
 //! printed only when their baseline ran. `AGENTHOST_BENCH_SIZES=1024` runs one record size.
 //!
 //! The hosts run in this process with the log and spans `agenthost serve` installs (written to
@@ -97,6 +97,10 @@ const TUNED: Tuning = Tuning {
     in_flight: 64,
     linger_ms: Some(5),
     batch: 1,
+};
+const DEFAULTS_BATCH: Tuning = Tuning {
+    batch: 64,
+    ..DEFAULTS
 };
 const TUNED_BATCH: Tuning = Tuning { batch: 64, ..TUNED };
 
@@ -483,9 +487,12 @@ impl Pipeline {
         match self {
             Self::Raw => "raw",
             Self::Python => "python",
-            Self::Host(t) if !t.reuse_instances => "defaults",
-            Self::Host(t) if t.batch > 1 => "batch",
-            Self::Host(_) => "tuned",
+            Self::Host(t) => match (t.reuse_instances, t.batch > 1) {
+                (false, false) => "defaults",
+                (false, true) => "defaults-batch",
+                (true, false) => "tuned",
+                (true, true) => "batch",
+            },
         }
     }
 
@@ -500,9 +507,12 @@ impl Pipeline {
         match self {
             Self::Raw => "raw pipe",
             Self::Python => "Python worker",
-            Self::Host(t) if !t.reuse_instances => "agenthost (defaults)",
-            Self::Host(t) if t.batch > 1 => "agenthost (tuned+batch)",
-            Self::Host(_) => "agenthost (tuned)",
+            Self::Host(t) => match (t.reuse_instances, t.batch > 1) {
+                (false, false) => "agenthost (defaults)",
+                (false, true) => "agenthost (defaults+batch)",
+                (true, false) => "agenthost (tuned)",
+                (true, true) => "agenthost (tuned+batch)",
+            },
         }
     }
 
@@ -614,6 +624,7 @@ fn main() -> Result<()> {
         let pipelines = [
             Pipeline::Raw,
             Pipeline::Host(DEFAULTS),
+            Pipeline::Host(DEFAULTS_BATCH),
             Pipeline::Host(TUNED),
             Pipeline::Host(TUNED_BATCH),
             Pipeline::Python,
@@ -675,7 +686,7 @@ fn main() -> Result<()> {
                 cpu_runs.iter_mut().map(|r| median(r)).collect();
             let broker_per_record: Vec<Option<f64>> =
                 broker_runs.iter_mut().map(|r| median(r)).collect();
-            let (raw, python) = (rates[0], rates[4]);
+            let (raw, python) = (rates[0], rates[5]);
             println!("  {size} B records:");
             for (i, (pipeline, rate)) in pipelines.iter().zip(&rates).enumerate() {
                 let Some(rate) = rate else { continue };
@@ -693,7 +704,7 @@ fn main() -> Result<()> {
                 let cpu = cpu_per_record[i].unwrap_or(0.0);
                 let broker_cpu = broker_per_record[i].unwrap_or(0.0);
                 println!(
-                    "    {:<24} {rate:>9.0} records/s (runs {low:.0}..{high:.0})  CPU/record {cpu:5.1} µs (broker {broker_cpu:4.1})  {vs}",
+                    "    {:<27} {rate:>9.0} records/s (runs {low:.0}..{high:.0})  CPU/record {cpu:5.1} µs (broker {broker_cpu:4.1})  {vs}",
                     pipeline.name()
                 );
             }
@@ -710,6 +721,7 @@ fn main() -> Result<()> {
         for (i, pipeline) in [
             Pipeline::Raw,
             Pipeline::Host(DEFAULTS),
+            Pipeline::Host(DEFAULTS_BATCH),
             Pipeline::Host(TUNED),
             Pipeline::Host(TUNED_BATCH),
         ]

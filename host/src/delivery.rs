@@ -348,7 +348,12 @@ impl PartitionWorker {
             tokio::select! {
                 biased;
                 _ = self.stop.cancelled(), if !state.stopping => state.stopping = true,
-                Some(chain) = state.releases.recv() => self.released_early(&mut state, chain),
+                Some(chain) = state.releases.recv() => {
+                    // A batch lets its records' chains go together: take them all, so the
+                    // records they free start together too.
+                    self.released_early(&mut state, chain);
+                    self.released_meanwhile(&mut state);
+                }
                 Some(joined) = state.in_flight.join_next(), if !state.in_flight.is_empty() => {
                     self.finished(&mut state, joined);
                 }

@@ -145,6 +145,14 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<DiffLine> {
             ),
         });
     }
+    // Records of one batch share an instance: the larger the batch, the more records do.
+    let (bo, bn) = (old.delivery.batch, new.delivery.batch);
+    if bo != bn {
+        lines.push(DiffLine {
+            widens: bn > bo,
+            text: format!("delivery.batch {bo} → {bn} (records sharing an instance)"),
+        });
+    }
     if old.a2a.expose != new.a2a.expose {
         lines.push(DiffLine {
             widens: new.a2a.expose,
@@ -214,16 +222,27 @@ mod tests {
         assert!(diff(&old, &old).is_empty());
     }
 
-    #[test]
-    fn reusing_instances_widens() {
-        let old = m("");
-        let new = m("[limits]\nreuse_instances = true");
+    /// Going from the defaults to `changed` widens, naming `line`; going back does not.
+    fn widens_from_defaults(changed: &str, line: &str) {
+        let (old, new) = (m(""), m(changed));
         assert!(
             diff(&old, &new)
                 .iter()
-                .any(|l| l.widens && l.text.contains("reuse_instances"))
+                .any(|l| l.widens && l.text.contains(line)),
+            "{:?}",
+            diff(&old, &new)
         );
         assert!(diff(&new, &old).iter().all(|l| !l.widens));
+    }
+
+    #[test]
+    fn reusing_instances_widens() {
+        widens_from_defaults("[limits]\nreuse_instances = true", "reuse_instances");
+    }
+
+    #[test]
+    fn larger_batches_widen() {
+        widens_from_defaults("[delivery]\nbatch = 32", "delivery.batch 1 → 32");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! also exports `on-events` and takes several records per invocation where the manifest sets
 //! `delivery.batch` above 1.
 
-use agenthost_sdk::{Agent, Card, Event, Failure, Message, Reply, Skill, bus, config};
+use agenthost_sdk::{Agent, Card, Event, Failure, Message, Reply, Skill, batch, bus, config};
 
 struct Echo;
 
@@ -32,23 +32,36 @@ impl Agent for Echo {
     }
 
     fn on_event(event: Event) -> Result<(), Failure> {
-        let out = config::require("out")?;
-        let headers = event
-            .headers
-            .into_iter()
-            .filter(|header| !bus::HOST_HEADERS.contains(&header.key.as_str()));
-        // `send`: the host commits the event's offset once the copy is acknowledged, so echo
-        // need not wait for the broker itself.
-        bus::Record::new(out, event.payload)
-            .key_opt(event.key)
-            .headers(headers)
-            .send()?;
-        Ok(())
+        copy(event, &config::require("out")?)
+    }
+
+    /// A batch reads `out` once, then copies each event on its behalf (`batch::each` names
+    /// the event to the host, so each copy carries its own event's correlation id).
+    fn on_events(events: Vec<Event>) -> Vec<Result<(), Failure>> {
+        match config::require("out") {
+            Ok(out) => batch::each(events, |event| copy(event, &out)),
+            Err(missing) => events.iter().map(|_| Err(missing.clone())).collect(),
+        }
     }
 
     fn on_message(message: Message) -> Result<Reply, Failure> {
         Ok(Reply::text(message.text()))
     }
+}
+
+/// Sends `event`'s payload, key and headers to `out`.
+fn copy(event: Event, out: &str) -> Result<(), Failure> {
+    let headers = event
+        .headers
+        .into_iter()
+        .filter(|header| !bus::HOST_HEADERS.contains(&header.key.as_str()));
+    // `send`: the host commits the event's offset once the copy is acknowledged, so echo need
+    // not wait for the broker itself.
+    bus::Record::new(out, event.payload)
+        .key_opt(event.key)
+        .headers(headers)
+        .send()?;
+    Ok(())
 }
 
 agenthost_sdk::export_agent!(Echo);

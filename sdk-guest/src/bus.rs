@@ -74,6 +74,19 @@ impl Record {
         }
     }
 
+    /// A copy of `event` for `topic`: its payload, key and headers, without the headers the
+    /// host sets ([`HOST_HEADERS`]) — the copy carries this agent's provenance, and the
+    /// correlation id flows through the host.
+    pub fn forward(topic: impl Into<String>, event: crate::Event) -> Self {
+        let headers = event
+            .headers
+            .into_iter()
+            .filter(|header| !HOST_HEADERS.contains(&header.key.as_str()));
+        Record::new(topic, event.payload)
+            .key_opt(event.key)
+            .headers(headers)
+    }
+
     /// A record for `topic` whose payload is `value` serialized as JSON, with a
     /// `content-type: application/json` header. A value that cannot be serialized is a
     /// [`Failure::Reject`] naming the topic.

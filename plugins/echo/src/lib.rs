@@ -51,16 +51,9 @@ impl Agent for Echo {
 
 /// Sends `event`'s payload, key and headers to `out`.
 fn copy(event: Event, out: &str) -> Result<(), Failure> {
-    let headers = event
-        .headers
-        .into_iter()
-        .filter(|header| !bus::HOST_HEADERS.contains(&header.key.as_str()));
     // `send`: the host commits the event's offset once the copy is acknowledged, so echo need
     // not wait for the broker itself.
-    bus::Record::new(out, event.payload)
-        .key_opt(event.key)
-        .headers(headers)
-        .send()?;
+    bus::Record::forward(out, event).send()?;
     Ok(())
 }
 

@@ -118,15 +118,7 @@ impl Agent for Faulty {
             return Ok(());
         }
         Behaviour::of(&event.payload).act()?;
-        let out = config::require("out")?;
-        let headers = event
-            .headers
-            .into_iter()
-            .filter(|header| !bus::HOST_HEADERS.contains(&header.key.as_str()));
-        bus::Record::new(out, event.payload)
-            .key_opt(event.key)
-            .headers(headers)
-            .publish()?;
+        bus::Record::forward(config::require("out")?, event).publish()?;
         Ok(())
     }
 

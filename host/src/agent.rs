@@ -339,15 +339,8 @@ impl AgentVersion {
             .and_then(|(r, sent)| {
                 let mut acks = Acks::of(sent);
                 if !acks.is_empty() {
-                    let entry = crate::audit::AuditEntry::new(
-                        &*self.name,
-                        &*self.version,
-                        correlation_id,
-                        capability,
-                        delivery.target,
-                        crate::audit::Outcome::Failed,
-                    );
-                    acks.failure = Some((self.grants.audit.clone(), entry));
+                    acks.failure =
+                        Some(self.unstored_entry(correlation_id, capability, delivery.target));
                 }
                 r.map(|value| (value, acks)).map_err(failure)
             });
@@ -367,6 +360,25 @@ impl AgentVersion {
         self.metrics
             .record_invocation(kind, started.elapsed(), outcome.as_ref().err());
         outcome
+    }
+
+    /// Where and what [`Acks::wait`] records when a sent record is not stored: the delivery's
+    /// failure, as a failed invocation would be audited.
+    fn unstored_entry(
+        &self,
+        correlation_id: &str,
+        capability: &str,
+        target: &str,
+    ) -> (Arc<crate::audit::AuditLog>, crate::audit::AuditEntry) {
+        let entry = crate::audit::AuditEntry::new(
+            &*self.name,
+            &*self.version,
+            correlation_id,
+            capability,
+            target,
+            crate::audit::Outcome::Failed,
+        );
+        (self.grants.audit.clone(), entry)
     }
 
     /// Records what the host did for this agent version (a delivery, a dead letter) in the
@@ -427,19 +439,13 @@ impl AgentVersion {
             None => (self.new_store(first_id), None),
         };
         let caller = &store.data().caller;
-        let batch = match begin {
+        match begin {
             Begin::One {
                 correlation_id,
                 txn,
-            } => {
-                caller.begin_request(correlation_id, txn);
-                false
-            }
-            Begin::Batch(ids) => {
-                caller.begin_batch(ids.iter().map(String::as_str));
-                true
-            }
-        };
+            } => caller.begin_request(correlation_id, txn),
+            Begin::Batch(ids) => caller.begin_batch(ids.iter().map(String::as_str)),
+        }
         let result = tokio::time::timeout(limits.timeout, async {
             let exports = match warm_exports {
                 Some(exports) => exports,
@@ -482,9 +488,10 @@ impl AgentVersion {
             }
         };
         let caller = &store.data().caller;
+        // The caller is in a batch exactly when this invocation began one.
         let sent = match caller.take_batch_sent() {
-            Some(sent) if batch => Sent::Batch(sent),
-            _ => Sent::One(caller.take_sent()),
+            Some(sent) => Sent::Batch(sent),
+            None => Sent::One(caller.take_sent()),
         };
         if limits.reuse_instances {
             self.warm
@@ -579,17 +586,7 @@ impl AgentVersion {
                         result.map_err(failure).map(|()| Acks {
                             pending,
                             shared: shared.clone(),
-                            failure: Some((
-                                self.grants.audit.clone(),
-                                crate::audit::AuditEntry::new(
-                                    &*self.name,
-                                    &*self.version,
-                                    id,
-                                    "event",
-                                    target,
-                                    crate::audit::Outcome::Failed,
-                                ),
-                            )),
+                            failure: Some(self.unstored_entry(id, "event", target)),
                         })
                     })
                     .collect()

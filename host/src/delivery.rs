@@ -482,10 +482,7 @@ impl PartitionWorker {
             let worker = self.clone();
             let releases: Vec<Release> = batch
                 .iter()
-                .map(|(chain, _)| Release {
-                    chain: Some(chain.clone()),
-                    to: state.release_tx.clone(),
-                })
+                .map(|(chain, _)| Release::new(chain, &state.release_tx))
                 .collect();
             state
                 .in_flight
@@ -586,10 +583,7 @@ impl PartitionWorker {
             return;
         }
         let worker = self.clone();
-        let release = Release {
-            chain: Some(chain.clone()),
-            to: state.release_tx.clone(),
-        };
+        let release = Release::new(&chain, &state.release_tx);
         state.in_flight.spawn(async move {
             let mut release = release;
             let finished = worker.deliver(&record, version, &mut release).await;
@@ -1003,6 +997,13 @@ struct Release {
 }
 
 impl Release {
+    fn new(chain: &Chain, to: &mpsc::UnboundedSender<Chain>) -> Self {
+        Self {
+            chain: Some(chain.clone()),
+            to: to.clone(),
+        }
+    }
+
     fn now(&mut self) {
         if let Some(chain) = self.chain.take() {
             // The worker outlives its tasks; if it is gone, nothing waits for the chain.

@@ -306,3 +306,75 @@ fn a_request_is_traced_through_agents_and_topics_and_the_log_can_be_followed() {
         describe(&unknown)
     );
 }
+
+#[test]
+fn a_request_that_crossed_two_hosts_on_kafka_is_traced_across_both() {
+    let bus = TestBus::kafka();
+    // Two hosts on one cluster, each with its own audit log: the request enters at the first,
+    // whose agent relays it to a topic only the second host's agent reads.
+    let a = Scenario::on(&bus);
+    let b = Scenario::on(&bus);
+    a.manifest("first", &relay("first", "hop.in.v1", "hop.middle.v1"));
+    b.manifest("second", &relay("second", "hop.middle.v1", "hop.out.v1"));
+    let host_a = a.start();
+    let host_b = b.start();
+    publish(&host_a.url, "hop.in.v1", Some("k"), "hop", Some("cid-hop")).unwrap();
+    assert_eq!(
+        consume(&host_b.url, "hop.out.v1", 1, Duration::from_secs(60)).len(),
+        1,
+        "the relay through both hosts; first host's log:\n{}\nsecond's:\n{}",
+        host_a.log_text(),
+        host_b.log_text()
+    );
+    let second_host = host_b.url.trim_start_matches("http://").to_owned();
+
+    let trace = a.cli(&["trace", "cid-hop", "--also", &host_b.url]);
+    assert!(trace.status.success(), "{}", describe(&trace));
+    let text = String::from_utf8_lossy(&trace.stdout);
+    assert!(text.contains(", 2 agents, 2 hosts, "), "{text}");
+    assert!(text.contains("agents:       first → second"), "{text}");
+    assert!(
+        text.contains("topics:       hop.in.v1 → hop.middle.v1 → hop.out.v1"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&format!("second@1.0.0 on {second_host}"))
+                && l.contains("hop.out.v1")),
+        "the second host's publish, named with its host: {text}"
+    );
+    let json = a.cli(&[
+        "trace",
+        "cid-hop",
+        "--also",
+        &host_b.url,
+        "--format",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["summary"]["hosts"].as_array().map(Vec::len), Some(2));
+    assert!(
+        json["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["agent"] == "second" && s["host"] == second_host.as_str()),
+        "{json:#}"
+    );
+
+    // The first host's log alone ends where the request left it.
+    let alone = a.cli(&["trace", "cid-hop"]);
+    let text = String::from_utf8_lossy(&alone.stdout);
+    assert!(text.contains("agents:       first\n"), "{text}");
+    assert!(!text.contains("hosts"), "{text}");
+
+    // A host that cannot be read is named, rather than a trace with a hole in it.
+    let down = a.cli(&["trace", "cid-hop", "--also", "http://127.0.0.1:9"]);
+    assert_eq!(down.status.code(), Some(1), "{}", describe(&down));
+    assert!(
+        String::from_utf8_lossy(&down.stderr)
+            .contains("cannot read the audit log of http://127.0.0.1:9"),
+        "{}",
+        describe(&down)
+    );
+}

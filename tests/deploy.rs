@@ -4,19 +4,6 @@
 use agenthost_tests::*;
 use std::time::Duration;
 
-const ECHO: &str = r#"
-name = "echo"
-version = "1.0.0"
-component = "{plugins}/echo.wasm"
-
-[[subscribe]]
-topic = "demo.in.v1"
-
-[capabilities]
-publish = ["demo.out.v1"]
-config = { out = "demo.out.v1" }
-"#;
-
 /// A manifest for `component` that would otherwise be fine.
 fn other(component: &str) -> String {
     format!("name = \"other\"\nversion = \"0.1.0\"\ncomponent = \"{component}\"\n")

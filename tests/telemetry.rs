@@ -7,19 +7,6 @@ use agenthost_tests::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-const ECHO: &str = r#"
-name = "echo"
-version = "1.0.0"
-component = "{plugins}/echo.wasm"
-
-[[subscribe]]
-topic = "demo.in.v1"
-
-[capabilities]
-publish = ["demo.out.v1"]
-config = { out = "demo.out.v1" }
-"#;
-
 /// Allowed to publish only where echo does not: every invocation logs a denial inside its span.
 const DENIED: &str = r#"
 name = "denied"

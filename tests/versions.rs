@@ -6,23 +6,10 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const ECHO: &str = r#"
-name = "echo"
-version = "1.0.0"
-component = "{component}"
-
-[[subscribe]]
-topic = "demo.in.v1"
-
-[capabilities]
-publish = ["demo.out.v1"]
-config = { out = "demo.out.v1" }
-"#;
-
 /// The echo manifest at `version`, for the component at `component`.
 fn echo(version: &str, component: &Path) -> String {
     ECHO.replace("1.0.0", version)
-        .replace("{component}", &component.display().to_string())
+        .replace("{plugins}/echo.wasm", &component.display().to_string())
 }
 
 /// Publishes one event and returns the version that handled it (its output's provenance).

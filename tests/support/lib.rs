@@ -12,6 +12,21 @@ pub use agenthost::http::WireRecord;
 pub mod kafka;
 pub mod peers;
 
+/// echo: copies each event on `demo.in.v1` to `demo.out.v1` (its `out` config), the
+/// manifest's defaults otherwise. Tests vary it with `str::replace`.
+pub const ECHO: &str = r#"
+name = "echo"
+version = "1.0.0"
+component = "{plugins}/echo.wasm"
+
+[[subscribe]]
+topic = "demo.in.v1"
+
+[capabilities]
+publish = ["demo.out.v1"]
+config = { out = "demo.out.v1" }
+"#;
+
 /// slow-echo: the `faulty` plugin echoing `slow:…` payloads from `work.in.v1` to `work.out.v1`
 /// after 20 ms each, four partitions at a time — so a backlog builds and work is in flight when
 /// a test kills, freezes or rebalances something.

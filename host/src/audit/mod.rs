@@ -52,6 +52,10 @@ pub struct AuditEntry {
     /// The entry's place in the log, set by queries (not stored): `after` continues from it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
+    /// The host whose log it is in, set by `agenthost trace` when it reads several (not
+    /// stored).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
 }
 
 impl AuditEntry {
@@ -74,6 +78,7 @@ impl AuditEntry {
             outcome,
             detail: String::new(),
             id: String::new(),
+            host: String::new(),
         }
     }
 
@@ -426,6 +431,7 @@ mod tests {
             outcome,
             detail: String::new(),
             id: String::new(),
+            host: String::new(),
         }
     }
 

@@ -441,17 +441,46 @@ fn print_audit_entry(e: &crate::audit::AuditEntry, format: Format) -> anyhow::Re
 /// Entries a trace reads at most: far more than one request makes.
 const TRACE_LIMIT: usize = 10_000;
 
-pub async fn trace(args: &HostArgs, correlation_id: &str, format: Format) -> anyhow::Result<()> {
-    let client = Client::new(args)?;
+/// `trace`: the request's entries from the host's audit log and from each host in `also`.
+pub async fn trace(
+    args: &HostArgs,
+    also: &[String],
+    correlation_id: &str,
+    format: Format,
+) -> anyhow::Result<()> {
     let query = crate::audit::AuditQuery {
         correlation_id: Some(correlation_id.to_owned()),
         limit: Some(TRACE_LIMIT),
         ..Default::default()
     };
-    let entries = super::trace::causal_order(query_audit(&client, &query).await?);
+    let mut urls: Vec<&String> = vec![&args.host];
+    for url in also {
+        if !urls.contains(&url) {
+            urls.push(url);
+        }
+    }
+    let mut logs = Vec::with_capacity(urls.len());
+    for url in &urls {
+        let host = HostArgs {
+            host: (*url).clone(),
+            token: args.token.clone(),
+        };
+        // A host that cannot be read would leave a hole in the path: say which, not a
+        // trace that looks whole.
+        let entries = query_audit(&Client::new(&host)?, &query)
+            .await
+            .with_context(|| format!("cannot read the audit log of {url}"))?;
+        logs.push(((*url).clone(), entries));
+    }
+    let entries = super::trace::merge(logs);
     if entries.is_empty() {
+        let seen_by = if urls.len() > 1 {
+            "these hosts"
+        } else {
+            "this host"
+        };
         bail!(
-            "no audit entries for correlation id {correlation_id:?}: never seen by this host, or \
+            "no audit entries for correlation id {correlation_id:?}: never seen by {seen_by}, or \
              older than the audit retention (audit.retention)"
         );
     }

@@ -177,6 +177,10 @@ enum Command {
         correlation_id: String,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Also read the audit log of the host at this URL (repeatable; the same token): a
+        /// request that crossed several hosts on one Kafka cluster is traced across them.
+        #[arg(long, value_name = "URL")]
+        also: Vec<String>,
         #[command(flatten)]
         host: HostArgs,
     },
@@ -280,8 +284,9 @@ pub fn main() -> ExitCode {
             Command::Trace {
                 correlation_id,
                 format,
+                also,
                 host,
-            } => client::trace(&host, &correlation_id, format).await,
+            } => client::trace(&host, &also, &correlation_id, format).await,
             Command::Inspect {
                 component,
                 manifest,

@@ -20,6 +20,10 @@ pub struct Summary {
     pub dead_letters: Vec<String>,
     /// How many steps were denied or failed.
     pub problems: usize,
+    /// The hosts whose logs had steps, in the order the request reached them (empty when one
+    /// host's log was read).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 /// `topic[partition]@offset` → `topic`.
@@ -55,6 +59,35 @@ pub fn causal_order(mut entries: Vec<AuditEntry>) -> Vec<AuditEntry> {
     entries
 }
 
+/// One request's entries from the audit logs of several hosts (URL and entries each), as one
+/// trace: each entry tagged with its host's `host:port` when there is more than one, in time
+/// order across the hosts (their clocks are compared as they are: keep them synchronised),
+/// then in causal order.
+pub fn merge(logs: Vec<(String, Vec<AuditEntry>)>) -> Vec<AuditEntry> {
+    let several = logs.len() > 1;
+    let mut entries: Vec<AuditEntry> = logs
+        .into_iter()
+        .flat_map(|(url, entries)| {
+            let label = host_label(&url).to_owned();
+            entries.into_iter().map(move |mut e| {
+                if several {
+                    e.host.clone_from(&label);
+                }
+                e
+            })
+        })
+        .collect();
+    // Stable: a host's entries keep the order its log recorded them in.
+    entries.sort_by_key(|e| e.time_ms);
+    causal_order(entries)
+}
+
+/// `http://127.0.0.1:8080/` → `127.0.0.1:8080`.
+fn host_label(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.trim_end_matches('/')
+}
+
 pub fn summarize(entries: &[AuditEntry]) -> Summary {
     let mut s = Summary::default();
     for e in entries {
@@ -74,6 +107,9 @@ pub fn summarize(entries: &[AuditEntry]) -> Summary {
         }
         if e.outcome != Outcome::Allowed {
             s.problems += 1;
+        }
+        if !e.host.is_empty() {
+            push_new(&mut s.hosts, e.host.clone());
         }
     }
     s
@@ -99,14 +135,25 @@ pub fn render(correlation_id: &str, all: &[AuditEntry]) -> String {
         0 => String::new(),
         n => format!(" (and {n} config reads)"),
     };
+    let hosts = match summary.hosts.len() {
+        0 => String::new(),
+        n => format!(", {n} hosts"),
+    };
     let _ = writeln!(
         out,
-        "trace {correlation_id}: {} steps{hidden}, {} agents, {}",
+        "trace {correlation_id}: {} steps{hidden}, {} agents{hosts}, {}",
         entries.len(),
         summary.agents.len(),
         humantime::format_duration(std::time::Duration::from_millis(span_ms))
     );
-    let who: Vec<String> = entries.iter().map(|e| e.who()).collect();
+    // Read from several hosts, each step says whose log it is in.
+    let who: Vec<String> = entries
+        .iter()
+        .map(|e| match e.host.as_str() {
+            "" => e.who(),
+            host => format!("{} on {host}", e.who()),
+        })
+        .collect();
     let who_width = who.iter().map(|w| w.chars().count()).max().unwrap_or(0);
     let cap_width = entries
         .iter()
@@ -137,6 +184,7 @@ pub fn render(correlation_id: &str, all: &[AuditEntry]) -> String {
             let _ = writeln!(out, "{label:<13} {}", items.join(separator));
         }
     };
+    line("hosts:", &summary.hosts, " → ");
     line("agents:", &summary.agents, " → ");
     line("topics:", &summary.topics, " → ");
     line("tool calls:", &summary.tools, ", ");
@@ -163,6 +211,7 @@ mod tests {
             outcome,
             detail: String::new(),
             id: String::new(),
+            host: String::new(),
         }
     }
 
@@ -266,6 +315,61 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("problems:     1"), "{text}");
+        assert!(!text.contains("hosts"), "one host's log: {text}");
         assert_eq!(render("c-2", &[]), "");
+    }
+
+    #[test]
+    fn logs_of_several_hosts_make_one_trace_in_time_order_naming_each_steps_host() {
+        use Outcome::*;
+        let first = vec![
+            step(0, "collector", "event", "t.v1[0]@4", Allowed),
+            step(1, API_CALLER, "publish", "t.v1[0]@4", Allowed),
+            step(2, "collector", "publish", "u.v1", Allowed),
+        ];
+        let second = vec![
+            step(3, "analysis", "event", "u.v1[1]@9", Allowed),
+            step(5, "analysis", "publish", "w.v1", Denied),
+        ];
+        let merged = merge(vec![
+            ("http://10.0.0.2:8080/".into(), second.clone()),
+            ("http://10.0.0.1:8080".into(), first.clone()),
+        ]);
+        let order: Vec<(&str, &str, &str)> = merged
+            .iter()
+            .map(|e| (e.host.as_str(), e.agent.as_str(), e.capability.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("10.0.0.1:8080", API_CALLER, "publish"),
+                ("10.0.0.1:8080", "collector", "event"),
+                ("10.0.0.1:8080", "collector", "publish"),
+                ("10.0.0.2:8080", "analysis", "event"),
+                ("10.0.0.2:8080", "analysis", "publish"),
+            ],
+            "by time across the hosts, publishes before their deliveries"
+        );
+        let summary = summarize(&merged);
+        assert_eq!(summary.hosts, ["10.0.0.1:8080", "10.0.0.2:8080"]);
+        assert_eq!(summary.agents, ["collector", "analysis"]);
+        let text = render("c-1", &merged);
+        assert!(
+            text.starts_with("trace c-1: 5 steps, 2 agents, 2 hosts, 5ms\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("+3ms  analysis@1.0.0 on 10.0.0.2:8080   event    u.v1[1]@9"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hosts:        10.0.0.1:8080 → 10.0.0.2:8080"),
+            "{text}"
+        );
+
+        // One host's log is a trace as before: no host named.
+        let alone = merge(vec![("http://10.0.0.1:8080".into(), first)]);
+        assert!(alone.iter().all(|e| e.host.is_empty()));
+        assert!(summarize(&alone).hosts.is_empty());
     }
 }

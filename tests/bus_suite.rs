@@ -213,28 +213,6 @@ fn a_kill_9_mid_stream_loses_nothing(bus: TestBus) {
     );
 }
 
-const FAULTY: &str = r#"
-name = "faulty"
-version = "0.3.0"
-component = "{plugins}/faulty.wasm"
-
-[[subscribe]]
-topic = "faulty.in.v1"
-
-[delivery]
-max_attempts = 3
-backoff = "20ms"
-dead_letter = "faulty.dead-letter.v1"
-
-[limits]
-timeout = "2s"
-memory = "32MiB"
-
-[capabilities]
-publish = ["faulty.out.v1"]
-config = { out = "faulty.out.v1" }
-"#;
-
 fn failures_are_retried_then_dead_lettered_with_the_reason(bus: TestBus) {
     let s = Scenario::on(&bus);
     s.manifest("faulty", FAULTY);

@@ -46,24 +46,9 @@ fn invocations_are_exported_over_otlp_and_named_on_json_log_lines() {
     .unwrap();
     publish(&host.url, "denied.in.v1", None, "hello", Some("otlp-cid-2")).unwrap();
 
-    // The batch exporter sends within seconds.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let span = loop {
-        let text = std::fs::read_to_string(&spans_file).unwrap_or_default();
-        let found = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|s| s["attributes"]["correlation_id"] == "otlp-cid-1");
-        if let Some(span) = found {
-            break span;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no span for otlp-cid-1 reached the receiver; it got:\n{text}\nhost log:\n{}",
-            host.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let span = wait_for_span(&spans_file, &host, "for otlp-cid-1", |s| {
+        s["attributes"]["correlation_id"] == "otlp-cid-1"
+    });
     assert_eq!(span["service"], "agenthost-test");
     assert_eq!(span["name"], "invocation");
     assert_eq!(span["attributes"]["agent"], "echo");
@@ -88,6 +73,91 @@ fn invocations_are_exported_over_otlp_and_named_on_json_log_lines() {
     );
     assert_eq!(line["span"]["agent"], "denied");
     assert_eq!(line["span"]["version"], "0.2.0");
+}
+
+/// The first span the OTLP receiver wrote to `spans_file` that `matches`, waiting up to 60 s
+/// (the batch exporter sends within seconds); fails naming `what`.
+fn wait_for_span(
+    spans_file: &std::path::Path,
+    host: &HostProcess,
+    what: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(spans_file).unwrap_or_default();
+        let found = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(&matches);
+        if let Some(span) = found {
+            return span;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no span {what} reached the receiver; it got:\n{text}\nhost log:\n{}",
+            host.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A batch is one invocation: one span naming how many events it carried and how many of them
+/// failed (the correlation id is the first event's).
+#[test]
+fn a_batch_is_one_span_counting_its_events_and_those_that_failed() {
+    let port = free_port();
+    let scratch = tempfile::tempdir().unwrap();
+    let spans_file = scratch.path().join("spans.jsonl");
+    let _receiver = Peer::otlp_receiver(port, &spans_file);
+    let s = Scenario::new(&format!(
+        "[telemetry]\notlp_endpoint = \"http://127.0.0.1:{port}\"\n"
+    ));
+    let host = s.start();
+    // A backlog before the agent is deployed, one record per key, so batches fill up; one
+    // record asks to be rejected.
+    for i in 0..40 {
+        let payload = if i == 17 {
+            "reject".to_owned()
+        } else {
+            format!("event-{i}")
+        };
+        publish(
+            &host.url,
+            "faulty.in.v1",
+            Some(&format!("k{i}")),
+            &payload,
+            Some(&format!("span-{i}")),
+        )
+        .unwrap();
+    }
+    let manifest = s.manifest(
+        "faulty",
+        &FAULTY
+            .replace("[delivery]\n", "[delivery]\nbatch = 16\n")
+            .replace("max_attempts = 3", "max_attempts = 1"),
+    );
+    let deployed = s.cli(&["deploy", manifest.to_str().unwrap()]);
+    assert!(deployed.status.success(), "{}", describe(&deployed));
+
+    let span = wait_for_span(&spans_file, &host, "of a batch with a failure", |s| {
+        s["attributes"]["kind"] == "events" && s["attributes"]["failed"] == 1
+    });
+    assert_eq!(span["attributes"]["agent"], "faulty");
+    assert_eq!(span["attributes"]["outcome"], "reject", "{span:#}");
+    assert!(
+        span["attributes"]["events"].as_i64().is_some_and(|n| n > 1),
+        "the rejected record came in a batch of one: {span:#}"
+    );
+    let first = span["attributes"]["correlation_id"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(first.starts_with("span-"), "{span:#}");
+    // A batch that went well says so too.
+    let ok = wait_for_span(&spans_file, &host, "of a batch that went well", |s| {
+        s["attributes"]["kind"] == "events" && s["attributes"]["failed"] == 0
+    });
+    assert_eq!(ok["attributes"]["outcome"], "ok", "{ok:#}");
 }
 
 /// The first line of `host`'s log that `find` turns into something, waiting up to 30 s for it;

@@ -552,9 +552,11 @@ impl AgentVersion {
             agent = &*self.name,
             version = &*self.version,
             kind = "events",
-            events = count,
+            // As i64: OpenTelemetry has no unsigned integers, and a u64 is exported as text.
+            events = i64::try_from(count).unwrap_or(i64::MAX),
             correlation_id = ids.first().map_or("", String::as_str),
             outcome = tracing::field::Empty,
+            failed = tracing::field::Empty,
         );
         let call = tracing::Instrument::instrument(
             self.run(Begin::Batch(&ids), move |exports, store| {
@@ -593,7 +595,7 @@ impl AgentVersion {
             }
             Err(err) => (0..count).map(|_| Err(err.clone())).collect(),
         };
-        let failed = outcomes.iter().filter(|o| o.is_err()).count();
+        // The span's outcome is the first failure's; `failed` says how many of the batch failed.
         span.record(
             "outcome",
             outcomes
@@ -601,6 +603,8 @@ impl AgentVersion {
                 .find_map(|o| o.as_ref().err())
                 .map_or("ok", InvocationError::label),
         );
+        let failed = outcomes.iter().filter(|o| o.is_err()).count();
+        span.record("failed", i64::try_from(failed).unwrap_or(i64::MAX));
         let elapsed = started.elapsed();
         for (outcome, (id, target)) in outcomes.iter().zip(ids.iter().zip(&targets)) {
             if let Err(err) = outcome {
@@ -614,14 +618,6 @@ impl AgentVersion {
             }
             self.metrics
                 .record_invocation(InvocationKind::Event, elapsed, outcome.as_ref().err());
-        }
-        if failed > 0 {
-            tracing::debug!(
-                agent = &*self.name,
-                count,
-                failed,
-                "on-events: some events failed"
-            );
         }
         outcomes
     }

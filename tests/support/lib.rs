@@ -27,6 +27,30 @@ publish = ["demo.out.v1"]
 config = { out = "demo.out.v1" }
 "#;
 
+/// faulty: on `faulty.in.v1`, does what each payload asks (see plugins/faulty) and echoes the
+/// rest to `faulty.out.v1`; 3 attempts, 20 ms backoff, dead letters to `faulty.dead-letter.v1`.
+pub const FAULTY: &str = r#"
+name = "faulty"
+version = "0.3.0"
+component = "{plugins}/faulty.wasm"
+
+[[subscribe]]
+topic = "faulty.in.v1"
+
+[delivery]
+max_attempts = 3
+backoff = "20ms"
+dead_letter = "faulty.dead-letter.v1"
+
+[limits]
+timeout = "2s"
+memory = "32MiB"
+
+[capabilities]
+publish = ["faulty.out.v1"]
+config = { out = "faulty.out.v1" }
+"#;
+
 /// slow-echo: the `faulty` plugin echoing `slow:…` payloads from `work.in.v1` to `work.out.v1`
 /// after 20 ms each, four partitions at a time — so a backlog builds and work is in flight when
 /// a test kills, freezes or rebalances something.

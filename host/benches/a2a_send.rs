@@ -7,9 +7,12 @@
 //! path — JSON-RPC parsing, the task persisted in sled at each state change, a fresh echo
 //! instance per message — not process start-up. Run with `cargo xtask bench a2a_send`.
 
+mod common;
+
 use agenthost::config::HostConfig;
 use agenthost::host::Host;
 use agenthost::http::{AppState, router};
+use common::{free_port, p50_p99};
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
@@ -64,16 +67,9 @@ async fn load(endpoint: &str) -> anyhow::Result<(f64, f64, f64)> {
         samples.extend(task.await??);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    samples.sort_by(f64::total_cmp);
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    Ok((samples.len() as f64 / elapsed, at(0.50), at(0.99)))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    let rate = samples.len() as f64 / elapsed;
+    let (p50, p99) = p50_p99(samples);
+    Ok((rate, p50, p99))
 }
 
 struct Child(std::process::Child);
@@ -98,7 +94,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     // The Python a2a-sdk server with its echo agent.
-    let python_port = free_port();
+    let python_port = free_port()?;
     let _python = Child(
         std::process::Command::new("python3")
             .arg(root.join("tests/peers/a2a_echo_server.py"))
@@ -117,7 +113,7 @@ fn main() -> anyhow::Result<()> {
             echo.display()
         ),
     )?;
-    let port = free_port();
+    let port = free_port()?;
     let config = HostConfig::parse(
         &scratch.join("agenthost.toml"),
         &format!("listen = \"127.0.0.1:{port}\"\n[runtime]\ncache = false\n"),

@@ -19,6 +19,8 @@
 //! publishes: two per event).
 //! Run with `cargo xtask bench` (it builds target/plugins/echo.wasm first).
 
+mod common;
+
 use agenthost::agent::AgentVersion;
 use agenthost::audit::AuditLog;
 use agenthost::bus::{Bus, BusError, Outgoing, Receipt, StartAt, Subscription, TopicReader};

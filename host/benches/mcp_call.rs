@@ -11,6 +11,8 @@
 //!
 //! Each figure is the median (p50) and p99 of sequential calls. Run with `cargo xtask bench`.
 
+mod common;
+
 use agenthost::agent::AgentVersion;
 use agenthost::audit::AuditLog;
 use agenthost::bus::{Bus, BusError, Outgoing, Receipt, StartAt, Subscription, TopicReader};
@@ -20,6 +22,7 @@ use agenthost::delivery::to_event;
 use agenthost::mcp::McpServers;
 use agenthost::metrics::Metrics;
 use agenthost::runtime::Runtime;
+use common::p50_p99;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use std::hint::black_box;
@@ -67,13 +70,6 @@ where
         f().await;
         samples.push(start.elapsed().as_secs_f64() * 1e6);
     }
-}
-
-/// p50 and p99 of the samples.
-fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    (at(0.50), at(0.99))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -176,9 +172,9 @@ fn main() -> anyhow::Result<()> {
             sample(&mut fresh_samples, CALLS / ROUNDS, fresh_call).await;
             sample(&mut reuse_samples, CALLS / ROUNDS, reuse_call).await;
         }
-        let (direct_p50, direct_p99) = percentiles(direct_samples);
-        let (fresh_p50, fresh_p99) = percentiles(fresh_samples);
-        let (reuse_p50, reuse_p99) = percentiles(reuse_samples);
+        let (direct_p50, direct_p99) = p50_p99(direct_samples);
+        let (fresh_p50, fresh_p99) = p50_p99(fresh_samples);
+        let (reuse_p50, reuse_p99) = p50_p99(reuse_samples);
         stop.cancel();
         direct.cancel().await?;
 

@@ -224,16 +224,25 @@ fn a_request_is_traced_through_agents_and_topics_and_the_log_can_be_followed() {
         1
     );
 
+    // Until the last agent's publish and the API's own entry have both shown up: the API
+    // records its entry once the record is stored, so on a busy machine it may come after
+    // every agent's step.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut followed = Vec::new();
-    while !followed
-        .iter()
-        .any(|e: &serde_json::Value| e["agent"] == "second" && e["capability"] == "publish")
-    {
+    let seen = |followed: &[serde_json::Value], agent: &str| {
+        followed.iter().any(|e| {
+            e["agent"] == agent
+                && e["capability"] == "publish"
+                && e["correlation_id"] == "cid-trace"
+        })
+    };
+    while !(seen(&followed, "second") && seen(&followed, "(api)")) {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => followed.push(serde_json::from_str(&line).unwrap()),
-            Err(_) => panic!("audit --follow did not show the second publish: {followed:#?}"),
+            Err(_) => panic!(
+                "audit --follow did not show the API's and the second agent's publishes: {followed:#?}"
+            ),
         }
     }
     let _ = follower.kill();
@@ -249,12 +258,8 @@ fn a_request_is_traced_through_agents_and_topics_and_the_log_can_be_followed() {
         })
         .filter(|(_, capability)| capability != "config")
         .collect();
-    // Where the request entered (the publish API records it once the record is stored, so it
-    // may come just after the first delivery), then the agents' steps in the order they ran.
-    assert!(
-        steps.contains(&("(api)".to_owned(), "publish".to_owned())),
-        "{steps:?}"
-    );
+    // Where the request entered (shown above, wherever it came), then the agents' steps in
+    // the order they ran.
     let agents_steps: Vec<(String, String)> = steps
         .iter()
         .filter(|(agent, _)| agent != "(api)")

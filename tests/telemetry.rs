@@ -26,13 +26,7 @@ config = { out = "demo.out.v1" }
 
 #[test]
 fn invocations_are_exported_over_otlp_and_named_on_json_log_lines() {
-    let port = free_port();
-    let scratch = tempfile::tempdir().unwrap();
-    let spans_file = scratch.path().join("spans.jsonl");
-    let _receiver = Peer::otlp_receiver(port, &spans_file);
-    let s = Scenario::new(&format!(
-        "[telemetry]\notlp_endpoint = \"http://127.0.0.1:{port}\"\nservice_name = \"agenthost-test\"\n"
-    ));
+    let (s, _receiver) = exporting_scenario("service_name = \"agenthost-test\"\n");
     s.manifest("echo", ECHO);
     s.manifest("denied", DENIED);
     let host = s.start_with_env(&[("AGENTHOST_LOG_FORMAT", "json")]);
@@ -46,7 +40,7 @@ fn invocations_are_exported_over_otlp_and_named_on_json_log_lines() {
     .unwrap();
     publish(&host.url, "denied.in.v1", None, "hello", Some("otlp-cid-2")).unwrap();
 
-    let span = wait_for_span(&spans_file, &host, "for otlp-cid-1", |s| {
+    let span = wait_for_span(&s, &host, "for otlp-cid-1", |s| {
         s["attributes"]["correlation_id"] == "otlp-cid-1"
     });
     assert_eq!(span["service"], "agenthost-test");
@@ -75,17 +69,31 @@ fn invocations_are_exported_over_otlp_and_named_on_json_log_lines() {
     assert_eq!(line["span"]["version"], "0.2.0");
 }
 
-/// The first span the OTLP receiver wrote to `spans_file` that `matches`, waiting up to 60 s
-/// (the batch exporter sends within seconds); fails naming `what`.
+/// Where [`exporting_scenario`]'s receiver writes the spans it decodes, one JSON line each.
+const SPANS: &str = "spans.jsonl";
+
+/// A scenario whose host exports its spans over OTLP/HTTP to a receiver (returned with it),
+/// which writes them to the scenario's [`SPANS`]; `telemetry` adds to the `[telemetry]` table.
+fn exporting_scenario(telemetry: &str) -> (Scenario, Peer) {
+    let port = free_port();
+    let s = Scenario::new(&format!(
+        "[telemetry]\notlp_endpoint = \"http://127.0.0.1:{port}\"\n{telemetry}"
+    ));
+    let receiver = Peer::otlp_receiver(port, &s.path().join(SPANS));
+    (s, receiver)
+}
+
+/// The first span `s`'s receiver wrote that `matches`, waiting up to 60 s (the batch exporter
+/// sends within seconds); fails naming `what`.
 fn wait_for_span(
-    spans_file: &std::path::Path,
+    s: &Scenario,
     host: &HostProcess,
     what: &str,
     matches: impl Fn(&Value) -> bool,
 ) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let text = std::fs::read_to_string(spans_file).unwrap_or_default();
+        let text = std::fs::read_to_string(s.path().join(SPANS)).unwrap_or_default();
         let found = text
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -106,13 +114,7 @@ fn wait_for_span(
 /// failed (the correlation id is the first event's).
 #[test]
 fn a_batch_is_one_span_counting_its_events_and_those_that_failed() {
-    let port = free_port();
-    let scratch = tempfile::tempdir().unwrap();
-    let spans_file = scratch.path().join("spans.jsonl");
-    let _receiver = Peer::otlp_receiver(port, &spans_file);
-    let s = Scenario::new(&format!(
-        "[telemetry]\notlp_endpoint = \"http://127.0.0.1:{port}\"\n"
-    ));
+    let (s, _receiver) = exporting_scenario("");
     let host = s.start();
     // A backlog before the agent is deployed, one record per key, so batches fill up; one
     // record asks to be rejected.
@@ -140,7 +142,7 @@ fn a_batch_is_one_span_counting_its_events_and_those_that_failed() {
     let deployed = s.cli(&["deploy", manifest.to_str().unwrap()]);
     assert!(deployed.status.success(), "{}", describe(&deployed));
 
-    let span = wait_for_span(&spans_file, &host, "of a batch with a failure", |s| {
+    let span = wait_for_span(&s, &host, "of a batch with a failure", |s| {
         s["attributes"]["kind"] == "events" && s["attributes"]["failed"] == 1
     });
     assert_eq!(span["attributes"]["agent"], "faulty");
@@ -154,7 +156,7 @@ fn a_batch_is_one_span_counting_its_events_and_those_that_failed() {
         .unwrap_or_default();
     assert!(first.starts_with("span-"), "{span:#}");
     // A batch that went well says so too.
-    let ok = wait_for_span(&spans_file, &host, "of a batch that went well", |s| {
+    let ok = wait_for_span(&s, &host, "of a batch that went well", |s| {
         s["attributes"]["kind"] == "events" && s["attributes"]["failed"] == 0
     });
     assert_eq!(ok["attributes"]["outcome"], "ok", "{ok:#}");

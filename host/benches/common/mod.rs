@@ -22,23 +22,21 @@ pub fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// The `q` quantile of sorted microseconds, in milliseconds.
-pub fn percentile_ms(sorted: &[u64], q: f64) -> f64 {
+/// The `q` quantile of `sorted` (None when empty).
+fn quantile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
     sorted
         .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
         .copied()
-        .unwrap_or(0) as f64
-        / 1000.0
+}
+
+/// The `q` quantile of sorted microseconds, in milliseconds.
+pub fn percentile_ms(sorted: &[u64], q: f64) -> f64 {
+    quantile(sorted, q).unwrap_or(0) as f64 / 1000.0
 }
 
 /// p50 and p99 of unsorted samples (0 for none).
 pub fn p50_p99(mut samples: Vec<f64>) -> (f64, f64) {
     samples.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        samples
-            .get(((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let at = |q: f64| quantile(&samples, q).unwrap_or(0.0);
     (at(0.50), at(0.99))
 }

@@ -279,7 +279,7 @@ async fn serve(dir: &Path, port: u16) -> Result<(Served, Duration)> {
             return Ok((served, started.elapsed()));
         }
         ensure!(Instant::now() < deadline, "the host never became ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -359,7 +359,7 @@ async fn s5(root: &Path) -> Result<()> {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let bytes = rss_bytes(served.0.id())?;
         println!(
-            "    {agents:>5} agents: ready in {:.1} s, resident {:.1} MiB",
+            "    {agents:>5} agents: ready in {:.2} s, resident {:.1} MiB",
             took.as_secs_f64(),
             bytes as f64 / (1024.0 * 1024.0)
         );

@@ -6,7 +6,7 @@ use super::wire::{self, Dialect};
 use crate::config::A2aPeer;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long a fetched card is trusted before it is fetched again.
@@ -22,7 +22,11 @@ pub struct RemoteCard {
 }
 
 pub struct RemoteClient {
-    http: reqwest::Client,
+    /// Built at the first remote call: building it loads the system's CA certificates, which
+    /// was most of a host's start-up CPU (perf: 70% of `serve` until ready), and a host whose
+    /// agents never call a remote agent has no use for it.
+    http: OnceLock<reqwest::Client>,
+    timeout: Duration,
     peers: Vec<A2aPeer>,
     cards: Mutex<HashMap<String, (Instant, Arc<RemoteCard>)>>,
 }
@@ -33,15 +37,27 @@ pub fn normalize(url: &str) -> &str {
 }
 
 impl RemoteClient {
-    pub fn new(peers: Vec<A2aPeer>, timeout: Duration) -> anyhow::Result<Self> {
-        Ok(Self {
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .connect_timeout(Duration::from_secs(10))
-                .build()?,
+    pub fn new(peers: Vec<A2aPeer>, timeout: Duration) -> Self {
+        Self {
+            http: OnceLock::new(),
+            timeout,
             peers,
             cards: Mutex::new(HashMap::new()),
-        })
+        }
+    }
+
+    /// The HTTP client, built on first use.
+    fn http(&self) -> Result<&reqwest::Client, String> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client for A2A calls: {e}"))?;
+        // Two first calls at once may both build one; the first stored is used.
+        Ok(self.http.get_or_init(|| client))
     }
 
     pub fn peers(&self) -> impl Iterator<Item = &str> {
@@ -92,7 +108,7 @@ impl RemoteClient {
             return Ok(card.clone());
         }
         let url = format!("{base}/.well-known/agent-card.json");
-        let mut request = self.http.get(&url).header("A2A-Version", "1.0");
+        let mut request = self.http()?.get(&url).header("A2A-Version", "1.0");
         for (k, v) in self.credentials(base)? {
             request = request.header(k, v);
         }
@@ -131,7 +147,7 @@ impl RemoteClient {
             "params": { "message": wire::message_json(message, Dialect::V1) },
         });
         let mut request = self
-            .http
+            .http()?
             .post(&card.endpoint)
             .header("A2A-Version", "1.0")
             .header("correlation-id", correlation_id)

@@ -116,7 +116,7 @@ impl A2a {
             .to_owned();
         Ok(Self {
             service,
-            remote: client::RemoteClient::new(config.peers.clone(), config.timeout)?,
+            remote: client::RemoteClient::new(config.peers.clone(), config.timeout),
             bus: bus::BusRequester::new(event_bus, &config.bus_skills, stop),
             schemes,
             public_url,

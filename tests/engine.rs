@@ -221,8 +221,16 @@ async fn run_agent_until(
         .open()
         .unwrap();
     let metrics = Arc::new(Metrics::new());
-    let audit =
-        Arc::new(AuditLog::open(&db, Duration::from_secs(3600), 10_000, metrics.clone()).unwrap());
+    let audit = Arc::new(
+        AuditLog::open(
+            &db,
+            &scratch.join("audit"),
+            Duration::from_secs(3600),
+            10_000,
+            metrics.clone(),
+        )
+        .unwrap(),
+    );
     let services = HostServices {
         bus: bus.clone(),
         a2a: A2a::detached(&db, metrics.clone(), bus.clone()).unwrap(),

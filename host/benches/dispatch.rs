@@ -128,7 +128,7 @@ fn main() -> anyhow::Result<()> {
         let db = sled::Config::new().temporary(true).path(scratch.join("db")).open()?;
         let bus: Arc<dyn Bus> = Arc::new(SinkBus::default());
         let metrics = Arc::new(Metrics::new());
-        let audit = Arc::new(AuditLog::open(&db, Duration::from_secs(3600), 1_000_000, metrics.clone())?);
+        let audit = Arc::new(AuditLog::open(&db, &scratch.join("audit"), Duration::from_secs(3600), 1_000_000, metrics.clone())?);
         let services = HostServices {
             bus: bus.clone(),
             a2a: agenthost::a2a::A2a::detached(&db, metrics.clone(), bus.clone())?,

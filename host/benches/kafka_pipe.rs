@@ -40,7 +40,7 @@ mod common;
 use agenthost::config::HostConfig;
 use agenthost::host::Host;
 use anyhow::{Context, Result, ensure};
-use common::{free_port, now_us, percentile_ms};
+use common::{free_port, now_us, percentile_ms, process_cpu};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -317,28 +317,6 @@ fn machine_cpu() -> Result<Duration> {
         .map(|(_, t)| t)
         .sum();
     Ok(Duration::from_millis(busy * 10))
-}
-
-/// CPU time (user and system) used so far by process `pid`, from `/proc/{pid}/stat`.
-fn process_cpu(pid: u32) -> Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
-    // The fields after the command name, which is in parentheses and may hold spaces; utime
-    // and stime are the 14th and 15th fields of the line.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .context("/proc/PID/stat has no command name")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| -> Result<u64> {
-        fields
-            .get(i)
-            .context("/proc/PID/stat is too short")?
-            .parse()
-            .context("/proc/PID/stat's CPU times are not numbers")
-    };
-    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
 /// The median of `runs` (sorted in place), if any.

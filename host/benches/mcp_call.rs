@@ -115,7 +115,7 @@ fn main() -> anyhow::Result<()> {
         let runtime = Runtime::new(&RuntimeConfig { cache: false, ..RuntimeConfig::default() }, &scratch)?;
         let db = sled::Config::new().temporary(true).path(scratch.join("db")).open()?;
         let metrics = Arc::new(Metrics::new());
-        let audit = Arc::new(AuditLog::open(&db, Duration::from_secs(3600), 10_000_000, metrics.clone())?);
+        let audit = Arc::new(AuditLog::open(&db, &scratch.join("audit"), Duration::from_secs(3600), 10_000_000, metrics.clone())?);
         let config = HostConfig::parse(
             &root.join("bench.toml"),
             &format!(

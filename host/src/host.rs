@@ -123,6 +123,7 @@ impl Host {
         let audit = Arc::new(
             AuditLog::open(
                 &db,
+                &config.data_dir.join("audit"),
                 config.audit.retention,
                 config.audit.max_entries,
                 metrics.clone(),

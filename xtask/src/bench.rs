@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: the benchmarks of DESIGN §9 that exist so far, each printing a baseline
 //! measured in the same run and the ratio to it. Release builds; expect a long first build.
-//! Arguments select benchmarks by name (`dispatch`, `mcp_call`, `a2a_send`, `kafka_pipe`, `lifecycle`); none runs them all.
+//! Arguments select benchmarks by name (`dispatch`, `mcp_call`, `a2a_send`, `kafka_pipe`, `lifecycle`, `audit_log`); none runs them all.
 
 use crate::{peers, plugins, workspace};
 use anyhow::{Result, bail};
@@ -23,6 +23,10 @@ const BENCHES: &[(&str, &str)] = &[
     (
         "lifecycle",
         "S4/S5: hot swap under load; density and restart time",
+    ),
+    (
+        "audit_log",
+        "the audit log's CPU per entry as it grows vs JSON lines to a file",
     ),
 ];
 

@@ -40,3 +40,28 @@ pub fn p50_p99(mut samples: Vec<f64>) -> (f64, f64) {
     let at = |q: f64| quantile(&samples, q).unwrap_or(0.0);
     (at(0.50), at(0.99))
 }
+
+/// CPU time (user and system) used so far by process `pid`, from `/proc/{pid}/stat`.
+pub fn process_cpu(pid: u32) -> anyhow::Result<std::time::Duration> {
+    use anyhow::Context;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    // The fields after the command name, which is in parentheses and may hold spaces; utime
+    // and stime are the 14th and 15th fields of the line.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("/proc/PID/stat has no command name")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        fields
+            .get(i)
+            .context("/proc/PID/stat is too short")?
+            .parse()
+            .context("/proc/PID/stat's CPU times are not numbers")
+    };
+    Ok(std::time::Duration::from_millis(
+        (ticks(11)? + ticks(12)?) * 10,
+    ))
+}

@@ -1,13 +1,16 @@
 //! The audit log: every use of a capability that reaches outside an agent — allowed, denied or
 //! failed — and every deploy decision, with time, agent, version, correlation id, capability,
-//! target and outcome. Stored in sled with bounded retention; queried over HTTP and by
-//! `agenthost audit`; counted in `/metrics`.
+//! target and outcome. Stored with bounded retention (chunks of entries in segment files, indexed in
+//! sled); queried over HTTP and by `agenthost audit`; counted in `/metrics`.
 
 mod chunks;
+mod segments;
 
 use crate::metrics::Metrics;
 use chunks::ChunkKey;
+use segments::{Appender, Location, SegmentReader, Segments};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -125,7 +128,9 @@ const CHUNK: usize = 1024;
 const GATHER: Duration = Duration::from_millis(20);
 
 pub struct AuditLog {
+    /// Chunk key → where the chunk is (see [`segments`]).
     tree: sled::Tree,
+    segments: Segments,
     retention: Duration,
     max_entries: usize,
     metrics: Arc<Metrics>,
@@ -143,7 +148,12 @@ enum Write {
 /// The writer thread: stores what arrives as chunks until every sender is gone. `next` is the
 /// key the next chunk would have if written at its time: the sequence continues, and time never
 /// goes back, so keys keep sorting in write order even if the clock does.
-fn run_writer(tree: sled::Tree, rx: std::sync::mpsc::Receiver<Write>, mut next: ChunkKey) {
+fn run_writer(
+    tree: sled::Tree,
+    mut appender: Appender,
+    rx: std::sync::mpsc::Receiver<Write>,
+    mut next: ChunkKey,
+) {
     let mut full = false;
     while let Ok(first) = rx.recv() {
         let mut entries = Vec::new();
@@ -171,11 +181,19 @@ fn run_writer(tree: sled::Tree, rx: std::sync::mpsc::Receiver<Write>, mut next: 
                 seq: next.seq,
             };
             match chunks::encode(&entries) {
-                Ok(value) => {
-                    if let Err(e) = tree.insert(key.encode(), value) {
-                        tracing::error!(error = %e, entries = entries.len(), "cannot write audit entries");
+                Ok(value) => match appender.append(&value) {
+                    Ok(at) => {
+                        if let Err(e) = tree.insert(key.encode(), &at.encode()[..]) {
+                            tracing::error!(error = %e, entries = entries.len(), "cannot index audit entries");
+                        }
                     }
-                }
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        dir = %appender.dir().display(),
+                        entries = entries.len(),
+                        "cannot write audit entries"
+                    ),
+                },
                 Err(e) => tracing::error!(error = %e, "cannot encode audit entries"),
             }
             next = key.nth(entries.len());
@@ -195,18 +213,38 @@ fn now_ms() -> u64 {
 /// One stored chunk: its key and entries.
 type Chunk = (ChunkKey, Vec<AuditEntry>);
 
-fn read_chunk(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<Option<Chunk>, String> {
+fn read_chunk(
+    reader: &mut SegmentReader<'_>,
+    item: sled::Result<(sled::IVec, sled::IVec)>,
+) -> Result<Option<Chunk>, String> {
     let (key, value) = item.map_err(|e| format!("audit storage: {e}"))?;
     let Some(key) = ChunkKey::decode(&key) else {
         tracing::warn!("an audit key of unexpected length is skipped");
         return Ok(None);
     };
-    Ok(decode_or_skip(&value).map(|entries| (key, entries)))
+    Ok(decode_or_skip(reader, &value).map(|entries| (key, entries)))
 }
 
-/// A stored chunk's entries; `None` (logged) if it cannot be decoded, which skips it.
-fn decode_or_skip(value: &[u8]) -> Option<Vec<AuditEntry>> {
-    match chunks::decode(value) {
+/// A stored chunk's entries; `None` (logged) if it cannot be read or decoded, which skips it.
+/// `value` is where the chunk is, or the chunk itself (stored inline by earlier versions, and
+/// by pruning).
+fn decode_or_skip(reader: &mut SegmentReader<'_>, value: &[u8]) -> Option<Vec<AuditEntry>> {
+    let read;
+    let bytes = match Location::decode(value) {
+        Some(at) => match reader.read(at) {
+            Ok(bytes) => {
+                read = bytes;
+                &read[..]
+            }
+            Err(e) => {
+                // Pruned while this query read it, or lost with the disk's last writes.
+                tracing::warn!(error = %e, segment = at.segment, "an unreadable audit chunk is skipped");
+                return None;
+            }
+        },
+        None => value,
+    };
+    match chunks::decode(bytes) {
         Ok(entries) => Some(entries),
         Err(e) => {
             tracing::warn!(error = %e, "an undecodable audit chunk is skipped");
@@ -216,17 +254,38 @@ fn decode_or_skip(value: &[u8]) -> Option<Vec<AuditEntry>> {
 }
 
 impl AuditLog {
+    /// Opens the log: its index in `db`, its segment files in `dir`.
     pub fn open(
         db: &sled::Db,
+        dir: &Path,
+        retention: Duration,
+        max_entries: usize,
+        metrics: Arc<Metrics>,
+    ) -> sled::Result<Self> {
+        Self::open_with_segments_of(
+            db,
+            dir,
+            segments::SEGMENT_BYTES,
+            retention,
+            max_entries,
+            metrics,
+        )
+    }
+
+    fn open_with_segments_of(
+        db: &sled::Db,
+        dir: &Path,
+        segment_bytes: u64,
         retention: Duration,
         max_entries: usize,
         metrics: Arc<Metrics>,
     ) -> sled::Result<Self> {
         let tree = db.open_tree("audit")?;
+        let (segments, appender) = Segments::open(dir, segment_bytes)?;
         // Continue after the newest stored chunk, so keys stay unique and ordered across
         // restarts.
         let next = match tree.last()? {
-            Some(item) => match read_chunk(Ok(item)) {
+            Some(item) => match read_chunk(&mut segments.reader(), Ok(item)) {
                 Ok(Some((key, entries))) => key.nth(entries.len()),
                 _ => ChunkKey::from_time(now_ms()),
             },
@@ -236,10 +295,11 @@ impl AuditLog {
         let writer_tree = tree.clone();
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run_writer(writer_tree, rx, next))
+            .spawn(move || run_writer(writer_tree, appender, rx, next))
             .map_err(sled::Error::Io)?;
         Ok(Self {
             tree,
+            segments,
             retention,
             max_entries,
             metrics,
@@ -295,6 +355,7 @@ impl AuditLog {
         };
         // A chunk written before `since` holds only older entries.
         let from = ChunkKey::from_time(since_ms).encode();
+        let mut reader = self.segments.reader();
         let mut out = Vec::new();
         if let Some(after) = &query.after {
             let after = chunks::parse_id(after)?;
@@ -305,7 +366,7 @@ impl AuditLog {
             };
             let start = holding.max(from.to_vec());
             for item in self.tree.range(start..) {
-                let Some((key, entries)) = read_chunk(item)? else {
+                let Some((key, entries)) = read_chunk(&mut reader, item)? else {
                     continue;
                 };
                 for (index, entry) in entries.into_iter().enumerate() {
@@ -321,7 +382,7 @@ impl AuditLog {
         }
         // Newest first, so the limit keeps the most recent entries.
         'chunks: for item in self.tree.range(from..).rev() {
-            let Some((key, entries)) = read_chunk(item)? else {
+            let Some((key, entries)) = read_chunk(&mut reader, item)? else {
                 continue;
             };
             for (index, entry) in entries.into_iter().enumerate().rev() {
@@ -342,11 +403,33 @@ impl AuditLog {
         Ok(self
             .tree
             .get(key.encode())?
-            .and_then(|value| decode_or_skip(&value)))
+            .and_then(|value| decode_or_skip(&mut self.segments.reader(), &value)))
     }
 
-    /// Deletes entries older than the retention, then the oldest beyond `max_entries`.
+    /// Deletes entries older than the retention, then the oldest beyond `max_entries`, then
+    /// the segment files no stored chunk is in any more.
     pub fn prune(&self) -> sled::Result<usize> {
+        let removed = self.prune_index()?;
+        self.remove_unused_segments()?;
+        Ok(removed)
+    }
+
+    /// Deletes the segments before the oldest one a stored location names (the whole index is
+    /// read: it holds a small value per chunk).
+    fn remove_unused_segments(&self) -> sled::Result<()> {
+        let mut first_used = u64::MAX;
+        for value in self.tree.iter().values() {
+            if let Some(at) = Location::decode(&value?) {
+                first_used = first_used.min(at.segment);
+            }
+        }
+        if let Err(e) = self.segments.remove_before(first_used) {
+            tracing::warn!(error = %e, "cannot delete unused audit segments");
+        }
+        Ok(())
+    }
+
+    fn prune_index(&self) -> sled::Result<usize> {
         self.flush();
         let cutoff = now_ms().saturating_sub(self.retention.as_millis() as u64);
         let keys: Vec<ChunkKey> = self
@@ -386,6 +469,9 @@ impl AuditLog {
             if drop > 0 {
                 let mut batch = sled::Batch::default();
                 batch.remove(&key.encode());
+                // The rest is stored inline (as earlier versions stored chunks): the writer
+                // thread owns the segment being appended to, and the next pruning that reaches
+                // this chunk drops it from the index like any other.
                 if let Ok(value) = chunks::encode(&entries[drop..]) {
                     batch.insert(&key.nth(drop).encode(), value);
                 }
@@ -420,6 +506,9 @@ impl AuditLog {
 mod tests {
     use super::*;
 
+    /// Segments of 64 KiB, so the tests' logs span several.
+    const SMALL_SEGMENTS: u64 = 64 << 10;
+
     fn entry(agent: &str, outcome: Outcome, time_ms: u64) -> AuditEntry {
         AuditEntry {
             time_ms,
@@ -438,8 +527,10 @@ mod tests {
     fn log(max: usize) -> (tempfile::TempDir, AuditLog) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let log = AuditLog::open(
+        let log = AuditLog::open_with_segments_of(
             &db,
+            &dir.path().join("audit"),
+            SMALL_SEGMENTS,
             Duration::from_secs(3600),
             max,
             Arc::new(Metrics::new()),
@@ -575,8 +666,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let open = |max| {
-            AuditLog::open(
+            AuditLog::open_with_segments_of(
                 &db,
+                &dir.path().join("audit"),
+                SMALL_SEGMENTS,
                 Duration::from_secs(3600),
                 max,
                 Arc::new(Metrics::new()),
@@ -623,6 +716,126 @@ mod tests {
             left[0].id, all[500].id,
             "a trimmed chunk's entries keep their ids"
         );
+    }
+
+    fn segment_files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir.join("audit"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("seg".as_ref()))
+            .count()
+    }
+
+    fn agents(log: &AuditLog) -> Vec<String> {
+        log.query(&AuditQuery {
+            limit: Some(100_000),
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|e| e.agent)
+        .collect()
+    }
+
+    /// Records `rounds` rounds of 400 entries (agents `r{round}-{i}`), flushing after each: a
+    /// flush makes each round its own chunk, ~300 B × 400 = 120 KB, more than a small segment,
+    /// so each lands in a segment of its own.
+    fn write_rounds(log: &AuditLog, rounds: usize) {
+        for round in 0..rounds {
+            for i in 0..400 {
+                log.record(
+                    entry(&format!("r{round}-{i}"), Outcome::Allowed, 0).detail("x".repeat(100)),
+                );
+            }
+            log.flush();
+        }
+    }
+
+    #[test]
+    fn chunks_go_to_segment_files_and_pruning_deletes_those_no_entry_is_in() {
+        let (dir, log) = log(1000);
+        write_rounds(&log, 6);
+        assert_eq!(segment_files(dir.path()), 6);
+        let values: Vec<sled::IVec> = log.tree.iter().values().map(Result::unwrap).collect();
+        assert!(
+            values.iter().all(|v| Location::decode(v).is_some()),
+            "sled holds where chunks are, not the chunks"
+        );
+        assert_eq!(log.prune().unwrap(), 1400);
+        let left = agents(&log);
+        assert_eq!(left.len(), 1000);
+        assert_eq!(left[0], "r3-200", "the oldest entries went first");
+        assert_eq!(
+            segment_files(dir.path()),
+            2,
+            "the segments of rounds 0-3 are deleted: rounds 0-2 are pruned, round 3's rest is stored inline"
+        );
+        assert_eq!(log.prune().unwrap(), 0);
+        assert_eq!(agents(&log), left, "pruning again changes nothing");
+    }
+
+    #[test]
+    fn a_chunk_whose_segment_is_gone_is_skipped_and_the_rest_still_read() {
+        let (dir, log) = log(100_000);
+        write_rounds(&log, 3);
+        let mut segments: Vec<_> = std::fs::read_dir(dir.path().join("audit"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        segments.sort();
+        std::fs::remove_file(&segments[1]).unwrap();
+        let left = agents(&log);
+        assert_eq!(left.len(), 800);
+        assert_eq!(left[399], "r0-399");
+        assert_eq!(left[400], "r2-0");
+    }
+
+    #[test]
+    fn a_log_stored_by_an_earlier_version_is_read_and_continued() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path().join("db")).unwrap();
+        // Earlier versions stored chunks (JSON arrays) and, before that, single entries
+        // (JSON objects) in sled itself.
+        let tree = db.open_tree("audit").unwrap();
+        let now = now_ms();
+        let single = serde_json::to_vec(&entry("single", Outcome::Denied, now)).unwrap();
+        tree.insert(
+            ChunkKey {
+                time_ms: now,
+                seq: 0,
+            }
+            .encode(),
+            single,
+        )
+        .unwrap();
+        let chunk = chunks::encode(&[
+            entry("chunk0", Outcome::Allowed, now),
+            entry("chunk1", Outcome::Allowed, now),
+        ])
+        .unwrap();
+        tree.insert(
+            ChunkKey {
+                time_ms: now,
+                seq: 1,
+            }
+            .encode(),
+            chunk,
+        )
+        .unwrap();
+        let log = AuditLog::open(
+            &db,
+            &dir.path().join("audit"),
+            Duration::from_secs(3600),
+            2,
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        log.record(entry("new", Outcome::Allowed, 0));
+        let all = log.query(&AuditQuery::default()).unwrap();
+        let names: Vec<&str> = all.iter().map(|e| e.agent.as_str()).collect();
+        assert_eq!(names, ["single", "chunk0", "chunk1", "new"]);
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id), "ids continue");
+        assert_eq!(log.prune().unwrap(), 2);
+        assert_eq!(agents(&log), ["chunk1", "new"]);
     }
 
     #[test]

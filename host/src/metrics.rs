@@ -7,6 +7,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::RwLock;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,6 +98,9 @@ pub struct Metrics {
     consumer_lag: Family<LagLabels, Gauge>,
     bus_errors: Family<BusErrorLabels, Counter>,
     audit: Family<AuditLabels, Counter>,
+    /// `audit` by capability, then outcome: an audit entry (several per event) finds its
+    /// counter without building labels (a String) and hashing them into the family.
+    audit_counters: RwLock<HashMap<String, Vec<(&'static str, Counter)>>>,
     log_dropped: Family<AgentLabels, Counter>,
     mcp_up: Family<ServerLabels, Gauge>,
     mcp_restarts: Family<ServerLabels, Counter>,
@@ -352,6 +357,7 @@ impl Metrics {
             consumer_lag,
             bus_errors,
             audit,
+            audit_counters: RwLock::default(),
             log_dropped,
         }
     }
@@ -428,12 +434,49 @@ impl Metrics {
     }
 
     pub fn record_audit(&self, capability: &str, outcome: &'static str) {
-        self.audit
-            .get_or_create(&AuditLabels {
-                capability: capability.into(),
-                outcome,
-            })
-            .inc();
+        fn find<'a>(
+            counters: &'a HashMap<String, Vec<(&'static str, Counter)>>,
+            capability: &str,
+            outcome: &str,
+        ) -> Option<&'a Counter> {
+            let by_outcome = counters.get(capability)?;
+            by_outcome
+                .iter()
+                .find(|(o, _)| *o == outcome)
+                .map(|(_, c)| c)
+        }
+        if let Some(counter) = find(
+            &self
+                .audit_counters
+                .read()
+                .unwrap_or_else(|p| p.into_inner()),
+            capability,
+            outcome,
+        ) {
+            counter.inc();
+            return;
+        }
+        let mut counters = self
+            .audit_counters
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if find(&counters, capability, outcome).is_none() {
+            // A clone shares the family's value, so the cached handle counts in /metrics.
+            let counter = self
+                .audit
+                .get_or_create(&AuditLabels {
+                    capability: capability.into(),
+                    outcome,
+                })
+                .clone();
+            counters
+                .entry(capability.to_owned())
+                .or_default()
+                .push((outcome, counter));
+        }
+        if let Some(counter) = find(&counters, capability, outcome) {
+            counter.inc();
+        }
     }
 
     pub fn record_log_dropped(&self, agent: &str) {
@@ -500,5 +543,28 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_entries_are_counted_by_capability_and_outcome() {
+        let metrics = Metrics::new();
+        for _ in 0..3 {
+            metrics.record_audit("publish", "allowed");
+        }
+        metrics.record_audit("publish", "denied");
+        metrics.record_audit("event", "allowed");
+        let text = metrics.encode();
+        for line in [
+            "agenthost_audit_events_total{capability=\"publish\",outcome=\"allowed\"} 3",
+            "agenthost_audit_events_total{capability=\"publish\",outcome=\"denied\"} 1",
+            "agenthost_audit_events_total{capability=\"event\",outcome=\"allowed\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
     }
 }

@@ -781,11 +781,10 @@ impl PartitionWorker {
                         .dead_letter(record, &agent, correlation_id, attempt, &err)
                         .await;
                 }
-                let wait = backoff(delivery.backoff, delivery.max_backoff, attempt);
-                tracing::warn!(agent = &*agent.name, version = &*agent.version, correlation_id, topic = record.topic,
-                    partition = record.partition, offset = record.offset, attempt, error = %err,
-                    retry_in = %humantime::format_duration(wait), "invocation failed; will retry");
-                if sleep_or_stop(wait, &self.stop).await {
+                if self
+                    .wait_to_retry(record, &agent, correlation_id, attempt, &err, false)
+                    .await
+                {
                     return Finished::Stopped;
                 }
                 attempt += 1;
@@ -796,6 +795,27 @@ impl PartitionWorker {
                 .attempt(record, &agent, correlation_id, attempt, release)
                 .await;
         }
+    }
+
+    /// Logs a failed attempt that will be retried and waits out its backoff. Returns true if
+    /// the subscription stopped meanwhile. `aborted`: the attempt's transaction was aborted
+    /// (exactly-once), so nothing it published is visible.
+    async fn wait_to_retry(
+        &self,
+        record: &Record,
+        agent: &AgentVersion,
+        correlation_id: &str,
+        attempt: u32,
+        err: &InvocationError,
+        aborted: bool,
+    ) -> bool {
+        let delivery = &agent.manifest.delivery;
+        let wait = backoff(delivery.backoff, delivery.max_backoff, attempt);
+        tracing::warn!(agent = &*agent.name, version = &*agent.version, correlation_id, topic = record.topic,
+            partition = record.partition, offset = record.offset, attempt, error = %err,
+            retry_in = %humantime::format_duration(wait), transaction = aborted.then_some("aborted"),
+            "invocation failed; will retry");
+        sleep_or_stop(wait, &self.stop).await
     }
 
     /// Exactly-once: each attempt runs in a transaction of the record's partition; its
@@ -841,11 +861,10 @@ impl PartitionWorker {
                     .dead_letter_exactly_once(reader, record, &agent, dl, &correlation_id, &err)
                     .await;
             }
-            let wait = backoff(delivery.backoff, delivery.max_backoff, attempt);
-            tracing::warn!(agent = &*agent.name, version = &*agent.version, correlation_id, topic = record.topic,
-                partition = record.partition, offset = record.offset, attempt, error = %err,
-                retry_in = %humantime::format_duration(wait), "invocation failed (transaction aborted); will retry");
-            if sleep_or_stop(wait, &self.stop).await {
+            if self
+                .wait_to_retry(record, &agent, &correlation_id, attempt, &err, true)
+                .await
+            {
                 return Finished::Stopped;
             }
             attempt += 1;

@@ -417,7 +417,10 @@ impl AuditLog {
     /// Deletes the segments before the oldest one a stored location names (the whole index is
     /// read: it holds a small value per chunk).
     fn remove_unused_segments(&self) -> sled::Result<()> {
-        let mut first_used = u64::MAX;
+        // Taken before reading the index: a chunk the writer stores while it is read (which
+        // the read may miss) goes to this segment or a later one, and those stay.
+        let writing = self.segments.writing();
+        let mut first_used = writing;
         for value in self.tree.iter().values() {
             if let Some(at) = Location::decode(&value?) {
                 first_used = first_used.min(at.segment);

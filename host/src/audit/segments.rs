@@ -109,10 +109,17 @@ impl Segments {
         Ok((segments, appender))
     }
 
-    /// Deletes the segments before `first_used` (the oldest segment a stored location names),
-    /// never the one being written. Returns how many were deleted.
+    /// The segment being written to now: it and every later one may hold chunks the index
+    /// does not name yet.
+    pub fn writing(&self) -> u64 {
+        self.current.load(Ordering::Acquire)
+    }
+
+    /// Deletes the segments before `first_used` (the oldest segment a stored location names,
+    /// or [`Segments::writing`] as read before the index was), never the one being written.
+    /// Returns how many were deleted.
     pub fn remove_before(&self, first_used: u64) -> std::io::Result<usize> {
-        let keep_from = first_used.min(self.current.load(Ordering::Acquire));
+        let keep_from = first_used.min(self.writing());
         let mut removed = 0;
         for item in std::fs::read_dir(&self.dir)? {
             let path = item?.path();

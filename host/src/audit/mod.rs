@@ -1,7 +1,7 @@
 //! The audit log: every use of a capability that reaches outside an agent — allowed, denied or
 //! failed — and every deploy decision, with time, agent, version, correlation id, capability,
-//! target and outcome. Stored with bounded retention (chunks of entries in segment files, indexed in
-//! sled); queried over HTTP and by `agenthost audit`; counted in `/metrics`.
+//! target and outcome. Stored with bounded retention (chunks of entries in segment files,
+//! indexed in sled); queried over HTTP and by `agenthost audit`; counted in `/metrics`.
 
 mod chunks;
 mod segments;
@@ -213,6 +213,13 @@ fn now_ms() -> u64 {
 /// One stored chunk: its key and entries.
 type Chunk = (ChunkKey, Vec<AuditEntry>);
 
+/// What a pruning removed: how many entries, and the position, in the index it read, of the
+/// first chunk still stored where it was (the chunks before it are gone or were trimmed).
+struct Pruned {
+    entries: usize,
+    kept_from: usize,
+}
+
 fn read_chunk(
     reader: &mut SegmentReader<'_>,
     item: sled::Result<(sled::IVec, sled::IVec)>,
@@ -409,60 +416,61 @@ impl AuditLog {
     /// Deletes entries older than the retention, then the oldest beyond `max_entries`, then
     /// the segment files no stored chunk is in any more.
     pub fn prune(&self) -> sled::Result<usize> {
-        let removed = self.prune_index()?;
-        self.remove_unused_segments()?;
-        Ok(removed)
-    }
-
-    /// Deletes the segments before the oldest one a stored location names (the whole index is
-    /// read: it holds a small value per chunk).
-    fn remove_unused_segments(&self) -> sled::Result<()> {
+        self.flush();
+        let cutoff = now_ms().saturating_sub(self.retention.as_millis() as u64);
         // Taken before reading the index: a chunk the writer stores while it is read (which
         // the read may miss) goes to this segment or a later one, and those stay.
         let writing = self.segments.writing();
-        let mut first_used = writing;
-        for value in self.tree.iter().values() {
-            if let Some(at) = Location::decode(&value?) {
-                first_used = first_used.min(at.segment);
+        // Each chunk's key, and the segment it is in (none if stored inline).
+        let mut index: Vec<(ChunkKey, Option<u64>)> = Vec::new();
+        for item in self.tree.iter() {
+            let (key, value) = item?;
+            if let Some(key) = ChunkKey::decode(&key) {
+                index.push((key, Location::decode(&value).map(|at| at.segment)));
             }
         }
+        let pruned = self.prune_index(&index, cutoff)?;
+        // Pruning takes from the front: the chunks it left are the last ones, and the first
+        // of them, if trimmed, is stored inline now.
+        let first_used = index[pruned.kept_from..]
+            .iter()
+            .filter_map(|&(_, segment)| segment)
+            .fold(writing, u64::min);
         if let Err(e) = self.segments.remove_before(first_used) {
             tracing::warn!(error = %e, "cannot delete unused audit segments");
         }
-        Ok(())
+        Ok(pruned.entries)
     }
 
-    fn prune_index(&self) -> sled::Result<usize> {
-        self.flush();
-        let cutoff = now_ms().saturating_sub(self.retention.as_millis() as u64);
-        let keys: Vec<ChunkKey> = self
-            .tree
-            .iter()
-            .keys()
-            .filter_map(|k| k.ok().and_then(|k| ChunkKey::decode(&k)))
-            .collect();
-        let Some(&last) = keys.last() else {
-            return Ok(0);
+    /// Removes the entries of the chunks in `index` (the whole index, oldest first) older than
+    /// `cutoff`, then the oldest beyond `max_entries`.
+    fn prune_index(&self, index: &[(ChunkKey, Option<u64>)], cutoff: u64) -> sled::Result<Pruned> {
+        let mut pruned = Pruned {
+            entries: 0,
+            kept_from: index.len(),
+        };
+        let Some(&(last, _)) = index.last() else {
+            return Ok(pruned);
         };
         let last_len = self.chunk_entries(last)?.map_or(1, |e| e.len() as u64);
         // Sequence numbers run on from chunk to chunk (pruning takes from the front), so a
         // chunk holds as many entries as its successor's sequence is ahead.
-        let len = |i: usize| match keys.get(i + 1) {
-            Some(next) => next.seq.saturating_sub(keys[i].seq).max(1),
+        let len = |i: usize| match index.get(i + 1) {
+            Some((next, _)) => next.seq.saturating_sub(index[i].0.seq).max(1),
             None => last_len,
         };
-        let mut total: u64 = (0..keys.len()).map(len).sum();
-        let mut removed = 0usize;
-        for (i, &key) in keys.iter().enumerate() {
+        let mut total: u64 = (0..index.len()).map(len).sum();
+        for (i, &(key, _)) in index.iter().enumerate() {
             let over = total.saturating_sub(self.max_entries as u64);
             let chunk_len = len(i);
             // Written before the cutoff: every entry in it is older.
             if key.time_ms < cutoff || chunk_len <= over {
                 self.tree.remove(key.encode())?;
                 total -= chunk_len;
-                removed += chunk_len as usize;
+                pruned.entries += chunk_len as usize;
                 continue;
             }
+            pruned.kept_from = i;
             // The first chunk to keep may still start with entries to drop.
             let Some(entries) = self.chunk_entries(key)? else {
                 break;
@@ -480,11 +488,12 @@ impl AuditLog {
                 }
                 // Atomic, so a query never sees both the chunk and its rest.
                 self.tree.apply_batch(batch)?;
-                removed += drop;
+                pruned.entries += drop;
+                pruned.kept_from = i + 1;
             }
             break;
         }
-        Ok(removed)
+        Ok(pruned)
     }
 
     /// Prunes every minute until the log is dropped.

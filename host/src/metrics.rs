@@ -434,48 +434,36 @@ impl Metrics {
     }
 
     pub fn record_audit(&self, capability: &str, outcome: &'static str) {
-        fn find<'a>(
-            counters: &'a HashMap<String, Vec<(&'static str, Counter)>>,
-            capability: &str,
-            outcome: &str,
-        ) -> Option<&'a Counter> {
-            let by_outcome = counters.get(capability)?;
-            by_outcome
-                .iter()
-                .find(|(o, _)| *o == outcome)
-                .map(|(_, c)| c)
-        }
-        if let Some(counter) = find(
-            &self
-                .audit_counters
-                .read()
-                .unwrap_or_else(|p| p.into_inner()),
-            capability,
-            outcome,
-        ) {
+        let cached = self
+            .audit_counters
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((_, counter)) = cached
+            .get(capability)
+            .and_then(|by_outcome| by_outcome.iter().find(|(o, _)| *o == outcome))
+        {
             counter.inc();
             return;
         }
-        let mut counters = self
+        drop(cached);
+        // First of its kind (or raced with another first): a clone shares the family's value,
+        // so the cached handle counts in /metrics, and get_or_create returns the same one to
+        // a racing caller.
+        let counter = self
+            .audit
+            .get_or_create(&AuditLabels {
+                capability: capability.into(),
+                outcome,
+            })
+            .clone();
+        counter.inc();
+        let mut cache = self
             .audit_counters
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        if find(&counters, capability, outcome).is_none() {
-            // A clone shares the family's value, so the cached handle counts in /metrics.
-            let counter = self
-                .audit
-                .get_or_create(&AuditLabels {
-                    capability: capability.into(),
-                    outcome,
-                })
-                .clone();
-            counters
-                .entry(capability.to_owned())
-                .or_default()
-                .push((outcome, counter));
-        }
-        if let Some(counter) = find(&counters, capability, outcome) {
-            counter.inc();
+        let by_outcome = cache.entry(capability.to_owned()).or_default();
+        if !by_outcome.iter().any(|(o, _)| *o == outcome) {
+            by_outcome.push((outcome, counter));
         }
     }
 

@@ -552,7 +552,7 @@ a2a = ["echo", "faulty", "remote-echo", "{}/"]
 
     let dead = consume(
         &host.url,
-        "agent.dead-letter.v1",
+        "agent.dead-letter.delegate.v1",
         1,
         Duration::from_secs(30),
     );

@@ -110,7 +110,7 @@ fn capability_uses_and_deploy_decisions_are_audited() {
     publish(&host.url, "audit.in.v1", None, "sneaky", Some("cid-denied")).unwrap();
     consume(
         &host.url,
-        "agent.dead-letter.v1",
+        "agent.dead-letter.echo.v1",
         1,
         Duration::from_secs(30),
     );

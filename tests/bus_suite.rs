@@ -379,7 +379,7 @@ fn a_denied_publish_is_seen_by_the_agent_and_dead_lettered(bus: TestBus) {
     publish(&host.url, "demo.in.v1", None, "sneaky", Some("cid-denied")).unwrap();
     let dead = consume(
         &host.url,
-        "agent.dead-letter.v1",
+        "agent.dead-letter.echo.v1",
         1,
         Duration::from_secs(30),
     );

@@ -336,12 +336,12 @@ async fn exactly_once_publishes_and_offsets_commit_together_and_failed_attempts_
         vec![
             ("test.out.v1".into(), "cid-0".into(), None),
             (
-                "agent.dead-letter.v1".into(),
+                "agent.dead-letter.faulty.v1".into(),
                 "cid-1".into(),
                 Some("3".into())
             ),
             (
-                "agent.dead-letter.v1".into(),
+                "agent.dead-letter.faulty.v1".into(),
                 "cid-2".into(),
                 Some("1".into())
             ),
@@ -538,7 +538,7 @@ async fn a_send_refused_rereads_the_partition(delivery: &str) {
     let dead: Vec<(String, Option<String>)> = ledger
         .stored
         .iter()
-        .filter(|r| r.topic == "agent.dead-letter.v1")
+        .filter(|r| r.topic == "agent.dead-letter.echo.v1")
         .map(|r| {
             (
                 correlation(r),

@@ -148,7 +148,7 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
 
     let dead = consume(
         &host.url,
-        "agent.dead-letter.v1",
+        "agent.dead-letter.hostile.v1",
         attacks.len(),
         Duration::from_secs(120),
     );

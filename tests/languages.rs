@@ -71,10 +71,10 @@ expose = true
 "#;
 
 /// Dead letters by correlation id: (failure reason, attempts), once `count` arrived.
-fn dead_letters(host: &HostProcess, count: usize) -> Vec<(String, String, String)> {
+fn dead_letters(host: &HostProcess, agent: &str, count: usize) -> Vec<(String, String, String)> {
     consume(
         &host.url,
-        "agent.dead-letter.v1",
+        &format!("agent.dead-letter.{agent}.v1"),
         count,
         Duration::from_secs(60),
     )
@@ -172,7 +172,7 @@ fn python_price_collector_publishes_scraped_prices_and_dead_letters_what_it_cann
     wait_for_log(&host, "sku-1: ours 24.99 EUR, competitor 19.99");
 
     // Rejected at once, not retried (max_attempts is 2).
-    let dead = dead_letters(&host, 3);
+    let dead = dead_letters(&host, "price-collector", 3);
     let (missing, attempts) = reason(&dead, "check-sku-404", &host);
     assert!(
         missing.contains("scrape_price on shop-scraper: ")
@@ -328,7 +328,7 @@ fn javascript_customer_notify_sends_notifications_and_dead_letters_malformed_upd
         ),
     );
 
-    let dead = dead_letters(&host, 4);
+    let dead = dead_letters(&host, "customer-notify", 4);
     let (garbled, attempts) = reason(&dead, "update-garbled", &host);
     assert!(
         garbled.contains(&format!("{topic}[")) && garbled.contains("payload is not JSON"),

@@ -65,7 +65,7 @@ fn call(host: &HostProcess, key: &str, request: Value) -> String {
 }
 
 fn dead_letters(host: &HostProcess, count: usize, timeout: Duration) -> Vec<WireRecord> {
-    consume(&host.url, "agent.dead-letter.v1", count, timeout)
+    consume(&host.url, "agent.dead-letter.tool-call.v1", count, timeout)
 }
 
 fn servers(host: &HostProcess) -> Vec<Value> {

@@ -95,7 +95,7 @@ fn jobs_are_split_across_workers_in_two_hosts_and_failed_tasks_are_reported() {
     )
     .unwrap();
     // A malformed job is dead-lettered by the orchestrator with the reason (to its own
-    // dead-letter topic: it reads agent.dead-letter.v1).
+    // dead-letter topic: it reads the worker's).
     publish(
         &host_a.url,
         "research.job-requested.v1",
@@ -140,7 +140,7 @@ fn jobs_are_split_across_workers_in_two_hosts_and_failed_tasks_are_reported() {
 
     let dead = consume(
         &host_a.url,
-        "orchestrator.dead-letter.v1",
+        "agent.dead-letter.orchestrator.v1",
         1,
         Duration::from_secs(30),
     );

@@ -149,7 +149,7 @@ fn an_agent_cannot_flood_the_log_or_push_out_oversized_records() {
     publish(&host.url, "noisy.in.v1", Some("k"), "big", Some("cid-big")).unwrap();
     let dead = consume(
         &host.url,
-        "agent.dead-letter.v1",
+        "agent.dead-letter.noisy.v1",
         1,
         Duration::from_secs(30),
     );

@@ -371,7 +371,12 @@ fn a_failing_canary_is_rolled_back_by_itself_and_a_good_one_is_promoted() {
         handled.iter().all(|v| v == "1.0.0"),
         "a failed canary invocation is handled by the live version: {handled:?}"
     );
-    let dead = consume(&host.url, "agent.dead-letter.v1", 1, Duration::from_secs(1));
+    let dead = consume(
+        &host.url,
+        "agent.dead-letter.echo.v1",
+        1,
+        Duration::from_secs(1),
+    );
     assert!(
         dead.is_empty(),
         "no event is dead-lettered for a canary's failure"

@@ -28,7 +28,8 @@ config = { out = "demo.out.v1" }
 "#;
 
 /// faulty: on `faulty.in.v1`, does what each payload asks (see plugins/faulty) and echoes the
-/// rest to `faulty.out.v1`; 3 attempts, 20 ms backoff, dead letters to `faulty.dead-letter.v1`.
+/// rest to `faulty.out.v1`; 3 attempts, 20 ms backoff, dead letters to `faulty.dead-letter.v1`
+/// (a topic of its own naming, so granted like any publish).
 pub const FAULTY: &str = r#"
 name = "faulty"
 version = "0.3.0"
@@ -47,7 +48,7 @@ timeout = "2s"
 memory = "32MiB"
 
 [capabilities]
-publish = ["faulty.out.v1"]
+publish = ["faulty.out.v1", "faulty.dead-letter.v1"]
 config = { out = "faulty.out.v1" }
 "#;
 

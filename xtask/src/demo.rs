@@ -50,7 +50,7 @@ const EXPECTED: &[(&str, u64, &str, &[&str])] = &[
         ],
     ),
     (
-        "agent.dead-letter.v1",
+        "agent.dead-letter.price-collector.v1",
         1,
         "sku-4 has no listing: price-collector rejected it and the host dead-lettered it with the reason",
         &["sku-4", "no listing"],
@@ -188,7 +188,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
     // Wait for everything expected (the steps scroll by meanwhile), then show it.
     let mut results = Vec::new();
     for (topic, count, _, _) in EXPECTED {
-        let format = if *topic == "agent.dead-letter.v1" {
+        let format = if *topic == "agent.dead-letter.price-collector.v1" {
             "json"
         } else {
             "text"
@@ -215,7 +215,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         println!("\n==> {topic}: {what}");
         let stdout = String::from_utf8_lossy(&out.stdout);
         for line in stdout.lines() {
-            if *topic == "agent.dead-letter.v1" {
+            if *topic == "agent.dead-letter.price-collector.v1" {
                 let record: serde_json::Value = serde_json::from_str(line)?;
                 println!(
                     "  {}  error: {}",

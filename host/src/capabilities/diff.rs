@@ -153,6 +153,15 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<DiffLine> {
             text: format!("delivery.batch {bo} → {bn} (records sharing an instance)"),
         });
     }
+    // Failed events' payloads go to the dead-letter topic: a new one is a new reader of them,
+    // unless it is the agent's own topic, which only the host writes.
+    let (dlo, dln) = (&old.delivery.dead_letter, &new.delivery.dead_letter);
+    if dlo != dln {
+        lines.push(DiffLine {
+            widens: *dln != crate::config::default_dead_letter(&new.name),
+            text: format!("delivery.dead_letter {dlo} → {dln}"),
+        });
+    }
     if old.a2a.expose != new.a2a.expose {
         lines.push(DiffLine {
             widens: new.a2a.expose,
@@ -243,6 +252,22 @@ mod tests {
     #[test]
     fn larger_batches_widen() {
         widens_from_defaults("[delivery]\nbatch = 32", "delivery.batch 1 → 32");
+    }
+
+    #[test]
+    fn a_new_dead_letter_topic_widens_and_going_back_to_the_agents_own_narrows() {
+        widens_from_defaults(
+            "[delivery]\ndead_letter = \"shared.failures.v1\"\n[capabilities]\npublish = [\"shared.failures.v1\"]",
+            "delivery.dead_letter agent.dead-letter.a.v1 → shared.failures.v1",
+        );
+    }
+
+    #[test]
+    fn subscriptions_are_grants_in_the_diff() {
+        widens_from_defaults(
+            "[[subscribe]]\ntopic = \"agent.dead-letter.b.v1\"",
+            "subscribe agent.dead-letter.b.v1 (group a)",
+        );
     }
 
     #[test]

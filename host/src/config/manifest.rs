@@ -96,6 +96,9 @@ pub struct Delivery {
     /// Upper bound of the backoff.
     #[serde(with = "humantime_serde")]
     pub max_backoff: Duration,
+    /// Where an event goes after its last failed attempt. Absent: the agent's own
+    /// [`default_dead_letter`] topic, which only it writes. Any other topic must be covered by
+    /// `capabilities.publish`: a dead letter is a publish of the event's payload.
     pub dead_letter: String,
     /// Invocations in flight at once across the subscription's partitions.
     pub concurrency: u32,
@@ -108,6 +111,12 @@ pub struct Delivery {
     /// `on-event` call per record). A batch holds at most one record per key, and runs within
     /// one `limits.timeout`.
     pub batch: u32,
+}
+
+/// The dead-letter topic of an agent whose manifest names none: one per agent, so a subscriber
+/// of one agent's failures does not read every other agent's failed payloads.
+pub fn default_dead_letter(agent: &AgentName) -> String {
+    format!("agent.dead-letter.{agent}.v1")
 }
 
 /// The largest `delivery.batch`.
@@ -193,7 +202,8 @@ impl Default for Delivery {
             max_attempts: 3,
             backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
-            dead_letter: "agent.dead-letter.v1".into(),
+            // Resolved to the agent's own topic by `Manifest::parse`, which knows the name.
+            dead_letter: String::new(),
             concurrency: 8,
             ordering: Ordering::Key,
             mode: DeliveryMode::AtLeastOnce,
@@ -336,6 +346,9 @@ impl Manifest {
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let mut manifest: Manifest = parse_toml(path, text)?;
         manifest.text = text.to_owned();
+        if manifest.delivery.dead_letter.is_empty() {
+            manifest.delivery.dead_letter = default_dead_letter(&manifest.name);
+        }
         manifest
             .validate()
             .map_err(|message| ConfigError::invalid(path, message))?;
@@ -404,6 +417,19 @@ impl Manifest {
         }
         let d = &self.delivery;
         topic("delivery.dead_letter", &d.dead_letter)?;
+        if d.dead_letter != default_dead_letter(&self.name)
+            && !self
+                .capabilities
+                .publish
+                .iter()
+                .any(|p| p.matches(&d.dead_letter))
+        {
+            return Err(format!(
+                "`delivery.dead_letter`: {:?} is not covered by `capabilities.publish`; a dead letter publishes the failed event there, so grant it in `capabilities.publish`, or omit `dead_letter` to use the agent's own {:?}",
+                d.dead_letter,
+                default_dead_letter(&self.name)
+            ));
+        }
         if d.max_attempts == 0 {
             return Err("`delivery.max_attempts` must be at least 1".into());
         }
@@ -518,7 +544,7 @@ group = "price-analysis"
 [delivery]
 max_attempts = 3
 backoff = "200ms"
-dead_letter = "agent.dead-letter.v1"
+dead_letter = "agent.dead-letter.price-analysis.v1"
 concurrency = 8
 
 [limits]
@@ -570,7 +596,13 @@ expose = true
         let m = parse("name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"").unwrap();
         assert_eq!(m.capabilities, Capabilities::default());
         assert!(m.capabilities.publish.is_empty() && m.capabilities.state.is_none());
-        assert_eq!(m.delivery, Delivery::default());
+        assert_eq!(
+            m.delivery,
+            Delivery {
+                dead_letter: "agent.dead-letter.a.v1".into(),
+                ..Delivery::default()
+            }
+        );
         assert!(!m.a2a.expose);
     }
 
@@ -680,8 +712,12 @@ expose = true
                 "mount",
             ),
             (
-                format!("name = \"a\"\n{base}[[subscribe]]\ntopic = \"agent.dead-letter.v1\""),
+                format!("name = \"a\"\n{base}[[subscribe]]\ntopic = \"agent.dead-letter.a.v1\""),
                 "loop forever",
+            ),
+            (
+                format!("name = \"a\"\n{base}[delivery]\ndead_letter = \"secrets.exfiltrated.v1\""),
+                "`delivery.dead_letter`: \"secrets.exfiltrated.v1\" is not covered by `capabilities.publish`",
             ),
             (
                 format!(
@@ -695,6 +731,29 @@ expose = true
             assert!(err.contains(expected), "expected {expected:?} in: {err}");
             assert!(err.starts_with("agents/x.toml: "), "{err}");
         }
+    }
+
+    #[test]
+    fn the_dead_letter_topic_is_the_agents_own_unless_a_granted_one_is_named() {
+        let base = "name = \"pricer\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n";
+        let m = parse(base).unwrap();
+        assert_eq!(m.delivery.dead_letter, "agent.dead-letter.pricer.v1");
+        // Naming its own default explicitly needs no grant either.
+        parse(&format!(
+            "{base}[delivery]\ndead_letter = \"agent.dead-letter.pricer.v1\""
+        ))
+        .unwrap();
+        // Another agent's default is a topic like any other: it needs a publish grant.
+        let err = parse(&format!(
+            "{base}[delivery]\ndead_letter = \"agent.dead-letter.other.v1\""
+        ))
+        .unwrap_err();
+        assert!(err.contains("capabilities.publish"), "{err}");
+        let m = parse(&format!(
+            "{base}[delivery]\ndead_letter = \"agent.dead-letter.v1\"\n[capabilities]\npublish = [\"agent.dead-letter.*\"]"
+        ))
+        .unwrap();
+        assert_eq!(m.delivery.dead_letter, "agent.dead-letter.v1");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub use host::{
 pub use http_rule::HttpRule;
 pub use manifest::{
     A2aSection, AgentName, Capabilities, Delivery, DeliveryMode, FileAccess, FileGrant, Limits,
-    MAX_TABLE_ELEMENTS, Manifest, McpGrant, Ordering, Rollout, SubscribeEntry,
+    MAX_TABLE_ELEMENTS, Manifest, McpGrant, Ordering, Rollout, SubscribeEntry, default_dead_letter,
 };
 pub use pattern::TopicPattern;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 pub const TASKS: &str = "agent.task-requests.v1";
 pub const RESULTS: &str = "agent.task-results.v1";
-pub const DEAD_LETTERS: &str = "agent.dead-letter.v1";
+pub const DEAD_LETTERS: &str = "agent.dead-letter.task-worker.v1";
 pub const COMPLETED: &str = "research.job-completed.v1";
 const MAX_DOCUMENTS: usize = 1000;
 const MAX_JOB_ID: usize = 128;

@@ -1,6 +1,6 @@
 //! `orchestrator`: the orchestrator of the orchestrator–worker example. Splits a job into
 //! tasks on `agent.task-requests.v1`, collects their results from `agent.task-results.v1`
-//! (and, for tasks a worker could not do, from `agent.dead-letter.v1`), and publishes the job's
+//! (and, for tasks a worker could not do, from the worker's dead-letter topic), and publishes the job's
 //! outcome to `research.job-completed.v1` once every task has ended.
 //!
 //! # Input: a job (`research.job-requested.v1`)

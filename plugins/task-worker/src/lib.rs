@@ -11,7 +11,7 @@
 //!
 //! A payload that is not a task (malformed JSON, a missing field, `task` not below `of`) or a
 //! `kind` this worker does not do is rejected: the host dead-letters it to
-//! `agent.dead-letter.v1` with the reason, where the orchestrator sees it.
+//! its dead-letter topic (`agent.dead-letter.task-worker.v1`) with the reason, where the orchestrator sees it.
 //!
 //! # Output: a result, keyed by the job
 //!

@@ -238,6 +238,7 @@ async fn run_agent_until(
         metrics: metrics.clone(),
         audit,
         mcp: Default::default(),
+        listen: None,
     };
     let component = plugin(plugin_name);
     let manifest = Manifest::parse(

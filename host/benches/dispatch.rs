@@ -136,6 +136,7 @@ fn main() -> anyhow::Result<()> {
             metrics,
             audit,
             mcp: Default::default(),
+            listen: None,
         };
         // `publishes` is raised so the raw column's one long-lived instance (which never starts
         // a new request) is not stopped by limits.publishes.

@@ -133,6 +133,7 @@ fn main() -> anyhow::Result<()> {
             metrics,
             audit,
             mcp,
+            listen: None,
         };
         let manifest = |reuse: bool| {
             Manifest::parse(

@@ -663,7 +663,8 @@ impl AgentVersion {
 
     /// A store carrying this version's grants and limits, as every invocation gets.
     pub fn new_store(&self, correlation_id: &str) -> Store<StoreData> {
-        let caller = Caller::new(self.name.clone(), self.version.clone(), correlation_id);
+        let caller = Caller::new(self.name.clone(), self.version.clone(), correlation_id)
+            .with_log_budget(self.grants.log.clone());
         let limits = &self.manifest.limits;
         // A grant whose directories vanished since deploy gives the instance no WASI files
         // rather than failing every event; the deploy check already reported it once.

@@ -158,6 +158,7 @@ impl Host {
             audit: audit.clone(),
             mcp: mcp.clone(),
             a2a: a2a.clone(),
+            listen: Some(config.listen),
         };
         let (canary_failed, failed_canaries) = tokio::sync::mpsc::unbounded_channel();
         spawn_canary_recorder(failed_canaries, deployments.clone(), audit.clone());

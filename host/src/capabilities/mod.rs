@@ -33,6 +33,9 @@ pub struct Caller {
     pub agent: Arc<str>,
     pub version: Arc<str>,
     request: Arc<std::sync::RwLock<Request>>,
+    /// The agent's `limits.log_rate`, which the warning a denial leaves in the host's log
+    /// counts against: a loop of denied calls must not flood the log.
+    log_budget: Option<Arc<log::LogBudget>>,
 }
 
 /// The request an instance is serving.
@@ -100,7 +103,31 @@ impl Caller {
             agent,
             version,
             request: Arc::new(std::sync::RwLock::new(Request::new(correlation_id, None))),
+            log_budget: None,
         }
+    }
+
+    /// The same caller, with the denial warnings it logs counted against `budget`.
+    pub fn with_log_budget(mut self, budget: Arc<log::LogBudget>) -> Self {
+        self.log_budget = Some(budget);
+        self
+    }
+
+    /// Logs that a use of `capability` on `target` was denied, within the agent's log budget.
+    /// (The audit entry is recorded regardless.)
+    pub fn warn_denied(&self, capability: &str, target: &str, reason: &str) {
+        if self.log_budget.as_ref().is_some_and(|b| !b.admit()) {
+            return;
+        }
+        tracing::warn!(
+            agent = &*self.agent,
+            version = &*self.version,
+            correlation_id = &*self.correlation_id(),
+            capability,
+            target = log::truncate(target, 256).as_ref(),
+            reason = log::truncate(reason, 1024).as_ref(),
+            "capability use denied"
+        );
     }
 
     fn request(&self) -> Request {
@@ -192,9 +219,9 @@ impl Caller {
             Err(Error::Failed(reason)) => (Outcome::Failed, reason.as_str()),
         };
         if outcome == Outcome::Denied {
-            // Also in the log, inside the invocation's span: an agent reaching for what it
-            // was not granted is what operators want to see without querying the audit log.
-            tracing::warn!(capability, target, reason = detail, "capability use denied");
+            // Also in the log: an agent reaching for what it was not granted is what operators
+            // want to see without querying the audit log.
+            self.warn_denied(capability, target, detail);
         }
         self.audit(log, capability, target, outcome, detail);
         outcome
@@ -258,6 +285,8 @@ pub struct HostServices {
     pub audit: Arc<AuditLog>,
     pub mcp: Arc<crate::mcp::McpServers>,
     pub a2a: Arc<crate::a2a::A2a>,
+    /// The host's HTTP listener: agents reach it only through an http rule naming it exactly.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// Every grant of one agent version, built from its manifest at deploy.
@@ -288,7 +317,11 @@ impl Grants {
             )),
             mcp: Arc::new(mcp::McpGrant::new(manifest, services)?),
             a2a: Arc::new(a2a::A2aGrant::new(manifest, services)?),
-            http: Arc::new(http::HttpGrant::new(manifest, services.audit.clone())),
+            http: Arc::new(http::HttpGrant::new(
+                manifest,
+                services.audit.clone(),
+                services.listen,
+            )),
         })
     }
 }

@@ -26,7 +26,7 @@ pub async fn run(config_path: Option<PathBuf>, log_format: Format) -> anyhow::Re
     result
 }
 
-async fn serve(config: HostConfig) -> anyhow::Result<()> {
+async fn serve(mut config: HostConfig) -> anyhow::Result<()> {
     let token = std::env::var(&config.admin.token_env)
         .ok()
         .filter(|t| !t.is_empty())
@@ -42,6 +42,9 @@ async fn serve(config: HostConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    // The address actually bound (a configured port 0 is chosen now): agents' http requests
+    // are checked against it.
+    config.listen = address;
     let host = Host::open(config).await?;
     let app = router(AppState {
         host: host.clone(),

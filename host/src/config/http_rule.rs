@@ -39,6 +39,19 @@ impl HttpRule {
                 "{rule:?}: expected scheme://host[:port] with no path, query or user"
             ));
         }
+        // `10.0.*` would also match the name `10.0.attacker.net`: addresses are named one by
+        // one, and a wildcard belongs in host names only.
+        if host.contains('*')
+            && (host.starts_with('[')
+                || (host.split('.').any(|label| label != "*")
+                    && host
+                        .split('.')
+                        .all(|label| label == "*" || label.bytes().all(|b| b.is_ascii_digit()))))
+        {
+            return Err(format!(
+                "{rule:?}: `*` inside an IP address is not allowed (it would also match host names like 10.0.attacker.net); list each address"
+            ));
+        }
         let port = match port {
             None => RulePort::Exactly(default_port),
             Some("*") => RulePort::Any,
@@ -72,6 +85,20 @@ impl HttpRule {
 
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// Whether the rule's host is the IP literal `ip` (not a name, not a wildcard): only such
+    /// a rule reaches a loopback, private or link-local address.
+    pub fn names_ip(&self, ip: std::net::IpAddr) -> bool {
+        let literal = self.host.trim_start_matches('[').trim_end_matches(']');
+        literal
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|own| own == ip)
+    }
+
+    /// Whether the rule names exactly `port` (not `*`).
+    pub fn names_port(&self, port: u16) -> bool {
+        self.port == RulePort::Exactly(port)
     }
 }
 
@@ -122,6 +149,19 @@ mod tests {
     }
 
     #[test]
+    fn only_ip_literals_name_an_address() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(r("http://127.0.0.1:*").names_ip(ip("127.0.0.1")));
+        assert!(r("http://[::1]:80").names_ip(ip("::1")));
+        assert!(!r("http://localhost:*").names_ip(ip("127.0.0.1")));
+        assert!(!r("http://*.example.com").names_ip(ip("10.0.0.1")));
+        assert!(r("http://127.0.0.1:8080").names_port(8080));
+        assert!(!r("http://127.0.0.1:*").names_port(8080));
+        // Wildcards still work in names that merely start with digits.
+        assert!(r("https://*.1password.com").allows("https", "my.1password.com", 443));
+    }
+
+    #[test]
     fn ipv6_literals_keep_their_brackets() {
         assert!(r("http://[::1]:8080").allows("http", "[::1]", 8080));
         assert!(r("http://[::1]").allows("http", "[::1]", 80));
@@ -157,6 +197,9 @@ mod tests {
             ("http://user@example.com", "no path, query or user"),
             ("http://example.com:http", "not a number"),
             ("http://:80", "expected scheme://host"),
+            ("http://10.0.*", "`*` inside an IP address"),
+            ("http://10.*.*.*:8080", "`*` inside an IP address"),
+            ("http://[fd00::*]", "`*` inside an IP address"),
         ] {
             let err = HttpRule::parse(rule).unwrap_err();
             assert!(err.contains(says), "{rule}: {err}");

@@ -3,14 +3,21 @@
 //! connection is made and audited with its outcome. The host never follows redirects: a
 //! redirect comes back to the agent, and the request it makes next is checked like any other.
 //!
-//! The connection goes to the host named in the URL, resolved by the host process; a rule
-//! naming a host name therefore allows whatever that name resolves to, and nothing else.
+//! The host resolves the URL's host and checks every address before it connects
+//! ([`address`]): a name reaches public addresses only, loopback/private/link-local addresses
+//! only through a rule naming the IP literal, and the host's own listener only through a rule
+//! naming its IP and exact port. The connection then goes to the checked address ([`connect`]),
+//! so DNS cannot change the answer between the check and the connection.
+
+mod address;
+mod connect;
 
 use super::Caller;
 use crate::audit::{AuditLog, Outcome};
 use crate::config::{HttpRule, Manifest};
 use crate::runtime::StoreData;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
@@ -22,36 +29,77 @@ pub const INTERFACES: [&str; 2] = ["wasi:http/outgoing-handler", "wasi:http/type
 pub struct HttpGrant {
     rules: Vec<HttpRule>,
     audit: Arc<AuditLog>,
+    /// The host's own HTTP listener, reached only through a rule naming it exactly.
+    listen: Option<SocketAddr>,
 }
 
 impl HttpGrant {
-    pub fn new(manifest: &Manifest, audit: Arc<AuditLog>) -> Self {
+    pub fn new(manifest: &Manifest, audit: Arc<AuditLog>, listen: Option<SocketAddr>) -> Self {
         Self {
             rules: manifest.capabilities.http.clone(),
             audit,
+            listen,
         }
+    }
+
+    /// The address to connect to for `uri`, which the rules allow: the host's (resolved, or
+    /// the IP literal), each address checked by [`address::check`]. A name with any refused
+    /// address is refused whole, so the agent cannot pick the answer that slips through.
+    async fn resolve(&self, uri: &http::Uri) -> Result<SocketAddr, Refused> {
+        let (scheme, host, port) = parts(uri).map_err(Refused::Denied)?;
+        let rules: Vec<&HttpRule> = self
+            .rules
+            .iter()
+            .filter(|r| r.allows(scheme, host, port))
+            .collect();
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        let addresses: Vec<SocketAddr> = match literal.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| Refused::Failed(format!("cannot resolve {host}: {e}")))?
+                .collect(),
+        };
+        for to in &addresses {
+            address::check(&rules, *to, self.listen)
+                .map_err(|reason| Refused::Denied(format!("{host} resolves to {reason}")))?;
+        }
+        addresses
+            .first()
+            .copied()
+            .ok_or_else(|| Refused::Failed(format!("{host} resolves to no address")))
     }
 }
 
-/// Why `uri` may not be requested under `rules`, or `None` when one allows it.
-fn refusal(rules: &[HttpRule], uri: &http::Uri) -> Option<String> {
-    let Some(scheme) = uri.scheme_str() else {
-        return Some("the URL has no scheme".into());
-    };
-    let Some(authority) = uri.authority() else {
-        return Some("the URL has no host".into());
-    };
-    // Credentials in the URL would be sent to whoever the rest of it names.
-    if authority.as_str().contains('@') {
-        return Some("URLs with user info are not allowed".into());
-    }
+/// Why a request was not sent: denied by the policy, or failed before a connection.
+enum Refused {
+    Denied(String),
+    Failed(String),
+}
+
+/// The scheme, host and port of `uri`.
+fn parts(uri: &http::Uri) -> Result<(&str, &str, u16), String> {
+    let scheme = uri.scheme_str().ok_or("the URL has no scheme")?;
+    let authority = uri.authority().ok_or("the URL has no host")?;
     let port = match (authority.port_u16(), scheme) {
         (Some(p), _) => p,
         (None, "http") => 80,
         (None, "https") => 443,
-        (None, other) => return Some(format!("scheme {other:?} is not http or https")),
+        (None, other) => return Err(format!("scheme {other:?} is not http or https")),
     };
-    let host = authority.host();
+    Ok((scheme, authority.host(), port))
+}
+
+/// Why `uri` may not be requested under `rules`, or `None` when one allows it.
+fn refusal(rules: &[HttpRule], uri: &http::Uri) -> Option<String> {
+    // Credentials in the URL would be sent to whoever the rest of it names.
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Some("URLs with user info are not allowed".into());
+    }
+    let (scheme, host, port) = match parts(uri) {
+        Ok(parts) => parts,
+        Err(reason) => return Some(reason),
+    };
     if rules.iter().any(|r| r.allows(scheme, host, port)) {
         return None;
     }
@@ -98,44 +146,42 @@ impl WasiHttpHooks for HttpInstance {
             uri.authority().map_or("", |a| a.as_str()),
             uri.path()
         );
-        let (caller, audit) = (self.caller.clone(), self.grant.audit.clone());
-        if let Some(reason) = refusal(&self.grant.rules, uri) {
-            tracing::warn!(
-                agent = &*caller.agent,
-                version = &*caller.version,
-                correlation_id = &*caller.correlation_id(),
-                target,
-                reason,
-                "http request denied"
-            );
-            caller.audit(&audit, "http", &target, Outcome::Denied, &reason);
+        let (caller, grant) = (self.caller.clone(), self.grant.clone());
+        let denied = |caller: &Caller, audit: &AuditLog, target: &str, reason: &str| {
+            caller.warn_denied("http", target, reason);
+            caller.audit(audit, "http", target, Outcome::Denied, reason);
+        };
+        if let Some(reason) = refusal(&grant.rules, uri) {
+            denied(&caller, &grant.audit, &target, &reason);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
         Box::new(async move {
-            use http_body_util::BodyExt;
-            match wasmtime_wasi_http::default_send_request(request, options).await {
+            let to = match grant.resolve(request.uri()).await {
+                Ok(to) => to,
+                Err(Refused::Denied(reason)) => {
+                    denied(&caller, &grant.audit, &target, &reason);
+                    return Err(HttpError::HttpRequestDenied);
+                }
+                Err(Refused::Failed(reason)) => {
+                    caller.audit(&grant.audit, "http", &target, Outcome::Failed, &reason);
+                    return Err(HttpError::DestinationNotFound);
+                }
+            };
+            let audit = &grant.audit;
+            match connect::send_to(to, request, options).await {
                 Ok((response, io)) => {
                     let status = response.status();
                     caller.audit(
-                        &audit,
+                        audit,
                         "http",
                         &target,
                         Outcome::Allowed,
-                        &format!("HTTP {}", status.as_u16()),
+                        &format!("HTTP {} from {to}", status.as_u16()),
                     );
-                    Ok((
-                        response.map(BodyExt::boxed_unsync),
-                        Box::new(io) as Box<dyn Future<Output = _> + Send>,
-                    ))
+                    Ok((response, io))
                 }
                 Err(err) => {
-                    caller.audit(
-                        &audit,
-                        "http",
-                        &target,
-                        Outcome::Failed,
-                        &format!("{err:?}"),
-                    );
+                    caller.audit(audit, "http", &target, Outcome::Failed, &format!("{err:?}"));
                     Err(err)
                 }
             }

@@ -71,6 +71,23 @@ publish = ["bystander.out.v1"]
 config = { out = "bystander.out.v1" }
 "#;
 
+/// The denied entries of the audit log for one request.
+fn denials(s: &Scenario, correlation_id: &str) -> Vec<serde_json::Value> {
+    let audit = s.cli(&[
+        "audit",
+        "--format",
+        "json",
+        "--denied",
+        "--correlation-id",
+        correlation_id,
+    ]);
+    assert!(audit.status.success(), "{}", describe(&audit));
+    String::from_utf8_lossy(&audit.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
     let s = Scenario::new("");
@@ -286,4 +303,108 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
         metrics.contains("agenthost_audit_events_total{capability=\"sandbox\",outcome=\"denied\"}"),
         "sandbox stops are not counted in /metrics"
     );
+}
+
+/// An agent with the grant a sidecar needs, `http://127.0.0.1:*`: it reaches its sidecar, but
+/// not the host's own admin API on the same address, and a host *name* that resolves to
+/// loopback reaches nothing. The admin API itself answers no one without the token.
+const SIDECAR_CLIENT: &str = r#"
+name = "sidecar-client"
+version = "1.0.0"
+component = "{plugins}/hostile.wasm"
+
+[[subscribe]]
+topic = "sidecar-client.in.v1"
+
+[delivery]
+max_attempts = 1
+
+[capabilities]
+publish = ["sidecar-client.out.v1"]
+http = ["http://127.0.0.1:*", "http://localhost:*"]
+config = { out = "sidecar-client.out.v1" }
+"#;
+
+#[test]
+fn a_loopback_grant_reaches_its_sidecar_but_not_the_admin_api_or_a_name_for_loopback() {
+    let s = Scenario::new("");
+    let sidecar = Peer::http_origin(free_port(), &s.path().join("sidecar.log"));
+    s.manifest("sidecar-client", SIDECAR_CLIENT);
+    let host = s.start();
+    let host_port = host.url.rsplit(':').next().unwrap().to_owned();
+
+    // /v1 needs the token even on loopback: the host generated one, and only a client that
+    // presents it gets in.
+    let anonymous = http()
+        .get(format!("{}/v1/agents", host.url))
+        .send()
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let token_file = s.path().join("data/admin-token");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&token_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the generated token is private");
+    let authorized = http()
+        .get(format!("{}/v1/agents", host.url))
+        .bearer_auth(std::fs::read_to_string(&token_file).unwrap().trim())
+        .send()
+        .unwrap();
+    assert_eq!(authorized.status().as_u16(), 200);
+
+    for (key, payload) in [
+        (
+            "admin",
+            format!("forbidden-http:http://127.0.0.1:{host_port}/v1/agents"),
+        ),
+        (
+            "by-name",
+            format!("forbidden-http:http://localhost:{}/inside", sidecar.port),
+        ),
+        (
+            "sidecar",
+            format!("fetch:http://127.0.0.1:{}/inside", sidecar.port),
+        ),
+    ] {
+        publish(
+            &host.url,
+            "sidecar-client.in.v1",
+            Some(key),
+            &payload,
+            Some(&format!("cid-{key}")),
+        )
+        .unwrap();
+    }
+    let out = consume(
+        &host.url,
+        "sidecar-client.out.v1",
+        1,
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        out[0].payload.as_deref().unwrap_or_default(),
+        format!(
+            "HTTP 200 from http://127.0.0.1:{}/inside: hello from {} /inside",
+            sidecar.port, sidecar.port
+        ),
+        "the granted sidecar is reachable"
+    );
+    let dead = consume(
+        &host.url,
+        "agent.dead-letter.sidecar-client.v1",
+        2,
+        Duration::from_secs(30),
+    );
+    assert_eq!(dead.len(), 2, "log:\n{}", host.log_text());
+    for (cid, reason) in [
+        ("cid-admin", "own listener"),
+        ("cid-by-name", "loopback address"),
+    ] {
+        let entries = denials(&s, cid);
+        assert!(
+            entries.iter().any(|e| e["capability"] == "http"
+                && e["detail"].as_str().is_some_and(|d| d.contains(reason))),
+            "{cid}: no denied http entry naming {reason:?}: {entries:#?}"
+        );
+    }
 }

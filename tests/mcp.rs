@@ -69,7 +69,10 @@ fn dead_letters(host: &HostProcess, count: usize, timeout: Duration) -> Vec<Wire
 }
 
 fn servers(host: &HostProcess) -> Vec<Value> {
-    reqwest::blocking::get(format!("{}/v1/mcp/servers", host.url))
+    http()
+        .get(format!("{}/v1/mcp/servers", host.url))
+        .bearer_auth(admin_token(&host.url))
+        .send()
         .and_then(|r| r.json::<Vec<Value>>())
         .expect("GET /v1/mcp/servers")
 }

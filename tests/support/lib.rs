@@ -293,6 +293,13 @@ pub fn http() -> &'static reqwest::blocking::Client {
     CLIENT.get_or_init(reqwest::blocking::Client::new)
 }
 
+/// The admin token the host at `url` generated and shared with clients on this machine (every
+/// host requires one on `/v1`; the scenarios set none, so each host makes its own).
+pub fn admin_token(url: &str) -> String {
+    agenthost::http::token::for_client(url)
+        .unwrap_or_else(|| panic!("the host at {url} shared no admin token"))
+}
+
 /// Publishes through the HTTP API; returns the correlation id, or the error.
 pub fn publish(
     url: &str,
@@ -321,6 +328,7 @@ pub fn publish_stored(
     }
     let response = http()
         .post(format!("{url}/v1/topics/{topic}/records"))
+        .bearer_auth(admin_token(url))
         .timeout(Duration::from_secs(10))
         .json(&body)
         .send()
@@ -339,6 +347,7 @@ pub fn publish_stored(
 pub fn consume(url: &str, topic: &str, count: usize, timeout: Duration) -> Vec<WireRecord> {
     let response = http()
         .get(format!("{url}/v1/topics/{topic}/records"))
+        .bearer_auth(admin_token(url))
         .query(&[
             ("from_beginning", "true".to_string()),
             ("count", count.to_string()),

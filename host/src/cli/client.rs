@@ -25,7 +25,11 @@ impl Client {
             .build()?;
         Ok(Self {
             base: args.host.trim_end_matches('/').to_owned(),
-            token: args.token.clone(),
+            // A token given, else the one a host on this machine shared for this address.
+            token: args
+                .token
+                .clone()
+                .or_else(|| crate::http::token::for_client(&args.host)),
             http,
         })
     }

@@ -27,17 +27,10 @@ pub async fn run(config_path: Option<PathBuf>, log_format: Format) -> anyhow::Re
 }
 
 async fn serve(mut config: HostConfig) -> anyhow::Result<()> {
-    let token = std::env::var(&config.admin.token_env)
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(Arc::<str>::from);
-    if token.is_none() && !config.listen.ip().is_loopback() {
-        anyhow::bail!(
-            "refusing to listen on {} without an admin token: set ${} or listen on 127.0.0.1",
-            config.listen,
-            config.admin.token_env
-        );
-    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let (token, token_source) =
+        crate::http::token::for_host(&config.admin.token_env, &config.data_dir)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -46,9 +39,23 @@ async fn serve(mut config: HostConfig) -> anyhow::Result<()> {
     // are checked against it.
     config.listen = address;
     let host = Host::open(config).await?;
+    match &token_source {
+        crate::http::token::Source::Environment(var) => {
+            crate::http::token::unshare(address);
+            tracing::info!("/v1 requires the admin token from ${var}")
+        }
+        crate::http::token::Source::File(path) => {
+            crate::http::token::share_with_local_clients(address, &token);
+            tracing::info!(
+                "/v1 requires the admin token in {} (no ${} set); the CLI on this machine finds it",
+                path.display(),
+                host.config.admin.token_env
+            )
+        }
+    }
     let app = router(AppState {
         host: host.clone(),
-        token,
+        token: Some(Arc::from(token)),
     });
     let server_stop = host.stop.clone();
     let server = tokio::spawn(async move {

@@ -1,11 +1,12 @@
 //! The one HTTP listener: `/healthz`, `/metrics`, the `/v1` API the CLI verbs use, and A2A
 //! (`/agents`, `/agents/{name}` and their cards; see `crate::a2a::server`).
 //!
-//! Everything under `/v1` requires the admin bearer token when one is configured (it reads
-//! topics, publishes and deploys); the host refuses to listen beyond loopback without one.
+//! Everything under `/v1` requires the admin bearer token (it reads topics, publishes and
+//! deploys): the configured one, or one generated at first start ([`token`]).
 //! A2A endpoints are authenticated per agent, by the schemes its card declares.
 
 mod api;
+pub mod token;
 mod wire;
 
 pub use wire::{
@@ -25,7 +26,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub host: Arc<Host>,
-    /// The admin bearer token, when configured.
+    /// The admin bearer token; `None` only in tests of the router itself.
     pub token: Option<Arc<str>>,
 }
 

@@ -147,6 +147,53 @@ fn bad_deploys_are_refused_and_running_agents_keep_running() {
     );
     assert_refused(&s, &pinned, &["digest mismatch"]);
 
+    // A dead-letter topic no grant covers: a trap would publish the event there.
+    let exfil = write(
+        "exfil.toml",
+        &format!(
+            "name = \"exfil\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[delivery]\ndead_letter = \"secrets.exfiltrated.v1\"\n[capabilities]\npublish = [\"x\"]\n",
+            plugin("echo").display()
+        ),
+    );
+    assert_refused(
+        &s,
+        &exfil,
+        &[
+            "exfil.toml",
+            "`delivery.dead_letter`",
+            "not covered by `capabilities.publish`",
+        ],
+    );
+
+    // A files grant of the host's own data_dir (through `..`): every agent's state and the
+    // compiled artifacts the host loads as native code.
+    let snoop = write(
+        "snoop.toml",
+        &format!(
+            "name = \"snoop\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[capabilities]\npublish = [\"x\"]\nfiles = [{{ path = \"../data\", mount = \"/state\" }}]\n",
+            plugin("echo").display()
+        ),
+    );
+    assert_refused(
+        &s,
+        &snoop,
+        &["snoop.toml", "`capabilities.files[0].path`", "data_dir"],
+    );
+
+    // The variable holding the admin token, asked for through `capabilities.env`.
+    let thief = write(
+        "thief.toml",
+        &format!(
+            "name = \"thief\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[capabilities]\npublish = [\"x\"]\nenv = [\"AGENTHOST_ADMIN_TOKEN\"]\n",
+            plugin("echo").display()
+        ),
+    );
+    assert_refused(
+        &s,
+        &thief,
+        &["thief.toml", "`capabilities.env[0]`", "the admin token"],
+    );
+
     // Through all of that, echo kept serving.
     publish(&host.url, "demo.in.v1", None, "still here", None).unwrap();
     let out = consume(&host.url, "demo.out.v1", 1, Duration::from_secs(30));

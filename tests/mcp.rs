@@ -469,7 +469,7 @@ fn a_down_http_server_fails_the_call_which_is_retried_then_dead_lettered() {
 fn calls_carry_the_correlation_id_end_when_the_invocation_ends_and_see_new_tools() {
     let probe_log = tempfile::NamedTempFile::new().unwrap();
     let config = format!(
-        "[mcp.servers.probe]\ncommand = {}\nenv = {{ PROBE_LOG = {:?} }}\n",
+        "[mcp.servers.probe]\ncommand = {}\nenv = {{ PROBE_LOG = {:?} }}\ninherit_env = [\"AGENTHOST_TEST_PASSED_ON\"]\n",
         peers::toml_array(&["python3", &peers::probe_server().display().to_string()]),
         probe_log.path().display().to_string()
     );
@@ -478,7 +478,11 @@ fn calls_carry_the_correlation_id_end_when_the_invocation_ends_and_see_new_tools
         "tool-call",
         &tool_call(r#"{ server = "probe", tools = ["*"] }"#, 1, "2s"),
     );
-    let host = s.start();
+    // The host's environment holds secrets a tool server must not see.
+    let host = s.start_with_env(&[
+        ("AGENTHOST_TEST_HOST_SECRET", "shh"),
+        ("AGENTHOST_TEST_PASSED_ON", "for-the-server"),
+    ]);
     wait_server(&host, "probe", "up", |s| s["state"] == "up");
     let probe_events = || -> Vec<Value> {
         std::fs::read_to_string(probe_log.path())
@@ -496,6 +500,27 @@ fn calls_carry_the_correlation_id_end_when_the_invocation_ends_and_see_new_tools
         meta["meta"]["agenthost/correlation-id"],
         cid.as_str(),
         "{who}"
+    );
+
+    // A stdio server starts with a clean environment: the basics, what its config passes on
+    // by name, and its `env` — not the host's secrets.
+    call(
+        &host,
+        "env",
+        json!({"server": "probe", "tool": "environment"}),
+    );
+    let env = results(&host, 2);
+    let names: Vec<&str> = by_key(&env, "env")["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .collect();
+    for present in ["PATH", "PROBE_LOG", "AGENTHOST_TEST_PASSED_ON"] {
+        assert!(names.contains(&present), "{present} missing: {names:?}");
+    }
+    assert!(
+        !names.contains(&"AGENTHOST_TEST_HOST_SECRET"),
+        "a host secret reached the server: {names:?}"
     );
 
     // The invocation times out after 2s; the host tells the server to stop.
@@ -525,14 +550,14 @@ fn calls_carry_the_correlation_id_end_when_the_invocation_ends_and_see_new_tools
         "add",
         json!({"server": "probe", "tool": "add_tool", "arguments": {"name": "late_tool"}}),
     );
-    assert_eq!(results(&host, 2).len(), 2);
+    assert_eq!(results(&host, 3).len(), 3);
     call(&host, "list", json!({"server": "probe"}));
     call(
         &host,
         "late",
         json!({"server": "probe", "tool": "late_tool", "arguments": {"text": "hi"}}),
     );
-    let all = results(&host, 4);
+    let all = results(&host, 5);
     let names: Vec<&str> = by_key(&all, "list")["tools"]
         .as_array()
         .unwrap()

@@ -73,6 +73,10 @@ pub struct Host {
     /// Every deployment of every agent, for `history` and `rollback`.
     pub deployments: Arc<Deployments>,
     services: HostServices,
+    /// What an agent's files grant may not reach.
+    host_paths: crate::capabilities::files::HostPaths,
+    /// What an agent's env grant may not name.
+    host_secrets: crate::capabilities::env::HostSecrets,
     /// Connections to the configured MCP servers.
     pub mcp: Arc<McpServers>,
     /// Cancelled at shutdown: every subscription stops taking new records.
@@ -162,7 +166,11 @@ impl Host {
         };
         let (canary_failed, failed_canaries) = tokio::sync::mpsc::unbounded_channel();
         spawn_canary_recorder(failed_canaries, deployments.clone(), audit.clone());
+        let host_paths = crate::capabilities::files::HostPaths::of(&config);
+        let host_secrets = crate::capabilities::env::HostSecrets::of(&config);
         Ok(Arc::new(Self {
+            host_paths,
+            host_secrets,
             config,
             db,
             bus,
@@ -490,6 +498,10 @@ impl Host {
         self.runtime
             .check_before_compile(bytes, digest, &manifest)
             .map_err(load_err)?;
+        self.host_paths
+            .check(&manifest)
+            .and_then(|()| self.host_secrets.check(&manifest))
+            .map_err(|message| ConfigError::invalid(Path::new(source), message))?;
         // Compile and validate off the hot path, before touching the running version (and,
         // unless the caller holds it, before taking the deploy lock).
         let compiled = self

@@ -8,6 +8,7 @@ Tools:
 - `add_tool(name)` -> registers a new tool `name` (echoing its `text` argument) and announces
   the change.
 - `fail(message)` -> a tool error (`isError: true`).
+- `environment()` -> the names of the environment variables the server was started with.
 """
 
 import asyncio
@@ -34,6 +35,12 @@ def request_meta(ctx: Context) -> dict:
     if hasattr(meta, "model_dump"):
         return meta.model_dump(by_alias=True, exclude_none=True)
     return dict(meta)
+
+
+@server.tool()
+def environment() -> str:
+    """The names of this process's environment variables (not their values), comma-separated."""
+    return ",".join(sorted(os.environ))
 
 
 @server.tool()

@@ -9,7 +9,9 @@
 
 use super::Caller;
 use crate::audit::{AuditLog, Outcome};
+use crate::config::{HostConfig, Manifest};
 use crate::runtime::StoreData;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
@@ -47,14 +49,7 @@ impl FilesInstance {
             Err(code) => (Outcome::Failed, format!("{code:?}")),
         };
         if outcome == Outcome::Denied {
-            let c = &self.caller;
-            tracing::warn!(
-                agent = &*c.agent,
-                version = &*c.version,
-                correlation_id = &*c.correlation_id(),
-                path,
-                "file access denied"
-            );
+            self.caller.warn_denied("files", &target, &detail);
         }
         self.caller
             .audit(&self.audit, "files", &target, outcome, &detail);
@@ -99,4 +94,182 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     });
     linker.allow_shadowing(false);
     wrapped.map_err(|e| anyhow::anyhow!("cannot wrap {FS_TYPES} open-at: {e}"))
+}
+
+/// The paths a files grant may not overlap: the host's own state and what it loads. A grant of
+/// `data_dir` (or a parent of it) would let an agent read every other agent's state and tasks,
+/// or overwrite a compiled artifact the host later loads as native code; a grant of an agents
+/// directory or the config file would let it drop a manifest or rewrite the policy.
+pub struct HostPaths {
+    /// Canonical path, and what it is (for the error).
+    protected: Vec<(PathBuf, String)>,
+}
+
+impl HostPaths {
+    pub fn of(config: &HostConfig) -> Self {
+        let mut protected = vec![(
+            canonical(&config.data_dir),
+            "the host's data_dir (state, bus log, compiled components, audit log)".to_owned(),
+        )];
+        if let Some(file) = &config.config_file {
+            protected.push((canonical(file), "the host config file".to_owned()));
+        }
+        for glob in &config.agents {
+            protected.push((
+                canonical(&glob_directory(glob)),
+                format!("the directory of the agents glob {glob:?}"),
+            ));
+        }
+        Self { protected }
+    }
+
+    /// Refuses a manifest whose files grant overlaps a protected path: the grant is that path,
+    /// inside it, or a parent of it. Paths are compared canonical, so `..` and symlinks in the
+    /// grant do not hide an overlap.
+    pub fn check(&self, manifest: &Manifest) -> Result<(), String> {
+        for (i, grant) in manifest.capabilities.files.iter().enumerate() {
+            let granted = canonical(&grant.path);
+            if let Some((path, what)) = self
+                .protected
+                .iter()
+                .find(|(p, _)| granted.starts_with(p) || p.starts_with(&granted))
+            {
+                return Err(format!(
+                    "`capabilities.files[{i}].path`: {} ({}) overlaps {what} ({}); an agent may not reach the host's own files: grant a directory outside it",
+                    grant.path.display(),
+                    granted.display(),
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The directory a glob's matches live in: its components up to the first with a wildcard (for
+/// a glob without one, the file's directory).
+fn glob_directory(glob: &str) -> PathBuf {
+    let path = Path::new(glob);
+    let mut dir = PathBuf::new();
+    let mut wildcard = false;
+    for component in path.components() {
+        if component
+            .as_os_str()
+            .to_string_lossy()
+            .contains(['*', '?', '[', '{'])
+        {
+            wildcard = true;
+            break;
+        }
+        dir.push(component);
+    }
+    if !wildcard {
+        dir.pop();
+    }
+    dir
+}
+
+/// `path` made absolute with symlinks and `..` resolved; the part that does not exist yet is
+/// appended as written (after its existing ancestor is resolved), so a grant made before the
+/// directory exists is compared by where it will be.
+fn canonical(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(path)
+    };
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(resolved) = existing.canonicalize() {
+            let mut out = resolved;
+            for part in rest.iter().rev() {
+                match part {
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    Component::CurDir => {}
+                    other => out.push(other),
+                }
+            }
+            return out;
+        }
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last);
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(dir: &Path, grant: &str) -> Manifest {
+        Manifest::parse(
+            &dir.join("agents/a.toml"),
+            &format!(
+                "name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n[capabilities]\nfiles = [{{ path = {grant:?}, mount = \"/d\" }}]\n"
+            ),
+        )
+        .unwrap()
+    }
+
+    fn host(dir: &Path) -> HostPaths {
+        let config = HostConfig::parse(
+            &dir.join("agenthost.toml"),
+            "data_dir = \"data\"\nagents = [\"agents/*.toml\"]\n",
+        )
+        .unwrap();
+        HostPaths::of(&config)
+    }
+
+    #[test]
+    fn grants_reaching_the_hosts_own_files_are_refused_naming_what_they_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for sub in ["agents", "data/db", "shared", "elsewhere"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        std::fs::write(d.join("agenthost.toml"), "").unwrap();
+        std::os::unix::fs::symlink(d.join("data"), d.join("shared/link")).unwrap();
+        let paths = host(d);
+        for (grant, overlaps) in [
+            ("../data", "data_dir"),
+            ("../data/db", "data_dir"),
+            // A parent of data_dir, the config file and the agents directory.
+            ("..", "data_dir"),
+            ("/", "data_dir"),
+            (".", "agents glob"),
+            ("sub", "agents glob"),
+            // Through a symlink, or `..` that comes back into it.
+            ("../shared/link", "data_dir"),
+            ("../shared/../data", "data_dir"),
+            // Not created yet: compared by where it will be.
+            ("../data/later", "data_dir"),
+        ] {
+            let err = paths.check(&manifest(d, grant)).unwrap_err();
+            assert!(
+                err.contains("capabilities.files[0].path") && err.contains(overlaps),
+                "{grant}: {err}"
+            );
+        }
+        for grant in ["../shared", "../elsewhere", "../shared/new", "../database"] {
+            paths
+                .check(&manifest(d, grant))
+                .unwrap_or_else(|e| panic!("{grant}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_globs_directory_is_where_its_matches_live() {
+        assert_eq!(glob_directory("/a/agents/*.toml"), Path::new("/a/agents"));
+        assert_eq!(glob_directory("/a/*/x.toml"), Path::new("/a"));
+        assert_eq!(glob_directory("/a/agents/x.toml"), Path::new("/a/agents"));
+    }
 }

@@ -9,6 +9,7 @@ pub mod a2a;
 pub mod batch;
 pub mod config;
 pub mod diff;
+pub mod env;
 pub mod files;
 pub mod http;
 pub mod log;

@@ -29,6 +29,10 @@ pub struct HostConfig {
     pub audit: AuditConfig,
     pub a2a: A2aConfig,
     pub telemetry: TelemetryConfig,
+    /// The file this config was read from (none when the defaults apply): an agent's files
+    /// grant may not reach it.
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
 }
 
 /// `[telemetry]`: where the host's tracing spans go besides its log.
@@ -153,6 +157,7 @@ impl Default for HostConfig {
             audit: AuditConfig::default(),
             a2a: A2aConfig::default(),
             telemetry: TelemetryConfig::default(),
+            config_file: None,
         }
     }
 }
@@ -262,9 +267,15 @@ pub struct McpServerConfig {
     /// directory).
     #[serde(default)]
     pub cwd: Option<PathBuf>,
-    /// Variables set for a stdio server, on top of the host's environment.
+    /// Variables set for a stdio server. It starts with a clean environment: PATH, HOME, USER,
+    /// LOGNAME, LANG, LC_ALL, LC_CTYPE, TZ and TMPDIR from the host, then `inherit_env`, then
+    /// these.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Host environment variables a stdio server also gets, by name (an API key the server
+    /// needs); nothing else of the host's environment reaches it.
+    #[serde(default)]
+    pub inherit_env: Vec<String>,
     /// HTTP headers whose values come from the host's environment: header name → variable
     /// name, e.g. `{ Authorization = "INVENTORY_AUTH" }`. Secrets stay out of the file.
     #[serde(default)]
@@ -345,10 +356,11 @@ impl HostConfig {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let config: HostConfig = parse_toml(path, text)?;
+        let mut config: HostConfig = parse_toml(path, text)?;
         config
             .validate()
             .map_err(|m| ConfigError::invalid(path, m))?;
+        config.config_file = Some(path.to_owned());
         Ok(config.relative_to(path.parent().unwrap_or(Path::new("."))))
     }
 
@@ -594,7 +606,13 @@ headers_env = { Authorization = "SEARCH_AUTH" }
     #[test]
     fn an_empty_file_means_every_default() {
         let c = HostConfig::parse(Path::new("dir/agenthost.toml"), "").unwrap();
-        assert_eq!(c, HostConfig::defaults_in(Path::new("dir")));
+        assert_eq!(
+            c,
+            HostConfig {
+                config_file: Some("dir/agenthost.toml".into()),
+                ..HostConfig::defaults_in(Path::new("dir"))
+            }
+        );
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
     }
 

@@ -19,6 +19,11 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+/// What a stdio server inherits from the host besides the variables its config names: finding
+/// programs, a home directory (user-installed packages), locale, time zone, temporary files.
+const INHERITED_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+];
 /// Backoff between reconnection attempts: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -365,7 +370,20 @@ impl McpServer {
             .split_first()
             .ok_or_else(|| "`command` is empty".to_string())?;
         let mut cmd = tokio::process::Command::new(program);
-        cmd.args(args).envs(&self.config.env);
+        // A clean environment: the host's holds the admin token and A2A/MCP credentials, which
+        // a tool server has no business reading. It gets what running a program needs, the
+        // variables its config passes on by name, and its `env`.
+        cmd.args(args).env_clear();
+        for name in INHERITED_ENV
+            .iter()
+            .copied()
+            .chain(self.config.inherit_env.iter().map(String::as_str))
+        {
+            if let Some(value) = std::env::var_os(name) {
+                cmd.env(name, value);
+            }
+        }
+        cmd.envs(&self.config.env);
         if let Some(cwd) = &self.config.cwd {
             if !cwd.is_dir() {
                 return Err(format!(

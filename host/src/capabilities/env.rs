@@ -1,0 +1,116 @@
+//! `capabilities.env`: environment variables copied from the host's environment into the
+//! agent's, by name, once at deploy. The host's own secrets are never among them: a manifest
+//! naming the admin token's variable, an A2A scheme's or peer's credential, or a variable the
+//! host hands to an MCP server is refused at deploy, naming the variable and what it holds.
+
+use crate::config::{HostConfig, Manifest};
+use std::collections::BTreeMap;
+
+/// The variables that hold the host's secrets, and what each holds (for the error).
+pub struct HostSecrets {
+    names: BTreeMap<String, String>,
+}
+
+impl HostSecrets {
+    pub fn of(config: &HostConfig) -> Self {
+        let mut names = BTreeMap::new();
+        names.insert(
+            config.admin.token_env.clone(),
+            "the admin token (`[admin] token_env`)".to_owned(),
+        );
+        for (scheme, s) in &config.a2a.security {
+            names.insert(
+                s.env.clone(),
+                format!("the secret of A2A scheme {scheme:?} (`[a2a.security.{scheme}] env`)"),
+            );
+        }
+        for peer in &config.a2a.peers {
+            for var in [&peer.bearer_env, &peer.api_key_env].into_iter().flatten() {
+                names.insert(
+                    var.clone(),
+                    format!("a credential of A2A peer {} (`[[a2a.peers]]`)", peer.url),
+                );
+            }
+        }
+        for (server, s) in &config.mcp.servers {
+            for (header, var) in &s.headers_env {
+                names.insert(
+                    var.clone(),
+                    format!("header {header} of MCP server {server:?} (`headers_env`)"),
+                );
+            }
+            for var in &s.inherit_env {
+                names.insert(
+                    var.clone(),
+                    format!("a variable passed to MCP server {server:?} (`inherit_env`)"),
+                );
+            }
+        }
+        Self { names }
+    }
+
+    /// Refuses a manifest whose `capabilities.env` names one of the host's secrets.
+    pub fn check(&self, manifest: &Manifest) -> Result<(), String> {
+        for (i, name) in manifest.capabilities.env.iter().enumerate() {
+            if let Some(what) = self.names.get(name) {
+                return Err(format!(
+                    "`capabilities.env[{i}]`: {name} holds {what}; the host's own secrets are never given to agents: pass the agent a variable of its own"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_hosts_secret_variables_are_refused_naming_what_they_hold() {
+        let config = HostConfig::parse(
+            Path::new("agenthost.toml"),
+            r#"
+[a2a.security.team]
+kind = "bearer"
+env = "TEAM_TOKEN"
+
+[[a2a.peers]]
+url = "https://partner.example"
+bearer_env = "PARTNER_TOKEN"
+
+[mcp.servers.inventory]
+url = "http://127.0.0.1:9000/mcp"
+headers_env = { Authorization = "INVENTORY_AUTH" }
+"#,
+        )
+        .unwrap();
+        let secrets = HostSecrets::of(&config);
+        for (var, says) in [
+            ("AGENTHOST_ADMIN_TOKEN", "admin token"),
+            ("TEAM_TOKEN", "A2A scheme \"team\""),
+            ("PARTNER_TOKEN", "A2A peer https://partner.example"),
+            ("INVENTORY_AUTH", "MCP server \"inventory\""),
+        ] {
+            let manifest = Manifest::parse(
+                Path::new("agents/a.toml"),
+                &format!(
+                    "name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n[capabilities]\nenv = [\"LOG_LEVEL\", {var:?}]\n"
+                ),
+            )
+            .unwrap();
+            let err = secrets.check(&manifest).unwrap_err();
+            assert!(
+                err.contains("`capabilities.env[1]`") && err.contains(var) && err.contains(says),
+                "{var}: {err}"
+            );
+        }
+        let fine = Manifest::parse(
+            Path::new("agents/a.toml"),
+            "name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n[capabilities]\nenv = [\"LOG_LEVEL\"]\n",
+        )
+        .unwrap();
+        secrets.check(&fine).unwrap();
+    }
+}

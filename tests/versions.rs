@@ -486,3 +486,105 @@ fn a_failing_canary_is_rolled_back_by_itself_and_a_good_one_is_promoted() {
         ]
     );
 }
+
+/// What a restarted host runs is the deployment history's last approved version of each agent:
+/// a manifest file widened while the host was down is refused (listed and audited) until
+/// approved, an agent deployed only through the API comes back, and two manifests naming one
+/// agent are both refused.
+#[test]
+fn a_restart_runs_the_approved_versions_and_refuses_widenings_made_on_disk() {
+    let s = Scenario::new("");
+    s.manifest("echo", &echo("1.0.0", &plugin("echo")));
+    let mut host = s.start();
+    assert_eq!(handled_by(&host, 1), "1.0.0");
+    // An agent that exists only because the CLI deployed it.
+    let incoming = s.path().join("incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    let relay = incoming.join("relay.toml");
+    std::fs::write(
+        &relay,
+        echo("1.0.0", &plugin("echo"))
+            .replace("name = \"echo\"", "name = \"relay\"")
+            .replace("demo.", "relay."),
+    )
+    .unwrap();
+    let deployed = s.cli(&["deploy", relay.to_str().unwrap()]);
+    assert!(deployed.status.success(), "{}", describe(&deployed));
+    host.terminate();
+    drop(host);
+
+    // While the host is down, the file is edited to publish somewhere new.
+    let widened = s.manifest(
+        "echo",
+        &echo("1.1.0", &plugin("echo")).replace(
+            "publish = [\"demo.out.v1\"]",
+            "publish = [\"demo.out.v1\", \"secrets.exfiltrated.v1\"]",
+        ),
+    );
+    let host = s.start();
+    assert_eq!(
+        handled_by(&host, 2),
+        "1.0.0",
+        "the approved version runs; log:\n{}",
+        host.log_text()
+    );
+    let agents = s.cli(&["agents", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&agents.stdout).unwrap();
+    let refusal = v["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["agent"] == "echo")
+        .unwrap_or_else(|| panic!("the widening is not listed: {v:#}"));
+    let error = refusal["error"].as_str().unwrap();
+    assert!(
+        error.contains("+ publish secrets.exfiltrated.v1") && error.contains("--approve"),
+        "{error}"
+    );
+    let log = host.log_text();
+    assert!(
+        log.contains("restored from the deployment history") && log.contains("relay.toml"),
+        "{log}"
+    );
+    // The CLI-deployed agent is back.
+    publish(&host.url, "relay.in.v1", None, "still here", None).unwrap();
+    assert_eq!(
+        consume(&host.url, "relay.out.v1", 1, Duration::from_secs(30)).len(),
+        1
+    );
+    // The refusal is in the audit log with its diff.
+    let audit = s.cli(&["audit", "--denied", "--format", "json"]);
+    assert!(
+        String::from_utf8_lossy(&audit.stdout).contains("secrets.exfiltrated.v1"),
+        "{}",
+        describe(&audit)
+    );
+
+    // Approving it makes it live.
+    let approved = s.cli(&["deploy", widened.to_str().unwrap(), "--approve"]);
+    assert!(approved.status.success(), "{}", describe(&approved));
+    assert_eq!(handled_by(&host, 3), "1.1.0");
+    drop(host);
+
+    // A second manifest naming echo: both files are refused, naming each other; the approved
+    // version (1.1.0, from the history) keeps running.
+    s.manifest("echo-copy", &echo("1.2.0", &plugin("echo")));
+    let host = s.start();
+    assert_eq!(handled_by(&host, 4), "1.1.0");
+    let agents = s.cli(&["agents", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&agents.stdout).unwrap();
+    let refused: Vec<&str> = v["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["error"].as_str())
+        .filter(|e| e.contains("is named by 2 manifests"))
+        .collect();
+    assert_eq!(refused.len(), 2, "{v:#}");
+    assert!(
+        refused
+            .iter()
+            .all(|e| e.contains("echo.toml") && e.contains("echo-copy.toml")),
+        "{refused:?}"
+    );
+}

@@ -26,6 +26,9 @@ pub enum Origin {
     Promote,
     /// The host itself: a canary that failed its check.
     Automatic,
+    /// The host at start, bringing back the last approved deployment from this history (not
+    /// recorded again: the history already says it).
+    Restore,
 }
 
 impl Origin {
@@ -36,6 +39,7 @@ impl Origin {
             Self::Rollback => "rollback",
             Self::Promote => "promote",
             Self::Automatic => "automatic",
+            Self::Restore => "restore",
         }
     }
 }
@@ -145,6 +149,20 @@ impl Deployments {
             );
         }
         Ok(list)
+    }
+
+    /// Every agent with a deployment in the history, sorted.
+    pub fn agents(&self) -> Result<Vec<String>, HistoryError> {
+        let mut names: Vec<String> = Vec::new();
+        for key in self.entries.iter().keys() {
+            let key = key?;
+            let name = key.split(|&b| b == 0).next().unwrap_or_default();
+            let name = String::from_utf8_lossy(name).into_owned();
+            if names.last() != Some(&name) {
+                names.push(name);
+            }
+        }
+        Ok(names)
     }
 
     /// The stored component of a deployment that went live.

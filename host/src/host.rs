@@ -193,23 +193,170 @@ impl Host {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Deploys every manifest the `agents` globs match. A manifest that is refused is logged and
-    /// listed by `agenthost agents`; it does not stop the others.
+    /// Starts the agents: what the deployment history says was approved last, then the
+    /// manifests the `agents` globs match, reconciled with it by the rules of any deploy.
+    ///
+    /// The history, not the files, is what a restarted host runs: a file edited while the host
+    /// was down to widen its grants is refused (listed by `agenthost agents`, audited) and the
+    /// approved version keeps running until `agenthost deploy --approve` accepts the change.
+    /// An agent deployed through the API is restored too; one whose last approved deployment
+    /// came from a manifest file that is gone is not (removing its file is how an agent
+    /// managed by files is retired). A manifest naming an agent another manifest also names
+    /// is refused, both naming the files. A refusal does not stop the others.
     pub async fn deploy_configured(&self) {
-        for path in crate::watch::manifest_paths(&self.config.agents) {
-            match self.deploy_path(&path, true, Origin::Config).await {
-                Ok(report) => {
-                    tracing::info!(
-                        agent = report.agent,
-                        version = report.version,
-                        digest = report.digest,
-                        "agent deployed"
-                    )
-                }
-                Err(err) => tracing::error!(manifest = %path.display(), "agent refused: {err}"),
+        let paths = crate::watch::manifest_paths(&self.config.agents);
+        if paths.is_empty() {
+            tracing::warn!(globs = ?self.config.agents, "the `agents` globs match no manifest");
+        }
+        let mut files: std::collections::BTreeMap<String, Vec<std::path::PathBuf>> =
+            Default::default();
+        for path in paths {
+            match Manifest::load(&path) {
+                Ok(m) => files.entry(m.name.to_string()).or_default().push(path),
+                // Refused (and listed) with its error by the same path as any deploy.
+                Err(_) => self.deploy_logged(&path, true).await,
             }
         }
+        // Restored first: a restored version clears the refusals of its source, and a
+        // duplicate's refusal must stay listed.
+        self.restore_from_history(&files).await;
+        for (name, paths) in files.iter().filter(|(_, p)| p.len() > 1) {
+            self.refuse_duplicates(name, paths);
+        }
+        for (name, paths) in &files {
+            let [path] = paths.as_slice() else { continue };
+            if self.runs_file(name, path) {
+                continue;
+            }
+            // A first deployment needs no approval; a change to what the history restored is
+            // deployed as `deploy` would without --approve.
+            let approve = self.registry.get(name).is_none();
+            self.deploy_logged(path, approve).await;
+        }
         self.ready.store(true, Ordering::Release);
+    }
+
+    async fn deploy_logged(&self, path: &Path, approve: bool) {
+        match self.deploy_path(path, approve, Origin::Config).await {
+            Ok(report) => tracing::info!(
+                manifest = %path.display(),
+                agent = report.agent,
+                version = report.version,
+                digest = report.digest,
+                replaced = report.replaced,
+                "agent deployed"
+            ),
+            Err(err) => tracing::error!(manifest = %path.display(), "agent refused: {err}"),
+        }
+    }
+
+    /// Refuses every manifest of an agent that several manifests name.
+    fn refuse_duplicates(&self, name: &str, paths: &[std::path::PathBuf]) {
+        let all: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        for source in &all {
+            let err = DeployError::Conflict(format!(
+                "{source}: agent {name:?} is named by {} manifests ({}); each agent has one: rename or remove the others",
+                all.len(),
+                all.join(", ")
+            ));
+            tracing::error!(manifest = source, "agent refused: {err}");
+            self.audit.record(
+                AuditEntry::new(name, "", "", "deploy", source.as_str(), Outcome::Denied)
+                    .detail(err.to_string()),
+            );
+            self.refuse(source, Some(name.to_owned()), &err);
+        }
+    }
+
+    /// Brings back each agent's last approved deployment, from the stored manifest and
+    /// component. Skipped: an agent whose last approved deployment came from a manifest file
+    /// that no glob matches any more.
+    async fn restore_from_history(
+        &self,
+        files: &std::collections::BTreeMap<String, Vec<std::path::PathBuf>>,
+    ) {
+        let agents = match self.deployments.agents() {
+            Ok(agents) => agents,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the deployment history; starting from the manifest files alone");
+                return;
+            }
+        };
+        for name in agents {
+            let history = match self.deployments.history(&name) {
+                Ok(history) => history,
+                Err(err) => {
+                    tracing::error!(agent = name, error = %err, "cannot read the agent's deployment history");
+                    continue;
+                }
+            };
+            let Some(approved) = history
+                .iter()
+                .find(|d| d.outcome == deployments::Outcome::Deployed)
+            else {
+                continue;
+            };
+            if approved.origin == Origin::Config && !files.contains_key(&name) {
+                tracing::info!(
+                    agent = name,
+                    manifest = approved.source,
+                    "not restored: its manifest file is gone"
+                );
+                continue;
+            }
+            match self.restore(approved).await {
+                Ok(report) => tracing::info!(
+                    agent = report.agent,
+                    version = report.version,
+                    digest = report.digest,
+                    from = approved.source,
+                    origin = approved.origin.as_str(),
+                    "restored from the deployment history"
+                ),
+                Err(err) => tracing::error!(
+                    agent = name,
+                    version = approved.version,
+                    "cannot restore from the deployment history: {err}"
+                ),
+            }
+        }
+    }
+
+    async fn restore(&self, approved: &Deployment) -> Result<DeployReport, DeployError> {
+        let (manifest, bytes) = self.stored(approved)?;
+        self.deploy(manifest, bytes, &approved.source, true, Origin::Restore)
+            .await
+    }
+
+    /// The manifest and component a deployment in the history went live with.
+    fn stored(&self, deployment: &Deployment) -> Result<(Manifest, Vec<u8>), DeployError> {
+        let bytes = self
+            .deployments
+            .component(&deployment.digest)
+            .map_err(|e| DeployError::Rollback(e.to_string()))?
+            .ok_or_else(|| {
+                DeployError::Rollback(format!(
+                    "the component of {} {} ({}) is no longer stored",
+                    deployment.agent, deployment.version, deployment.digest
+                ))
+            })?;
+        let manifest = Manifest::parse(Path::new(&deployment.source), &deployment.manifest)?;
+        Ok((manifest, bytes))
+    }
+
+    /// Whether `agent` already runs exactly what the manifest at `path` says (same manifest
+    /// text, same component): then there is nothing to deploy.
+    fn runs_file(&self, agent: &str, path: &Path) -> bool {
+        let Some(cell) = self.registry.get(agent) else {
+            return false;
+        };
+        let current = cell.current();
+        let Ok(manifest) = Manifest::load(path) else {
+            return false;
+        };
+        manifest.text == current.manifest.text
+            && read_component(&manifest.component)
+                .is_ok_and(|bytes| crate::runtime::digest_of(&bytes) == current.digest)
     }
 
     /// Deploys the manifest at `path` and the component it names.
@@ -332,6 +479,9 @@ impl Host {
     /// Adds a deployment to the history. A restart loading the same files again is not a new
     /// deployment: a config deploy identical to the agent's newest entry is not recorded twice.
     async fn record_deployment(&self, deployment: Deployment, component: Option<&[u8]>) {
+        if deployment.origin == Origin::Restore {
+            return;
+        }
         if deployment.origin == Origin::Config
             && let Ok(history) = self.deployments.history(&deployment.agent)
             && history.first().is_some_and(|newest| {
@@ -380,8 +530,10 @@ impl Host {
             });
         }
         let live = cell.current();
-        let storage = |e: deployments::HistoryError| DeployError::Rollback(e.to_string());
-        let history = self.deployments.history(agent).map_err(storage)?;
+        let history = self
+            .deployments
+            .history(agent)
+            .map_err(|e| DeployError::Rollback(e.to_string()))?;
         let target = deployments::rollback_target(&history, &live.version, &live.digest, to)
             .map_err(DeployError::Rollback)?;
         if *target.version == *live.version && target.digest == live.digest {
@@ -390,17 +542,7 @@ impl Host {
                 target.version
             )));
         }
-        let bytes = self
-            .deployments
-            .component(&target.digest)
-            .map_err(storage)?
-            .ok_or_else(|| {
-                DeployError::Rollback(format!(
-                    "the component of {agent} {} ({}) is no longer stored",
-                    target.version, target.digest
-                ))
-            })?;
-        let manifest = Manifest::parse(Path::new(&target.source), &target.manifest)?;
+        let (manifest, bytes) = self.stored(target)?;
         tracing::info!(
             agent,
             from = %live.version,

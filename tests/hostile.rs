@@ -119,7 +119,7 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
     let redirect_http = format!("forbidden-http:{via_redirect}");
     let forbidden_target = format!("GET http://127.0.0.1:{}/secrets", forbidden.port);
     #[rustfmt::skip]
-    let attacks: [(&str, &str, &str, &str, &str); 11] = [
+    let attacks: [(&str, &str, &str, &str, &str); 12] = [
         ("loop", "loop", "limits.timeout", "sandbox", "timeout"),
         ("alloc", "alloc", "limits.memory", "sandbox", "memory"),
         ("recurse", "recurse", "runtime.max_wasm_stack", "sandbox", "stack"),
@@ -131,6 +131,7 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
         ("flood", "flood", "limits.publishes", "publish", "hostile.out.v1"),
         ("big", "big", "limits.publish_size", "publish", "hostile.out.v1"),
         ("forbidden-topic", "forbidden-topic", "capabilities.publish", "publish", "secrets.exfiltrated.v1"),
+        ("deny-loop", "deny-loop", "limits.publishes", "publish", "secrets.exfiltrated.v1"),
     ];
 
     // The attacks and the bystander's traffic at the same time.
@@ -191,25 +192,25 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
             "{name}: the reason does not name {named:?}: {reason}"
         );
 
-        let audit = s.cli(&[
-            "audit",
-            "--format",
-            "json",
-            "--denied",
-            "--correlation-id",
-            &cid,
-        ]);
-        assert!(audit.status.success(), "{}", describe(&audit));
-        let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&audit.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let entries = denials(&s, &cid);
         assert!(
             entries.iter().any(|e| e["capability"] == capability
                 && e["target"].as_str().is_some_and(|t| t.starts_with(target))),
             "{name}: no denied {capability} {target}… in the audit log: {entries:#?}"
         );
     }
+
+    // The 1,000 denials of deny-loop left their warnings within the agent's log_rate (100/s),
+    // not one (or two) per denial.
+    let warnings = host
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("capability use denied"))
+        .count();
+    assert!(
+        warnings < 600,
+        "{warnings} denial warnings reached the host log"
+    );
 
     // Nothing got out: no escaped file or response was published, the forbidden origin never
     // saw a request, and the flood stopped at limits.publishes.

@@ -72,14 +72,6 @@ impl A2aInstance {
         let target: String = peer.chars().take(200).collect();
         self.caller
             .audit_result(&self.grant.audit, "a2a.send-message", &target, &result);
-        if let Err(types::Error::Denied(reason)) = &result {
-            tracing::warn!(
-                agent = &*self.caller.agent,
-                correlation_id = &*self.caller.correlation_id(),
-                reason,
-                "A2A call denied"
-            );
-        }
         result
     }
 

@@ -161,15 +161,6 @@ impl McpInstance {
             label,
             started.elapsed(),
         );
-        if let Err(types::Error::Denied(reason)) = &result {
-            tracing::warn!(
-                agent = &*self.caller.agent,
-                version = &*self.caller.version,
-                correlation_id = &*self.caller.correlation_id(),
-                reason,
-                "MCP call denied"
-            );
-        }
         result
     }
 

@@ -95,21 +95,20 @@ impl PublishInstance {
             other => other.as_str(),
         };
         self.grant.metrics.record_publish(&c.agent, metric);
-        if outcome == Outcome::Denied {
-            tracing::warn!(
-                agent = &*c.agent,
-                version = &*c.version,
-                correlation_id = &*c.correlation_id(),
-                topic,
-                "publish denied"
-            );
-        }
     }
 
     /// The record as the bus gets it — stamped with the correlation id and provenance — if
     /// the grant, the size limit and the invocation's publish count allow it.
     fn checked(&self, record: wit::Outgoing) -> Result<Outgoing, types::Error> {
         let c = &self.caller;
+        // Every attempt takes one of the invocation's publishes, a denied one too: a loop of
+        // refused publishes ends at the limit like any other.
+        if !c.take_publish(self.grant.max_count) {
+            return Err(types::Error::Denied(format!(
+                "this invocation already tried to publish {} records, the most limits.publishes allows (denied attempts count too)",
+                self.grant.max_count
+            )));
+        }
         bus::validate_topic(&record.topic).map_err(|e| types::Error::Failed(e.to_string()))?;
         if !self.grant.allows(&record.topic) {
             let granted: Vec<&str> = self
@@ -148,12 +147,6 @@ impl PublishInstance {
             return Err(types::Error::Denied(format!(
                 "a record of {size} bytes exceeds limits.publish_size ({})",
                 bytesize::ByteSize::b(self.grant.max_size)
-            )));
-        }
-        if !c.take_publish(self.grant.max_count) {
-            return Err(types::Error::Denied(format!(
-                "this invocation already published {} records, the most limits.publishes allows",
-                self.grant.max_count
             )));
         }
         Ok(Outgoing {
@@ -201,3 +194,4 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     wit::add_to_linker::<StoreData, HasPublish>(linker, |s| &mut s.caps.publish)?;
     Ok(())
 }
+

@@ -13,6 +13,7 @@
 //! | `flood`           | logs 20,000 lines, then publishes to `out` until refused → `limits.publishes` |
 //! | `big`             | publishes a 100 MB payload to `out`               → `limits.publish_size` |
 //! | `forbidden-topic` | publishes to `secrets.exfiltrated.v1`, which no grant names             |
+//! | `deny-loop`       | tries `secrets.exfiltrated.v1` 1,000 times, ignoring each denial, then publishes to `out` → `limits.publishes` (denials are not free) |
 //!
 //! `remember:S` / `recall:S` try to carry data from one invocation into the next: `remember`
 //! keeps S in a static and in leaked heap memory (masked, so only that copy matches) and
@@ -189,7 +190,7 @@ impl Agent for Hostile {
             .description("Attacks its sandbox on request, for the security suite")
             .skill(
                 Skill::new("attack", "Attack the sandbox")
-                    .description("loop, alloc, recurse, trap, escape-file, forbidden-http:URL, flood, big, forbidden-topic")
+                    .description("loop, alloc, recurse, trap, escape-file, forbidden-http:URL, flood, big, forbidden-topic, deny-loop")
                     .tag("test"),
             )
     }
@@ -213,6 +214,14 @@ impl Agent for Hostile {
             }
             "forbidden-topic" => {
                 bus::publish(FORBIDDEN_TOPIC, b"exfiltrated".to_vec())?;
+                Ok(())
+            }
+            "deny-loop" => {
+                for _ in 0..1_000 {
+                    let _ = bus::publish(FORBIDDEN_TOPIC, b"again".to_vec());
+                }
+                // Had the denials been free, this would go out.
+                bus::publish(&out, "ESCAPED: published after 1,000 denials")?;
                 Ok(())
             }
             other => match (

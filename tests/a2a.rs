@@ -542,7 +542,7 @@ a2a = ["echo", "faulty", "remote-echo", "{}/"]
             .iter()
             .find(|r| r.key.as_deref() == Some(key))
             .unwrap_or_else(|| panic!("no answer for {key}: {out:?}"));
-        assert_eq!(record.headers["a2a-task-state"], "completed");
+        assert_eq!(record.headers["task-state"], "completed");
         record.payload.clone().unwrap_or_default()
     };
     assert_eq!(answer("by-name"), "to echo by name");
@@ -724,10 +724,7 @@ fn orchestrator_and_two_workers_over_kafka_answer_every_task_once_through_a_work
         "every job answered exactly once\nworker 2 log:\n{}",
         worker2.log_text()
     );
-    assert!(
-        out.iter()
-            .all(|r| r.headers["a2a-task-state"] == "completed")
-    );
+    assert!(out.iter().all(|r| r.headers["task-state"] == "completed"));
     assert!(
         metric_value(&worker2.metrics(), started) + metric_value(&worker3.metrics(), started)
             >= 1.0

@@ -2,7 +2,8 @@
 //!
 //! Granted by the manifest's `capabilities.publish` topic patterns; publishing to any other
 //! topic comes back as [`HostError::Denied`]. The host adds the `correlation-id`,
-//! `agenthost-agent` and `agenthost-agent-version` headers itself ([`HOST_HEADERS`]).
+//! `agenthost-agent` and `agenthost-agent-version` headers itself ([`HOST_HEADERS`]), and drops
+//! any `agenthost-*` or `a2a-*` header the agent sets: those names are the host's own.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), agenthost_sdk::Failure> {

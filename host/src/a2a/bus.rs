@@ -14,6 +14,12 @@
 //! after its result is published: a worker killed mid-task leaves the request to another. A
 //! requester matches results by request id and ignores the rest (a request redelivered after
 //! a crash may be answered twice; the first answer wins).
+//!
+//! The envelope is the host's: agents cannot set `a2a-*` or `agenthost-*` headers (the publish
+//! capability strips them), a reply-to outside `agent.task-results.*` is refused, and a result
+//! an agent published (it carries the `agenthost-agent` provenance header the host stamps on
+//! every agent's record) is ignored, so an agent can neither steer a worker's result to a
+//! topic of its choosing nor answer someone else's request.
 
 use super::model::{Message, Task};
 use super::wire::{self, Dialect};
@@ -78,12 +84,7 @@ pub async fn serve_request(
     let request_id = header(record, REQUEST_ID)
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{}-{}-{}", record.topic, record.partition, record.offset));
-    let reply_to = header(record, REPLY_TO)
-        .map(str::to_owned)
-        .unwrap_or_else(|| result_topic(skill));
-    bus::validate_topic(&reply_to).map_err(|e| {
-        InvocationError::Rejected(format!("the request's {REPLY_TO} is not a topic: {e}"))
-    })?;
+    let reply_to = reply_topic(record, skill).map_err(InvocationError::Rejected)?;
     let task = a2a
         .service
         .send_and_wait(&agent.name, send.message, correlation_id, 0)
@@ -103,6 +104,22 @@ pub async fn serve_request(
     .await
     .map_err(|e| InvocationError::Retry(format!("cannot publish the task result: {e}")))?;
     Ok(())
+}
+
+/// Where a request's result goes: its `a2a-reply-to`, which must be a results topic, or the
+/// skill's own results topic.
+fn reply_topic(record: &Record, skill: &str) -> Result<String, String> {
+    let Some(reply_to) = header(record, REPLY_TO) else {
+        return Ok(result_topic(skill));
+    };
+    bus::validate_topic(reply_to)
+        .map_err(|e| format!("the request's {REPLY_TO} is not a topic: {e}"))?;
+    if !reply_to.starts_with("agent.task-results.") {
+        return Err(format!(
+            "the request's {REPLY_TO} {reply_to:?} is not a results topic (agent.task-results.*)"
+        ));
+    }
+    Ok(reply_to.to_owned())
 }
 
 /// Requests waiting for their result, by request id.
@@ -238,6 +255,17 @@ fn deliver_result(pending: &Pending, record: &Record) {
     let Some(id) = header(record, REQUEST_ID) else {
         return;
     };
+    // Published by an agent, not by a worker host: a forgery, whatever its request id.
+    if let Some(agent) = header(record, crate::capabilities::publish::AGENT_HEADER) {
+        tracing::warn!(
+            topic = record.topic,
+            partition = record.partition,
+            offset = record.offset,
+            agent,
+            "an A2A result published by an agent is ignored"
+        );
+        return;
+    }
     let Some(waiting) = pending.lock().unwrap_or_else(|p| p.into_inner()).remove(id) else {
         // Another host's request, or an answer that came twice.
         return;
@@ -251,4 +279,57 @@ fn deliver_result(pending: &Pending, record: &Record) {
             record.topic, record.partition, record.offset
         )
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(headers: &[(&str, &str)]) -> Record {
+        Record {
+            topic: "agent.task-results.s".into(),
+            partition: 0,
+            offset: 7,
+            key: None,
+            payload:
+                br#"{"task":{"id":"t","contextId":"c","status":{"state":"TASK_STATE_COMPLETED"}}}"#
+                    .to_vec(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| bus::Header {
+                    key: (*k).into(),
+                    value: v.as_bytes().to_vec(),
+                })
+                .collect(),
+            timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_reply_to_outside_the_results_topics_is_refused() {
+        assert_eq!(
+            reply_topic(&record(&[]), "s").unwrap(),
+            "agent.task-results.s"
+        );
+        assert_eq!(
+            reply_topic(&record(&[(REPLY_TO, "agent.task-results.other")]), "s").unwrap(),
+            "agent.task-results.other"
+        );
+        let err = reply_topic(&record(&[(REPLY_TO, "secrets.exfiltrated.v1")]), "s").unwrap_err();
+        assert!(err.contains("not a results topic"), "{err}");
+    }
+
+    #[test]
+    fn a_result_an_agent_published_does_not_answer_a_request() {
+        let pending: Pending = Mutex::default();
+        let (tx, mut rx) = oneshot::channel();
+        pending.lock().unwrap().insert("r1".into(), tx);
+        deliver_result(
+            &pending,
+            &record(&[(REQUEST_ID, "r1"), ("agenthost-agent", "squatter")]),
+        );
+        assert!(rx.try_recv().is_err(), "the forged result was taken");
+        deliver_result(&pending, &record(&[(REQUEST_ID, "r1")]));
+        assert!(rx.try_recv().is_ok());
+    }
 }

@@ -1,5 +1,9 @@
 //! Calls to remote A2A agents (v1.0 JSON-RPC): their cards fetched and cached, the endpoint
 //! taken from the card, the credentials from the host's `[[a2a.peers]]`.
+//!
+//! A granted peer URL must not lead anywhere else (a way around `capabilities.http`): redirects
+//! are never followed, the endpoint a card names must have the peer's scheme, host and port,
+//! a peer's credentials go only to its own origin and path, and answers are size-capped.
 
 use super::model::{Message, Task};
 use super::wire::{self, Dialect};
@@ -11,6 +15,10 @@ use std::time::{Duration, Instant};
 
 /// How long a fetched card is trusted before it is fetched again.
 const CARD_TTL: Duration = Duration::from_secs(300);
+/// The largest agent card read from a peer.
+const MAX_CARD: usize = 1 << 20;
+/// The largest answer to `SendMessage` read from a peer.
+const MAX_ANSWER: usize = 16 << 20;
 
 /// What the host needs from a remote agent's card.
 #[derive(Debug)]
@@ -54,6 +62,8 @@ impl RemoteClient {
         let client = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(Duration::from_secs(10))
+            // A redirect would take the call (and its credentials) somewhere not granted.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot set up the HTTP client for A2A calls: {e}"))?;
         // Two first calls at once may both build one; the first stored is used.
@@ -66,11 +76,7 @@ impl RemoteClient {
 
     /// Headers carrying the credentials configured for the peer `base` belongs to.
     fn credentials(&self, base: &str) -> Result<Vec<(String, String)>, String> {
-        let Some(peer) = self
-            .peers
-            .iter()
-            .find(|p| base.starts_with(normalize(&p.url)))
-        else {
+        let Some(peer) = self.peers.iter().find(|p| covers(&p.url, base)) else {
             return Ok(Vec::new());
         };
         let read = |var: &str| {
@@ -119,11 +125,19 @@ impl RemoteClient {
         if !response.status().is_success() {
             return Err(format!("agent card {url}: HTTP {}", response.status()));
         }
-        let value: Value = response
-            .json()
+        let body = read_capped(response, MAX_CARD)
             .await
+            .map_err(|e| format!("agent card {url}: {e}"))?;
+        let value: Value = serde_json::from_slice(&body)
             .map_err(|e| format!("agent card {url} is not JSON: {e}"))?;
-        let card = Arc::new(parse_card(&value).map_err(|e| format!("agent card {url}: {e}"))?);
+        let card = parse_card(&value).map_err(|e| format!("agent card {url}: {e}"))?;
+        if !same_origin(base, &card.endpoint) {
+            return Err(format!(
+                "agent card {url} names the endpoint {}, which is not on the granted peer's scheme, host and port",
+                card.endpoint
+            ));
+        }
+        let card = Arc::new(card);
         self.cards
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -160,17 +174,18 @@ impl RemoteClient {
             .await
             .map_err(|e| format!("A2A call to {} failed: {e}", card.endpoint))?;
         let status = response.status();
+        let body = read_capped(response, MAX_ANSWER)
+            .await
+            .map_err(|e| format!("A2A answer from {}: {e}", card.endpoint))?;
         if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
+            let text = String::from_utf8_lossy(&body);
             return Err(format!(
                 "A2A call to {} answered HTTP {status}: {}",
                 card.endpoint,
                 text.chars().take(300).collect::<String>()
             ));
         }
-        let value: Value = response
-            .json()
-            .await
+        let value: Value = serde_json::from_slice(&body)
             .map_err(|e| format!("A2A answer from {} is not JSON: {e}", card.endpoint))?;
         if let Some(error) = value.get("error") {
             return Err(format!(
@@ -186,6 +201,61 @@ impl RemoteClient {
         wire::parse_send_result(result)
             .map_err(|e| format!("A2A answer from {}: {e}", card.endpoint))
     }
+}
+
+/// A response body, refused once it exceeds `max` bytes (before it is all in memory).
+async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > max as u64)
+    {
+        return Err(format!("the answer is larger than {max} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("cannot read the answer: {e}"))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(format!("the answer is larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Scheme, host and port of a URL (the port made explicit), if it parses.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let url = reqwest::Url::parse(url).ok()?;
+    Some((
+        url.scheme().to_owned(),
+        url.host_str()?.to_ascii_lowercase(),
+        url.port_or_known_default()?,
+    ))
+}
+
+/// Whether `endpoint` is on the scheme, host and port of `base`.
+fn same_origin(base: &str, endpoint: &str) -> bool {
+    origin(base).is_some_and(|o| Some(o) == origin(endpoint))
+}
+
+/// Whether the configured peer at `peer` covers the agent at `base`: the same origin, and
+/// `base`'s path is the peer's or below it by whole segments (`/partnerA` covers
+/// `/partnerA/x`, not `/partnerAttacker`).
+fn covers(peer: &str, base: &str) -> bool {
+    let (Ok(p), Ok(b)) = (reqwest::Url::parse(peer), reqwest::Url::parse(base)) else {
+        return false;
+    };
+    if !same_origin(peer, base) {
+        return false;
+    }
+    let peer_path = p.path().trim_end_matches('/');
+    let base_path = b.path().trim_end_matches('/');
+    base_path == peer_path
+        || base_path
+            .strip_prefix(peer_path)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 fn parse_card(card: &Value) -> Result<RemoteCard, String> {
@@ -247,5 +317,77 @@ mod tests {
         assert_eq!(parsed.skills, ["a", "b"]);
         let old_only = json!({"url": "http://h", "protocolVersion": "0.3.0"});
         assert!(parse_card(&old_only).unwrap_err().contains("A2A 1.0"));
+    }
+
+    #[test]
+    fn credentials_go_to_their_peers_origin_and_path_only() {
+        let peer = "https://partners.example/partnerA";
+        assert!(covers(peer, "https://partners.example/partnerA"));
+        assert!(covers(peer, "https://partners.example/partnerA/"));
+        assert!(covers(
+            peer,
+            "https://partners.example:443/partnerA/agents/x"
+        ));
+        assert!(!covers(peer, "https://partners.example/partnerAttacker"));
+        assert!(!covers(peer, "http://partners.example/partnerA"));
+        assert!(!covers(peer, "https://partners.example:8443/partnerA"));
+        assert!(!covers(peer, "https://partners.example.evil/partnerA"));
+        assert!(covers("https://h", "https://h/anything"));
+    }
+
+    #[test]
+    fn an_endpoint_must_share_the_peers_origin() {
+        assert!(same_origin(
+            "http://127.0.0.1:9000/agents/a",
+            "http://127.0.0.1:9000/rpc"
+        ));
+        assert!(same_origin("https://h/a", "https://H:443/rpc"));
+        assert!(!same_origin(
+            "http://127.0.0.1:9000/a",
+            "http://127.0.0.1:8080/v1/agents"
+        ));
+        assert!(!same_origin("http://h/a", "https://h/a"));
+        assert!(!same_origin("http://h/a", "http://169.254.169.254/latest"));
+    }
+
+    /// A one-shot HTTP server answering every connection with `response`.
+    async fn answering(response: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(response.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn redirects_and_foreign_endpoints_are_refused() {
+        let client = RemoteClient::new(Vec::new(), Duration::from_secs(5));
+        let redirecting = answering(
+            "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        let err = client.card(&redirecting).await.unwrap_err();
+        assert!(err.contains("HTTP 302"), "{err}");
+
+        let body = r#"{"name":"x","supportedInterfaces":[{"url":"http://127.0.0.1:1/v1/agents","protocolBinding":"JSONRPC","protocolVersion":"1.0"}]}"#;
+        let foreign: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_boxed_str(),
+        );
+        let elsewhere = answering(foreign).await;
+        let err = client.card(&elsewhere).await.unwrap_err();
+        assert!(
+            err.contains("not on the granted peer's scheme, host and port"),
+            "{err}"
+        );
     }
 }

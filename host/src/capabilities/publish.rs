@@ -16,6 +16,17 @@ use wasmtime::component::{HasData, Linker};
 pub const AGENT_HEADER: &str = "agenthost-agent";
 pub const VERSION_HEADER: &str = "agenthost-agent-version";
 
+/// Headers only the host sets: `agenthost-*` (provenance, dead-letter origin) and `a2a-*` (the
+/// bus envelope of A2A requests and results). An agent's own are dropped from what it
+/// publishes, so it cannot forge where a record came from or where a worker's answer goes.
+pub fn reserved_header(key: &str) -> bool {
+    let key = key.as_bytes();
+    let starts = |prefix: &[u8]| {
+        key.len() >= prefix.len() && key[..prefix.len()].eq_ignore_ascii_case(prefix)
+    };
+    starts(b"agenthost-") || starts(b"a2a-")
+}
+
 pub struct PublishGrant {
     patterns: Vec<TopicPattern>,
     /// `limits.publish_size`, in bytes.
@@ -125,6 +136,7 @@ impl PublishInstance {
         let mut headers: Vec<bus::Header> = record
             .headers
             .into_iter()
+            .filter(|h| !reserved_header(&h.key))
             .map(|h| bus::Header {
                 key: h.key,
                 value: h.value,
@@ -195,3 +207,22 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hosts_headers_are_reserved() {
+        for key in [
+            "agenthost-agent",
+            "AgentHost-Error",
+            "a2a-reply-to",
+            "A2A-Request-Id",
+        ] {
+            assert!(reserved_header(key), "{key}");
+        }
+        for key in ["correlation-id", "content-type", "x-a2a-note", "agent"] {
+            assert!(!reserved_header(key), "{key}");
+        }
+    }
+}

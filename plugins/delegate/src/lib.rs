@@ -13,8 +13,8 @@
 //! # Output
 //!
 //! The text of the peer's answer (its message and artifacts), published as it is to the topic
-//! in config `out`, keyed like the input, with the header `a2a-task-state` (`completed`, …)
-//! and `a2a-task-id` when the peer made a task.
+//! in config `out`, keyed like the input, with the header `task-state` (`completed`, …)
+//! and `task-id` when the peer made a task (`a2a-*` headers are the host's own).
 //!
 //! # Failures
 //!
@@ -93,9 +93,9 @@ impl Agent for Delegate {
         }
         let mut record = bus::Record::new(out, answer.text().into_bytes())
             .key_opt(event.key)
-            .header("a2a-task-state", state);
+            .header("task-state", state);
         if let Some(task_id) = &answer.task_id {
-            record = record.header("a2a-task-id", task_id.as_str());
+            record = record.header("task-id", task_id.as_str());
         }
         record.publish()?;
         Ok(())

@@ -239,6 +239,7 @@ async fn run_agent_until(
         audit,
         mcp: Default::default(),
         listen: None,
+        states: Default::default(),
     };
     let component = plugin(plugin_name);
     let manifest = Manifest::parse(

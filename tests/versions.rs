@@ -588,3 +588,44 @@ fn a_restart_runs_the_approved_versions_and_refuses_widenings_made_on_disk() {
         "{refused:?}"
     );
 }
+
+/// Rolling back past a version that narrowed the grants widens them again: like a deploy, that
+/// needs `--approve`.
+#[test]
+fn a_rollback_that_widens_needs_approval() {
+    let s = Scenario::new("");
+    s.manifest(
+        "echo",
+        &echo("1.0.0", &plugin("echo")).replace(
+            "publish = [\"demo.out.v1\"]",
+            "publish = [\"demo.out.v1\", \"legacy.out.v1\"]",
+        ),
+    );
+    let host = s.start();
+    let fixed = s.path().join("echo-2.toml");
+    std::fs::write(&fixed, echo("2.0.0", &plugin("echo"))).unwrap();
+    let deployed = s.cli(&["deploy", fixed.to_str().unwrap()]);
+    assert!(
+        deployed.status.success(),
+        "a narrowing needs no approval: {}",
+        describe(&deployed)
+    );
+    assert_eq!(handled_by(&host, 1), "2.0.0");
+
+    let refused = s.cli(&["rollback", "echo"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("+ publish legacy.out.v1") && stderr.contains("--approve"),
+        "{stderr}"
+    );
+    assert_eq!(
+        handled_by(&host, 2),
+        "2.0.0",
+        "the live version keeps serving"
+    );
+
+    let approved = s.cli(&["rollback", "echo", "--approve"]);
+    assert!(approved.status.success(), "{}", describe(&approved));
+    assert_eq!(handled_by(&host, 3), "1.0.0");
+}

@@ -137,6 +137,7 @@ fn main() -> anyhow::Result<()> {
             audit,
             mcp: Default::default(),
             listen: None,
+            states: Default::default(),
         };
         // `publishes` is raised so the raw column's one long-lived instance (which never starts
         // a new request) is not stopped by limits.publishes.

@@ -168,7 +168,7 @@ async fn s4(root: &Path) -> Result<()> {
     tokio::time::sleep(ROLLBACK_AT - SWAP_AT).await;
     let rollback_started = now_us();
     let started = Instant::now();
-    host.rollback("echo", None).await?;
+    host.rollback("echo", None, true).await?;
     let rollback_took = started.elapsed();
 
     let sent = producer.await??;

@@ -134,6 +134,7 @@ fn main() -> anyhow::Result<()> {
             audit,
             mcp,
             listen: None,
+            states: Default::default(),
         };
         let manifest = |reuse: bool| {
             Manifest::parse(

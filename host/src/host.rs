@@ -31,7 +31,7 @@ pub enum DeployError {
         source_name: String,
         error: LoadError,
     },
-    #[error("{agent} {new_version} asks for more than the running {old_version} is granted; deploy again with --approve to accept:\n{}", lines.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"))]
+    #[error("{agent} {new_version} asks for more than the running {old_version} is granted; repeat with --approve to accept:\n{}", lines.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"))]
     NeedsApproval {
         agent: String,
         old_version: String,
@@ -163,6 +163,7 @@ impl Host {
             mcp: mcp.clone(),
             a2a: a2a.clone(),
             listen: Some(config.listen),
+            states: Default::default(),
         };
         let (canary_failed, failed_canaries) = tokio::sync::mpsc::unbounded_channel();
         spawn_canary_recorder(failed_canaries, deployments.clone(), audit.clone());
@@ -501,11 +502,14 @@ impl Host {
 
     /// Deploys again an earlier version of `agent` from the history: the one asked for, or the
     /// newest one that went live with a different version or component than the live one.
-    /// Approved implicitly (it was live before), swapped like any deployment.
+    /// Swapped like any deployment, and like any deployment it needs `approve` when it is
+    /// granted more than the live version: going back past a version that narrowed the
+    /// grants (a security fix) widens them again.
     pub async fn rollback(
         &self,
         agent: &str,
         to: Option<&str>,
+        approve: bool,
     ) -> Result<DeployReport, DeployError> {
         let guard = self.deploy_lock.lock().await;
         let cell = self
@@ -553,7 +557,7 @@ impl Host {
             manifest,
             bytes,
             &target.source,
-            true,
+            approve,
             Origin::Rollback,
             Some(guard),
         )

@@ -288,6 +288,8 @@ pub struct HostServices {
     pub a2a: Arc<crate::a2a::A2a>,
     /// The host's HTTP listener: agents reach it only through an http rule naming it exactly.
     pub listen: Option<std::net::SocketAddr>,
+    /// Each agent's state, shared by its versions.
+    pub states: Arc<state::StateStores>,
 }
 
 /// Every grant of one agent version, built from its manifest at deploy.
@@ -307,7 +309,8 @@ impl Grants {
     pub fn from_manifest(manifest: &Manifest, services: &HostServices) -> anyhow::Result<Self> {
         Ok(Self {
             publish: Arc::new(publish::PublishGrant::new(manifest, services)),
-            state: state::StateStore::for_manifest(manifest, &services.db)?.map(Arc::new),
+            state: state::StateStore::for_manifest(manifest, &services.db, &services.states)?
+                .map(Arc::new),
             config: Arc::new(config::ConfigGrant::new(manifest)),
             audit: services.audit.clone(),
             wasi: wasi::WasiGrant::from_manifest(manifest)?,

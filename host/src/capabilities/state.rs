@@ -1,54 +1,94 @@
 //! `state`: per-agent key-value storage in sled, within the quota `capabilities.state` grants.
 //!
-//! State belongs to the agent, not to a version: a new version sees what the old one wrote.
+//! State belongs to the agent, not to a version: a new version sees what the old one wrote, and
+//! versions running side by side (a canary beside the live one) count against one usage, so
+//! neither can fill the store past its quota because the other's writes went uncounted.
 
 use super::Caller;
 use crate::audit::AuditLog;
 use crate::config::Manifest;
 use crate::runtime::StoreData;
 use crate::runtime::bindings::{state as wit, types};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 use wasmtime::component::{HasData, Linker};
 
 const MAX_KEY: usize = 1024;
 
-pub struct StateStore {
+/// One agent's stored state and what it takes, shared by every version of the agent.
+struct Usage {
     tree: sled::Tree,
-    quota: u64,
     /// Bytes of keys plus values stored; the lock also serialises writers so the quota check and
     /// the write are one step.
     used: Mutex<u64>,
 }
 
-impl StateStore {
-    /// The agent's store, or `None` when its manifest grants no state.
-    pub fn for_manifest(manifest: &Manifest, db: &sled::Db) -> anyhow::Result<Option<Self>> {
-        let Some(quota) = manifest.capabilities.state else {
-            return Ok(None);
-        };
-        Ok(Some(Self::open(
-            db,
-            manifest.name.as_str(),
-            quota.as_u64(),
-        )?))
-    }
+/// The open state of each agent, so versions deployed side by side share one [`Usage`].
+#[derive(Default)]
+pub struct StateStores {
+    open: Mutex<HashMap<String, Weak<Usage>>>,
+}
 
-    pub fn open(db: &sled::Db, agent: &str, quota: u64) -> anyhow::Result<Self> {
+impl StateStores {
+    fn usage(&self, db: &sled::Db, agent: &str) -> anyhow::Result<Arc<Usage>> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(usage) = open.get(agent).and_then(Weak::upgrade) {
+            return Ok(usage);
+        }
         let tree = db.open_tree(format!("state/{agent}"))?;
         let mut used = 0u64;
         for entry in tree.iter() {
             let (k, v) = entry?;
             used += (k.len() + v.len()) as u64;
         }
-        Ok(Self {
+        let usage = Arc::new(Usage {
             tree,
-            quota,
             used: Mutex::new(used),
+        });
+        open.retain(|_, weak| weak.strong_count() > 0);
+        open.insert(agent.to_owned(), Arc::downgrade(&usage));
+        Ok(usage)
+    }
+}
+
+/// An agent version's view of the agent's state: the shared store, under this version's quota.
+pub struct StateStore {
+    usage: Arc<Usage>,
+    quota: u64,
+}
+
+impl StateStore {
+    /// The agent's store, or `None` when its manifest grants no state.
+    pub fn for_manifest(
+        manifest: &Manifest,
+        db: &sled::Db,
+        stores: &StateStores,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(quota) = manifest.capabilities.state else {
+            return Ok(None);
+        };
+        Ok(Some(Self::open(
+            db,
+            stores,
+            manifest.name.as_str(),
+            quota.as_u64(),
+        )?))
+    }
+
+    pub fn open(
+        db: &sled::Db,
+        stores: &StateStores,
+        agent: &str,
+        quota: u64,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            usage: stores.usage(db, agent)?,
+            quota,
         })
     }
 
     pub fn used(&self) -> u64 {
-        *self.used.lock().unwrap_or_else(|p| p.into_inner())
+        *self.usage.used.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn check_key(key: &str) -> Result<(), types::Error> {
@@ -63,7 +103,8 @@ impl StateStore {
 
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, types::Error> {
         Self::check_key(key)?;
-        self.tree
+        self.usage
+            .tree
             .get(key)
             .map(|v| v.map(|v| v.to_vec()))
             .map_err(storage)
@@ -71,13 +112,16 @@ impl StateStore {
 
     pub fn set(&self, key: &str, value: &[u8]) -> Result<(), types::Error> {
         Self::check_key(key)?;
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut used = self.usage.used.lock().unwrap_or_else(|p| p.into_inner());
         let old = self
+            .usage
             .tree
             .get(key)
             .map_err(storage)?
             .map_or(0, |v| (key.len() + v.len()) as u64);
-        let new_used = *used - old + (key.len() + value.len()) as u64;
+        // Saturating: the count is recomputed from the tree when it is opened, but a count
+        // that were ever short must not wrap around into a huge one.
+        let new_used = used.saturating_sub(old) + (key.len() + value.len()) as u64;
         if new_used > self.quota {
             return Err(types::Error::Failed(format!(
                 "state quota exceeded: writing {key:?} ({} bytes) would use {} of {} bytes (capabilities.state)",
@@ -86,22 +130,23 @@ impl StateStore {
                 self.quota
             )));
         }
-        self.tree.insert(key, value).map_err(storage)?;
+        self.usage.tree.insert(key, value).map_err(storage)?;
         *used = new_used;
         Ok(())
     }
 
     pub fn delete(&self, key: &str) -> Result<(), types::Error> {
         Self::check_key(key)?;
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = self.tree.remove(key).map_err(storage)? {
-            *used -= (key.len() + old.len()) as u64;
+        let mut used = self.usage.used.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = self.usage.tree.remove(key).map_err(storage)? {
+            *used = used.saturating_sub((key.len() + old.len()) as u64);
         }
         Ok(())
     }
 
     pub fn list_keys(&self, prefix: &str) -> Result<Vec<String>, types::Error> {
-        self.tree
+        self.usage
+            .tree
             .scan_prefix(prefix)
             .keys()
             .map(|k| {
@@ -186,8 +231,27 @@ mod tests {
     fn store(quota: u64) -> (tempfile::TempDir, sled::Db, StateStore) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let s = StateStore::open(&db, "a", quota).unwrap();
+        let s = StateStore::open(&db, &StateStores::default(), "a", quota).unwrap();
         (dir, db, s)
+    }
+
+    #[test]
+    fn versions_side_by_side_share_one_usage() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let stores = StateStores::default();
+        // The live version and a canary, both granted 20 bytes.
+        let live = StateStore::open(&db, &stores, "a", 20).unwrap();
+        let canary = StateStore::open(&db, &stores, "a", 20).unwrap();
+        live.set("k1", b"12345678").unwrap(); // 10
+        canary.set("k2", b"12345678").unwrap(); // 20: the quota, across both
+        assert_eq!(live.used(), 20);
+        assert!(live.set("k3", b"x").is_err(), "the canary's writes count");
+        assert!(canary.set("k3", b"x").is_err());
+        // One deletes what the other wrote: no underflow, no stale count.
+        canary.delete("k1").unwrap();
+        assert_eq!(live.used(), 10);
+        live.set("k3", b"x").unwrap();
     }
 
     #[test]
@@ -217,9 +281,9 @@ mod tests {
             s.list_keys("p/").unwrap(),
             vec!["p/1".to_string(), "p/2".to_string()]
         );
-        let again = StateStore::open(&db, "a", 1000).unwrap();
+        let again = StateStore::open(&db, &StateStores::default(), "a", 1000).unwrap();
         assert_eq!(again.used(), s.used());
-        let other = StateStore::open(&db, "b", 1000).unwrap();
+        let other = StateStore::open(&db, &StateStores::default(), "b", 1000).unwrap();
         assert_eq!(other.get("q").unwrap(), None);
     }
 }

@@ -312,10 +312,16 @@ fn print_report(verb: &str, report: &crate::host::DeployReport) {
     }
 }
 
-pub async fn rollback(args: &HostArgs, agent: &str, to: Option<&str>) -> anyhow::Result<()> {
+pub async fn rollback(
+    args: &HostArgs,
+    agent: &str,
+    to: Option<&str>,
+    approve: bool,
+) -> anyhow::Result<()> {
     let client = Client::new(args)?;
     let body = crate::http::RollbackRequest {
         to: to.map(str::to_owned),
+        approve,
     };
     let path = format!("/v1/agents/{agent}/rollback");
     post_for_report(&client, &path, Some(&body), "rolled back to").await

@@ -74,6 +74,9 @@ enum Command {
         /// The version to go back to (default: the newest other version that was live).
         #[arg(long)]
         to: Option<String>,
+        /// Accept a version that is granted more than the live one.
+        #[arg(long)]
+        approve: bool,
         #[command(flatten)]
         host: HostArgs,
     },
@@ -214,9 +217,12 @@ pub fn main() -> ExitCode {
                 approve,
                 host,
             } => client::deploy(&host, &manifest, approve).await,
-            Command::Rollback { agent, to, host } => {
-                client::rollback(&host, &agent, to.as_deref()).await
-            }
+            Command::Rollback {
+                agent,
+                to,
+                approve,
+                host,
+            } => client::rollback(&host, &agent, to.as_deref(), approve).await,
             Command::Promote { agent, host } => client::promote(&host, &agent).await,
             Command::History {
                 agent,

@@ -300,12 +300,12 @@ pub async fn rollback(
     body: Result<Json<RollbackRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let req = json_body(body)?;
-    match s.host.rollback(&name, req.to.as_deref()).await {
+    match s.host.rollback(&name, req.to.as_deref(), req.approve).await {
         Ok(report) => Ok((StatusCode::OK, Json(report)).into_response()),
         Err(err @ DeployError::UnknownAgent(_)) => {
             Err(ApiError::new(StatusCode::NOT_FOUND, err.to_string()))
         }
-        Err(err @ DeployError::Rollback(_)) => {
+        Err(err @ (DeployError::Rollback(_) | DeployError::NeedsApproval { .. })) => {
             Err(ApiError::new(StatusCode::CONFLICT, err.to_string()))
         }
         Err(err) => Err(ApiError::new(

@@ -114,6 +114,9 @@ pub struct RollbackRequest {
     /// The version to go back to; absent: the newest other version that was live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// Accept a version granted more than the live one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approve: bool,
 }
 
 /// `POST /v1/agents`: deploy a manifest and its component.

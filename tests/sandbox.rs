@@ -46,6 +46,8 @@ fn an_agent_sees_only_the_env_and_directories_it_is_granted() {
         "read:/etc/passwd",
         "write:/data/new.txt",
         "write:/scratch/new.txt",
+        "mkdir:/scratch/made",
+        "rm:/data/hello.txt",
     ];
     for p in probes {
         publish(&host.url, "probe.in.v1", Some("one-partition"), p, None).unwrap();
@@ -87,6 +89,27 @@ fn an_agent_sees_only_the_env_and_directories_it_is_granted() {
         reports.contains("write /scratch/new.txt: ok"),
         "{reports:#?}"
     );
+    assert!(reports.contains("mkdir /scratch/made: ok"), "{reports:#?}");
+    assert!(
+        has("rm /data/hello.txt failed"),
+        "read-only grant: {reports:#?}"
+    );
+    assert!(s.path().join("scratch/made").is_dir());
+    assert!(s.path().join("shared/hello.txt").exists());
+    // Changes to a directory are audited like opens: allowed, and denied with the reason.
+    let audit = s.cli(&["audit", "--agent", "probe", "--format", "json"]);
+    let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&audit.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let entry = |target: &str| {
+        entries
+            .iter()
+            .find(|e| e["capability"] == "files" && e["target"] == target)
+            .unwrap_or_else(|| panic!("no files entry for {target:?}: {entries:#?}"))
+    };
+    assert_eq!(entry("mkdir made")["outcome"], "allowed");
+    assert_eq!(entry("unlink hello.txt")["outcome"], "denied");
     assert!(!s.path().join("shared/new.txt").exists());
     assert_eq!(
         std::fs::read_to_string(s.path().join("scratch/new.txt")).unwrap(),

@@ -18,4 +18,5 @@ pub mod metrics;
 pub mod registry;
 pub mod runtime;
 pub mod telemetry;
+pub mod text;
 pub mod watch;

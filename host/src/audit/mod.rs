@@ -52,6 +52,11 @@ pub struct AuditEntry {
     /// Why, for denials and failures.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// How many more entries exactly like this one (but for their time) followed it: a loop
+    /// of identical calls is one entry with a count, not a flood that pushes older evidence
+    /// out of the log.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeated: u32,
     /// The entry's place in the log, set by queries (not stored): `after` continues from it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
@@ -80,9 +85,37 @@ impl AuditEntry {
             target: target.into(),
             outcome,
             detail: String::new(),
+            repeated: 0,
             id: String::new(),
             host: String::new(),
         }
+    }
+
+    /// Whether `other` says the same as this entry, but for its time.
+    fn same_as(&self, other: &AuditEntry) -> bool {
+        self.agent == other.agent
+            && self.version == other.version
+            && self.correlation_id == other.correlation_id
+            && self.capability == other.capability
+            && self.target == other.target
+            && self.outcome == other.outcome
+            && self.detail == other.detail
+    }
+
+    /// Every field cut to its bound (see [`Bounds`]), marked where it was cut.
+    fn bounded(mut self) -> Self {
+        let cut = |field: &mut String, max: usize| {
+            if field.len() > max {
+                *field = crate::text::truncate(field, max).into_owned();
+            }
+        };
+        cut(&mut self.agent, Bounds::NAME);
+        cut(&mut self.version, Bounds::NAME);
+        cut(&mut self.capability, Bounds::NAME);
+        cut(&mut self.correlation_id, Bounds::CORRELATION_ID);
+        cut(&mut self.target, Bounds::TARGET);
+        cut(&mut self.detail, Bounds::DETAIL);
+        self
     }
 
     /// The same entry, with why (a denial's or failure's reason, or what a step involved).
@@ -99,6 +132,26 @@ impl AuditEntry {
             format!("{}@{}", self.agent, self.version)
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The most an entry's fields hold, in bytes (a longer value is cut and marked). Agents choose
+/// targets (state keys, topics, paths) and producers choose correlation ids: unbounded, they
+/// would let anyone exhaust the writer's memory and the disk. Capability calls cut their
+/// details tighter still ([`Bounds::AGENT_DETAIL`]).
+pub struct Bounds;
+
+impl Bounds {
+    pub const NAME: usize = 64;
+    pub const CORRELATION_ID: usize = 128;
+    pub const TARGET: usize = 256;
+    /// The host's own details (a refused deploy's diff and reason).
+    pub const DETAIL: usize = 4096;
+    /// What a capability call records: the host's reason, which may quote what the agent sent.
+    pub const AGENT_DETAIL: usize = 512;
 }
 
 /// Which entries a query wants.
@@ -119,7 +172,9 @@ pub struct AuditQuery {
 }
 
 /// Entries waiting for the writer; beyond this, recording waits (backpressure, never loss).
-const PENDING: usize = 65_536;
+/// With every entry bounded ([`Bounds`], under 5 KiB) the queue holds at most ~80 MiB, in
+/// practice a few MiB (entries are ~200 bytes).
+const PENDING: usize = 16_384;
 /// Entries the writer stores in one chunk (at most; ~200 bytes each).
 const CHUNK: usize = 1024;
 /// How long the writer lets entries gather before storing a chunk that is not full: waking for
@@ -159,7 +214,12 @@ fn run_writer(
         let mut entries = Vec::new();
         let mut flushes = Vec::new();
         let mut add = |write: Write, entries: &mut Vec<AuditEntry>| match write {
-            Write::Entry(entry) => entries.push(entry),
+            Write::Entry(entry) => match entries.last_mut() {
+                Some(last) if last.same_as(&entry) => {
+                    last.repeated = last.repeated.saturating_add(1 + entry.repeated);
+                }
+                _ => entries.push(entry),
+            },
             Write::Flush(done) => flushes.push(done),
         };
         let flush_first = matches!(first, Write::Flush(_));
@@ -324,7 +384,8 @@ impl AuditLog {
 
     /// Records an entry; the writer thread stores it moments later (queries wait for it).
     /// Auditing never fails the audited call: a storage error is logged.
-    pub fn record(&self, mut entry: AuditEntry) {
+    pub fn record(&self, entry: AuditEntry) {
+        let mut entry = entry.bounded();
         if entry.time_ms == 0 {
             entry.time_ms = now_ms();
         }
@@ -531,6 +592,7 @@ mod tests {
             target: "t".into(),
             outcome,
             detail: String::new(),
+            repeated: 0,
             id: String::new(),
             host: String::new(),
         }
@@ -549,6 +611,51 @@ mod tests {
         )
         .unwrap();
         (dir, log)
+    }
+
+    #[test]
+    fn a_loop_of_identical_calls_is_one_entry_with_a_count() {
+        let (_d, log) = log(100);
+        log.record(entry("a", Outcome::Allowed, 0));
+        for _ in 0..5_000 {
+            log.record(entry("flood", Outcome::Denied, 0));
+        }
+        log.record(entry("b", Outcome::Allowed, 0));
+        let all = log.query(&AuditQuery::default()).unwrap();
+        let flood: Vec<&AuditEntry> = all.iter().filter(|e| e.agent == "flood").collect();
+        let recorded: u32 = flood.iter().map(|e| 1 + e.repeated).sum();
+        assert_eq!(recorded, 5_000, "every call is counted");
+        assert!(
+            flood.len() <= 10,
+            "{} entries for one repeated call",
+            flood.len()
+        );
+        // The others' entries are still there, around it.
+        assert_eq!(all.first().unwrap().agent, "a");
+        assert_eq!(all.last().unwrap().agent, "b");
+    }
+
+    #[test]
+    fn what_outsiders_choose_is_bounded_and_marked_as_cut() {
+        let (_d, log) = log(100);
+        let mut big = entry("a", Outcome::Denied, 0);
+        big.target = "k".repeat(4 << 20);
+        big.correlation_id = "c".repeat(10_000);
+        big.detail = "d".repeat(1 << 20);
+        log.record(big);
+        let stored = &log.query(&AuditQuery::default()).unwrap()[0];
+        assert!(
+            stored.target.len() < Bounds::TARGET + 40,
+            "{}",
+            stored.target.len()
+        );
+        assert!(
+            stored.target.ends_with("bytes cut]"),
+            "{}",
+            &stored.target[200..]
+        );
+        assert!(stored.correlation_id.len() < Bounds::CORRELATION_ID + 40);
+        assert!(stored.detail.len() < Bounds::DETAIL + 40);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! allowed or denied. The confinement itself is cap-std's, through wasmtime-wasi's preopens
 //! (granted in [`super::wasi`]): no `..`, symlink or absolute-path escape resolves outside a
 //! grant, and a read-only grant refuses writes. This module wraps `descriptor.open-at`, the
-//! call every file access starts with, so a security team sees each attempt and its outcome.
+//! call every file access starts with, and the calls that change a directory without opening
+//! anything (mkdir, rmdir, unlink, rename, symlink, link), so a security team sees each attempt
+//! and its outcome.
 //!
 //! A path outside every preopen (`/etc/passwd` with no `/` grant) never reaches the host:
 //! the guest's libc has no directory to resolve it against and fails it itself.
@@ -32,27 +34,22 @@ impl FilesInstance {
         Self { caller, audit }
     }
 
-    fn record(
-        &self,
-        path: &str,
-        write: bool,
-        result: &Result<Resource<fs::Descriptor>, fs::ErrorCode>,
-    ) {
-        let target = format!("{} {path}", if write { "write" } else { "read" });
-        let (outcome, detail) = match result {
-            Ok(_) => (Outcome::Allowed, String::new()),
+    /// Audits one call on `target` (`read PATH`, `write PATH`, `mkdir PATH`, …).
+    fn record(&self, target: &str, error: Option<&fs::ErrorCode>) {
+        let (outcome, detail) = match error {
+            None => (Outcome::Allowed, String::new()),
             // What cap-std answers for an escape and a read-only grant answers for a write.
-            Err(code @ (fs::ErrorCode::NotPermitted | fs::ErrorCode::Access)) => (
+            Some(code @ (fs::ErrorCode::NotPermitted | fs::ErrorCode::Access)) => (
                 Outcome::Denied,
                 format!("{code:?}: outside the granted directories or beyond their access"),
             ),
-            Err(code) => (Outcome::Failed, format!("{code:?}")),
+            Some(code) => (Outcome::Failed, format!("{code:?}")),
         };
         if outcome == Outcome::Denied {
-            self.caller.warn_denied("files", &target, &detail);
+            self.caller.warn_denied("files", target, &detail);
         }
         self.caller
-            .audit(&self.audit, "files", &target, outcome, &detail);
+            .audit(&self.audit, "files", target, outcome, &detail);
     }
 }
 
@@ -86,14 +83,114 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
                     };
                     let write = flags.contains(fs::DescriptorFlags::WRITE)
                         || open_flags.intersects(fs::OpenFlags::CREATE | fs::OpenFlags::TRUNCATE);
-                    data.caps.files.record(&path, write, &result);
+                    let verb = if write { "write" } else { "read" };
+                    data.caps
+                        .files
+                        .record(&format!("{verb} {path}"), result.as_ref().err());
                     Ok((result,))
                 })
             },
-        )
+        )?;
+        wrap_mutations(&mut types)
     });
     linker.allow_shadowing(false);
-    wrapped.map_err(|e| anyhow::anyhow!("cannot wrap {FS_TYPES} open-at: {e}"))
+    wrapped.map_err(|e| anyhow::anyhow!("cannot wrap {FS_TYPES}: {e}"))
+}
+
+/// Calls a wrapped filesystem method and audits it as `target`: a trappable error (a bad
+/// handle) stays a trap, an error code is the guest's answer and the audited outcome.
+macro_rules! audited {
+    ($store:ident, $target:expr, |$view:ident| $call:expr) => {{
+        let data = $store.data_mut();
+        let mut $view = data.filesystem();
+        let result = match $call.await {
+            Ok(value) => Ok(value),
+            Err(err) => Err($view.convert_error_code(err)?),
+        };
+        data.caps.files.record(&$target, result.as_ref().err());
+        Ok((result,))
+    }};
+}
+
+/// Wraps the calls that change a directory without opening a file.
+fn wrap_mutations(
+    types: &mut wasmtime::component::LinkerInstance<'_, StoreData>,
+) -> wasmtime::Result<()> {
+    type PathParams = (Resource<fs::Descriptor>, String);
+    types.func_wrap_async(
+        "[method]descriptor.create-directory-at",
+        |mut store: StoreContextMut<'_, StoreData>, (dir, path): PathParams| {
+            Box::new(async move {
+                audited!(store, format!("mkdir {path}"), |view| view
+                    .create_directory_at(dir, path.clone()))
+            })
+        },
+    )?;
+    types.func_wrap_async(
+        "[method]descriptor.remove-directory-at",
+        |mut store: StoreContextMut<'_, StoreData>, (dir, path): PathParams| {
+            Box::new(async move {
+                audited!(store, format!("rmdir {path}"), |view| view
+                    .remove_directory_at(dir, path.clone()))
+            })
+        },
+    )?;
+    types.func_wrap_async(
+        "[method]descriptor.unlink-file-at",
+        |mut store: StoreContextMut<'_, StoreData>, (dir, path): PathParams| {
+            Box::new(async move {
+                audited!(store, format!("unlink {path}"), |view| view
+                    .unlink_file_at(dir, path.clone()))
+            })
+        },
+    )?;
+    types.func_wrap_async(
+        "[method]descriptor.symlink-at",
+        |mut store: StoreContextMut<'_, StoreData>,
+         (dir, old, new): (Resource<fs::Descriptor>, String, String)| {
+            Box::new(async move {
+                audited!(store, format!("symlink {new} -> {old}"), |view| view
+                    .symlink_at(dir, old.clone(), new.clone()))
+            })
+        },
+    )?;
+    types.func_wrap_async(
+        "[method]descriptor.rename-at",
+        |mut store: StoreContextMut<'_, StoreData>,
+         (dir, old, new_dir, new): (
+            Resource<fs::Descriptor>,
+            String,
+            Resource<fs::Descriptor>,
+            String,
+        )| {
+            Box::new(async move {
+                audited!(store, format!("rename {old} -> {new}"), |view| view
+                    .rename_at(dir, old.clone(), new_dir, new.clone()))
+            })
+        },
+    )?;
+    types.func_wrap_async(
+        "[method]descriptor.link-at",
+        |mut store: StoreContextMut<'_, StoreData>,
+         (dir, flags, old, new_dir, new): (
+            Resource<fs::Descriptor>,
+            fs::PathFlags,
+            String,
+            Resource<fs::Descriptor>,
+            String,
+        )| {
+            Box::new(async move {
+                audited!(store, format!("link {old} -> {new}"), |view| view.link_at(
+                    dir,
+                    flags,
+                    old.clone(),
+                    new_dir,
+                    new.clone()
+                ))
+            })
+        },
+    )?;
+    Ok(())
 }
 
 /// The paths a files grant may not overlap: the host's own state and what it loads. A grant of

@@ -81,24 +81,16 @@ impl LogInstance {
     }
 }
 
-/// Cuts `text` to at most `max` bytes on a character boundary, marking the cut.
-pub fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= max {
-        return text.into();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… [{} bytes cut]", &text[..end], text.len() - end).into()
-}
+pub use crate::text::truncate;
 
 impl wit::Host for LogInstance {
     async fn log(&mut self, level: wit::Level, message: String) {
         if !self.budget.admit() {
             return;
         }
+        // Cut, and one line: an agent must not forge host log lines or terminal escapes.
         let message = truncate(&message, MAX_MESSAGE);
+        let message = crate::text::escape_control(&message);
         let c = &self.caller;
         let cid = c.correlation_id();
         let (agent, version, cid) = (&*c.agent, &*c.version, &*cid);
@@ -130,15 +122,4 @@ impl HasData for HasLog {
 pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     wit::add_to_linker::<StoreData, HasLog>(linker, |s| &mut s.caps.log)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn truncation_keeps_char_boundaries() {
-        assert_eq!(super::truncate("short", 10), "short");
-        let cut = super::truncate("ééééé", 3);
-        assert!(cut.starts_with("é…"), "{cut}");
-        assert!(cut.contains("bytes cut"));
-    }
 }

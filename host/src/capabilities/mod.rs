@@ -191,16 +191,17 @@ impl Caller {
         outcome: Outcome,
         detail: &str,
     ) {
+        use crate::audit::Bounds;
         log.record(
             AuditEntry::new(
                 &*self.agent,
                 &*self.version,
                 &*self.correlation_id(),
                 capability,
-                target,
+                crate::text::truncate(target, Bounds::TARGET),
                 outcome,
             )
-            .detail(detail),
+            .detail(crate::text::truncate(detail, Bounds::AGENT_DETAIL)),
         );
     }
 

@@ -199,6 +199,8 @@ impl LineLogger {
             return;
         }
         let text = String::from_utf8_lossy(&self.line);
+        // One line in the host log, whatever the guest wrote: no forged lines or escapes.
+        let text = crate::text::escape_control(text.trim_end());
         // The tail keeps the last lines even past the budget: they explain a trap.
         if let Some(tail) = &self.target.tail {
             tail.push(text.trim_end());

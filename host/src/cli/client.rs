@@ -428,22 +428,26 @@ fn print_audit_entry(e: &crate::audit::AuditEntry, format: Format) -> anyhow::Re
     }
     let time =
         humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(e.time_ms));
+    // What agents and producers chose (targets, ids, reasons quoting them) is shown with its
+    // control characters escaped: it cannot forge entries or steer the terminal.
+    use crate::text::escape_control;
     let detail = if e.detail.is_empty() {
         String::new()
     } else {
-        format!("  {}", e.detail.replace('\n', " "))
+        format!("  {}", escape_control(&e.detail))
     };
     println!(
-        "{time}  {:<8} {}  {} {}  correlation-id={}{detail}",
+        "{time}  {:<8} {}  {} {}  correlation-id={}{detail}{}",
         e.outcome.as_str(),
-        e.who(),
+        escape_control(&e.who()),
         e.capability,
-        e.target,
+        escape_control(&e.target),
         if e.correlation_id.is_empty() {
-            "-"
+            "-".into()
         } else {
-            &e.correlation_id
-        }
+            escape_control(&e.correlation_id)
+        },
+        super::trace::repeats(e.repeated),
     );
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! crossed, which tools and peers were called, and what failed or was dead-lettered.
 
 use crate::audit::{API_CALLER, AuditEntry, Outcome};
+use crate::text::escape_control;
 use serde::Serialize;
 
 /// What a trace says in summary, besides its steps.
@@ -118,6 +119,14 @@ pub fn summarize(entries: &[AuditEntry]) -> Summary {
 /// The trace as text: a line per step, time relative to the first, then the summary. Config
 /// reads are counted but not listed: every invocation makes several, and they are not part of
 /// the path (the JSON form has every step).
+/// " (N more like this)" for an entry that stands for several.
+pub fn repeats(repeated: u32) -> String {
+    match repeated {
+        0 => String::new(),
+        n => format!("  ({n} more like this)"),
+    }
+}
+
 pub fn render(correlation_id: &str, all: &[AuditEntry]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -169,14 +178,16 @@ pub fn render(correlation_id: &str, all: &[AuditEntry]) -> String {
         let detail = if e.detail.is_empty() {
             String::new()
         } else {
-            format!("  ({})", e.detail.replace('\n', " "))
+            format!("  ({})", escape_control(&e.detail))
         };
         let _ = writeln!(
             out,
-            "  {:>7}  {who:<who_width$}  {:<cap_width$}  {}{outcome}{detail}",
+            "  {:>7}  {:<who_width$}  {:<cap_width$}  {}{outcome}{detail}{}",
             format!("+{at}ms"),
+            escape_control(who),
             e.capability,
-            e.target,
+            escape_control(&e.target),
+            repeats(e.repeated),
         );
     }
     let mut line = |label: &str, items: &[String], separator: &str| {
@@ -210,6 +221,7 @@ mod tests {
             target: target.into(),
             outcome,
             detail: String::new(),
+            repeated: 0,
             id: String::new(),
             host: String::new(),
         }
@@ -254,6 +266,27 @@ mod tests {
             step(23, "orders", "a2a.message", "task t-1", Allowed),
             step(25, "orders", "publish", "secret.topic.v1", Denied),
         ]
+    }
+
+    #[test]
+    fn what_agents_chose_cannot_forge_lines_and_repeats_are_counted() {
+        let mut forged = step(
+            0,
+            "a",
+            "state.get",
+            "k\n  +9ms  root  deploy  evil\x1b[2J",
+            Outcome::Denied,
+        );
+        forged.repeated = 41;
+        let text = render("c-1", &[forged]);
+        let steps: Vec<&str> = text.lines().filter(|l| l.contains("state.get")).collect();
+        assert_eq!(steps.len(), 1, "{text}");
+        assert!(
+            steps[0].contains("k\\u{a}  +9ms") && steps[0].contains("\\u{1b}[2J"),
+            "{text}"
+        );
+        assert!(steps[0].contains("(41 more like this)"), "{text}");
+        assert!(!text.contains('\x1b'), "{text}");
     }
 
     #[test]

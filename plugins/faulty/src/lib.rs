@@ -14,6 +14,7 @@
 //! | `env:NAME`   | publishes `NAME=<value>` or `NAME unset` (what the sandbox's environment shows) |
 //! | `read:PATH`  | publishes `read PATH: <contents>` or `read PATH failed: <error>`  |
 //! | `write:PATH` | publishes `write PATH: ok` or `write PATH failed: <error>`        |
+//! | `mkdir:PATH` / `rm:PATH` | creates a directory / removes a file, publishing the same way |
 //! | other    | republishes the event like `echo`: payload, key and headers to `out`  |
 //!
 //! A2A messages get the same treatment from their text; the fallback answers with the text.
@@ -144,11 +145,21 @@ fn probe(payload: &str) -> Option<String> {
             Err(e) => format!("read {path} failed: {e}"),
         });
     }
-    if let Some(path) = payload.strip_prefix("write:") {
-        return Some(match std::fs::write(path, b"written by faulty") {
-            Ok(()) => format!("write {path}: ok"),
-            Err(e) => format!("write {path} failed: {e}"),
-        });
+    type Op = fn(&str) -> std::io::Result<()>;
+    let ops: [(&str, &str, Op); 3] = [
+        ("write:", "write", |p| {
+            std::fs::write(p, b"written by faulty")
+        }),
+        ("mkdir:", "mkdir", |p| std::fs::create_dir(p)),
+        ("rm:", "rm", |p| std::fs::remove_file(p)),
+    ];
+    for (prefix, verb, op) in ops {
+        if let Some(path) = payload.strip_prefix(prefix) {
+            return Some(match op(path) {
+                Ok(()) => format!("{verb} {path}: ok"),
+                Err(e) => format!("{verb} {path} failed: {e}"),
+            });
+        }
     }
     None
 }

@@ -743,3 +743,111 @@ fn orchestrator_and_two_workers_over_kafka_answer_every_task_once_through_a_work
     let params: Value = serde_json::from_str(request.payload.as_deref().unwrap()).unwrap();
     assert_eq!(params["message"]["role"], "ROLE_USER");
 }
+
+/// A delegate granted `grant`, answering each `{"peer", "text"}` on `delegate.in.v1`.
+fn delegate(grant: &str) -> String {
+    format!(
+        r#"
+name = "delegate"
+version = "1.0.0"
+component = "{{plugins}}/delegate.wasm"
+
+[[subscribe]]
+topic = "delegate.in.v1"
+
+[delivery]
+max_attempts = 1
+
+[capabilities]
+publish = ["delegate.out.v1"]
+config = {{ out = "delegate.out.v1" }}
+a2a = [{grant}]
+"#
+    )
+}
+
+/// Which agents handled the A2A messages of one request.
+fn handled_by(s: &Scenario, correlation_id: &str) -> Vec<String> {
+    let audit = s.cli(&[
+        "audit",
+        "--format",
+        "json",
+        "--correlation-id",
+        correlation_id,
+    ]);
+    String::from_utf8_lossy(&audit.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["capability"] == "a2a.message")
+        .map(|e| e["agent"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A skill belongs to the first agent deployed with it: an agent advertising it later — even
+/// one whose name sorts first, and across a restart, which deploys in name order — is not
+/// reached by the bare skill id, only by name or as `agent/skill`. And no agent may join
+/// another agent's consumer group.
+#[test]
+fn a_bare_skill_reaches_its_owner_and_groups_are_their_agents_own() {
+    let s = Scenario::new("");
+    s.manifest("spin", &exposed("spin", "faulty", "", "10s"));
+    s.manifest("delegate", &delegate(r#""faulty", "aaa-spin/faulty""#));
+    let mut host = s.start();
+    // The same component under a name that sorts first, deployed after `spin`.
+    let incoming = s.path().join("incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    let squatter = incoming.join("aaa-spin.toml");
+    std::fs::write(
+        &squatter,
+        exposed("aaa-spin", "faulty", "", "10s").replace(
+            "{plugins}",
+            &target_dir().join("plugins").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let deployed = s.cli(&["deploy", squatter.to_str().unwrap()]);
+    assert!(deployed.status.success(), "{}", describe(&deployed));
+
+    let ask = |host: &HostProcess, key: &str, peer: &str| {
+        publish(
+            &host.url,
+            "delegate.in.v1",
+            Some(key),
+            &json!({"peer": peer, "text": "who answers?"}).to_string(),
+            Some(&format!("cid-{key}")),
+        )
+        .unwrap();
+    };
+    ask(&host, "bare", "faulty");
+    ask(&host, "pinned", "aaa-spin/faulty");
+    let out = consume(&host.url, "delegate.out.v1", 2, Duration::from_secs(60));
+    assert_eq!(out.len(), 2, "log:\n{}", host.log_text());
+    assert_eq!(handled_by(&s, "cid-bare"), ["spin"]);
+    assert_eq!(handled_by(&s, "cid-pinned"), ["aaa-spin"]);
+
+    host.terminate();
+    drop(host);
+    let host = s.start();
+    ask(&host, "after-restart", "faulty");
+    let out = consume(&host.url, "delegate.out.v1", 3, Duration::from_secs(60));
+    assert_eq!(out.len(), 3, "log:\n{}", host.log_text());
+    assert_eq!(handled_by(&s, "cid-after-restart"), ["spin"]);
+
+    // Joining spin's group (its name) to read its records is refused.
+    let joiner = incoming.join("joiner.toml");
+    std::fs::write(
+        &joiner,
+        format!(
+            "name = \"joiner\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[[subscribe]]\ntopic = \"spin.in.v1\"\ngroup = \"spin\"\n[capabilities]\npublish = [\"x.v1\"]\n",
+            plugin("echo").display()
+        ),
+    )
+    .unwrap();
+    let refused = s.cli(&["deploy", joiner.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("agent \"spin\"'s own group"),
+        "{}",
+        describe(&refused)
+    );
+}

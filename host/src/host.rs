@@ -423,6 +423,7 @@ impl Host {
         let (outcome, detail) = match &result {
             Ok(report) => {
                 self.registry.clear_refusal(source);
+                self.claim_skills(&agent_name);
                 (Outcome::Allowed, report.diff.join("; "))
             }
             Err(err) => {
@@ -577,6 +578,7 @@ impl Host {
         if let Some(r) = self.registry.write().get_mut(agent) {
             r.source = canary.source.clone();
         }
+        self.claim_skills(agent);
         let version = &canary.version;
         tracing::info!(agent, version = %version.version, replaced = %old.version, "canary promoted");
         let counts = canary.counts();
@@ -617,6 +619,34 @@ impl Host {
         reason: String,
     ) {
         record_canary_end(&self.deployments, &self.audit, canary, origin, reason).await;
+    }
+
+    /// Registers the skills `agent`'s live version advertises; a skill another agent owns is
+    /// not its to answer for by the bare id (logged, so the operator sees why).
+    fn claim_skills(&self, agent: &str) {
+        let Some(cell) = self.registry.get(agent) else {
+            return;
+        };
+        let skills: Vec<String> = cell
+            .current()
+            .card
+            .skills
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
+        match self.a2a.service.claim_skills(agent, &skills) {
+            Ok(claims) => {
+                for (skill, owner) in claims.taken {
+                    tracing::warn!(
+                        agent,
+                        skill,
+                        owner,
+                        "the skill belongs to another agent: a bare {skill:?} reaches {owner}; this agent is reached by name or as {agent}/{skill}"
+                    );
+                }
+            }
+            Err(err) => tracing::error!(agent, error = %err, "cannot record skill ownership"),
+        }
     }
 
     fn refuse(&self, source: &str, agent: Option<String>, err: &DeployError) {
@@ -680,7 +710,17 @@ impl Host {
         let version = AgentVersion::deploy(&self.runtime, &self.services, manifest, &compiled)
             .await
             .map_err(load_err)?;
+        if let Some(conflict) = self.registry.group_conflict(&version.manifest) {
+            return Err(DeployError::Conflict(format!("{source}: {conflict}")));
+        }
         for skill in &version.manifest.a2a.bus_skills {
+            if let Some(owner) = self.a2a.service.skill_owner(skill)
+                && owner != name
+            {
+                return Err(DeployError::Conflict(format!(
+                    "{source}: a2a.bus_skills names {skill:?}, which agent {owner:?} owns: an agent serves only skills it owns"
+                )));
+            }
             if !version.card.skills.iter().any(|s| &s.id == skill) {
                 let advertised: Vec<&str> =
                     version.card.skills.iter().map(|s| s.id.as_str()).collect();

@@ -187,6 +187,31 @@ impl Registry {
         self.running.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Why `manifest` may not use the consumer groups it names, if it may not: each agent's
+    /// own name is its group, so no other agent may join it (and read its records), and an
+    /// agent may not be named like a group another agent subscribes in.
+    pub fn group_conflict(&self, manifest: &crate::config::Manifest) -> Option<String> {
+        let name = manifest.name.as_str();
+        let running = self.read();
+        for entry in &manifest.subscribe {
+            let group = manifest.group_of(entry);
+            if group != name && running.contains_key(group) {
+                return Some(format!(
+                    "subscribe group {group:?} is agent {group:?}'s own group; an agent may not join another agent's group"
+                ));
+            }
+        }
+        running
+            .iter()
+            .filter(|(other, _)| other.as_str() != name)
+            .find(|(_, r)| r.subscriptions.iter().any(|(group, _)| group == name))
+            .map(|(other, _)| {
+                format!(
+                    "agent {other:?} subscribes in a group named {name:?}; an agent's name is its own group, so it cannot be deployed under that name"
+                )
+            })
+    }
+
     pub fn refuse(&self, refusal: Refusal) {
         self.refused
             .write()

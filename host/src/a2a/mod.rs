@@ -8,6 +8,7 @@ pub mod client;
 pub mod model;
 pub mod server;
 pub mod service;
+pub mod skills;
 pub mod store;
 pub mod wire;
 

@@ -50,6 +50,8 @@ pub struct Started {
 
 pub struct A2aService {
     registry: Arc<Registry>,
+    /// Which agent answers for a bare skill id.
+    skills: super::skills::SkillOwners,
     store: TaskStore,
     live: Mutex<HashMap<String, Live>>,
     metrics: Arc<Metrics>,
@@ -63,6 +65,7 @@ impl A2aService {
     ) -> Result<Self, StoreError> {
         let service = Self {
             registry,
+            skills: super::skills::SkillOwners::open(db)?,
             store: TaskStore::open(db)?,
             live: Mutex::new(HashMap::new()),
             metrics,
@@ -90,6 +93,20 @@ impl A2aService {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The agent that owns skill `skill` (see [`super::skills`]).
+    pub fn skill_owner(&self, skill: &str) -> Option<String> {
+        self.skills.owner(skill)
+    }
+
+    /// Registers the skills `agent` advertises (see [`super::skills::SkillOwners::claim`]).
+    pub fn claim_skills(
+        &self,
+        agent: &str,
+        skills: &[String],
+    ) -> sled::Result<super::skills::Claims> {
+        self.skills.claim(agent, skills)
     }
 
     pub fn get_task(&self, agent: &str, id: &str) -> Result<Task, RpcError> {

@@ -1,7 +1,8 @@
 //! `a2a`: an agent sends a message to a peer its manifest's `capabilities.a2a` lists — an
-//! agent name (in-process, no HTTP hop), a skill id (the local agent advertising it, else a
-//! remote agent from the host's `[[a2a.peers]]` whose card lists it), or an A2A URL (card
-//! fetched and cached, call over HTTP). Every call is checked and audited.
+//! agent name (in-process, no HTTP hop), `agent/skill` (that agent, which must advertise the
+//! skill), a skill id (the local agent that owns it, see [`crate::a2a::skills`], else a remote
+//! agent from the host's `[[a2a.peers]]` whose card lists it), or an A2A URL (card fetched and
+//! cached, call over HTTP). Every call is checked and audited.
 
 use super::{Caller, HostServices};
 use crate::a2a::A2a;
@@ -134,18 +135,23 @@ impl A2aInstance {
         Ok(response(task))
     }
 
-    /// A local agent named `peer`, else the first (by name) advertising skill `peer`.
+    /// The local agent `peer` names: an agent's name; `agent/skill`, an agent advertising that
+    /// skill; or a bare skill id, the agent that owns it (never merely one advertising it).
     fn local_agent(&self, peer: &str) -> Option<String> {
-        let registry = self.grant.a2a.service.registry();
+        let service = &self.grant.a2a.service;
+        let registry = service.registry();
         if registry.get(peer).is_some() {
             return Some(peer.to_owned());
         }
-        registry
-            .read()
-            .values()
-            .map(|r| r.cell.current())
-            .find(|v| v.card.skills.iter().any(|s| s.id == peer))
-            .map(|v| v.name.to_string())
+        if let Some((agent, skill)) = peer.split_once('/') {
+            let advertises = registry
+                .get(agent)
+                .is_some_and(|cell| cell.current().card.skills.iter().any(|s| s.id == skill));
+            return advertises.then(|| agent.to_owned());
+        }
+        service
+            .skill_owner(peer)
+            .filter(|owner| registry.get(owner).is_some())
     }
 
     /// The configured remote peer whose card lists skill `skill`.

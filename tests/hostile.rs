@@ -409,3 +409,94 @@ fn a_loopback_grant_reaches_its_sidecar_but_not_the_admin_api_or_a_name_for_loop
         );
     }
 }
+
+/// An agent allowed as many instances as the whole pool, each spinning until its timeout.
+const POOL_HOG: &str = r#"
+name = "pool-hog"
+version = "1.0.0"
+component = "{plugins}/hostile.wasm"
+
+[[subscribe]]
+topic = "pool-hog.in.v1"
+
+[delivery]
+max_attempts = 1
+concurrency = 64
+
+[limits]
+timeout = "2s"
+instances = 64
+
+[capabilities]
+publish = ["pool-hog.out.v1"]
+http = ["http://127.0.0.1:9"]
+config = { out = "pool-hog.out.v1" }
+"#;
+
+/// One agent taking every slot of the instance pool (the scenarios' pool has 64) makes the
+/// others wait for a slot, not fail: the bystander's events all come out, none dead-lettered.
+/// And a manifest whose warm instances would not leave a quarter of the pool is refused.
+#[test]
+fn a_pool_hog_delays_the_others_but_fails_none_of_their_events() {
+    let s = Scenario::new("");
+    s.manifest("pool-hog", POOL_HOG);
+    s.manifest("bystander", BYSTANDER);
+    let host = s.start();
+    for i in 0..64 {
+        publish(
+            &host.url,
+            "pool-hog.in.v1",
+            Some(&format!("k{i}")),
+            "loop",
+            None,
+        )
+        .unwrap();
+    }
+    // Every slot is spinning now (or about to be).
+    std::thread::sleep(Duration::from_millis(300));
+    const EVENTS: usize = 20;
+    for i in 0..EVENTS {
+        publish(
+            &host.url,
+            "bystander.in.v1",
+            Some(&format!("k{i}")),
+            &format!("b{i}"),
+            None,
+        )
+        .unwrap();
+    }
+    let served = consume(
+        &host.url,
+        "bystander.out.v1",
+        EVENTS,
+        Duration::from_secs(60),
+    );
+    assert_eq!(served.len(), EVENTS, "log:\n{}", host.log_text());
+    let dead = consume(
+        &host.url,
+        "agent.dead-letter.bystander.v1",
+        1,
+        Duration::from_secs(1),
+    );
+    assert!(dead.is_empty(), "the bystander lost events: {dead:?}");
+
+    let hog = s.path().join("warm-hog.toml");
+    std::fs::write(
+        &hog,
+        POOL_HOG
+            .replace("pool-hog", "warm-hog")
+            .replace("instances = 64", "instances = 60\nreuse_instances = true")
+            .replace(
+                "{plugins}",
+                &target_dir().join("plugins").display().to_string(),
+            ),
+    )
+    .unwrap();
+    let refused = s.cli(&["deploy", hog.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("runtime.pool_instances = 64"),
+        "{}",
+        describe(&refused)
+    );
+}

@@ -96,6 +96,8 @@ pub struct SkillInfo {
 struct WarmInstance {
     store: Store<StoreData>,
     exports: Exports,
+    /// The pool slot it occupies while it is kept.
+    slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The exports of one instance: `agent`, and `events` where the component has it.
@@ -135,6 +137,8 @@ pub struct AgentVersion {
     events: Option<events::GuestIndices>,
     grants: Grants,
     instances: Semaphore,
+    /// The instance pool's slots, shared by every agent (see `Runtime::slots`).
+    slots: Arc<Semaphore>,
     /// Idle instances kept for reuse; empty unless `limits.reuse_instances`.
     warm: std::sync::Mutex<Vec<WarmInstance>>,
     /// This version's invocation metrics, looked up once.
@@ -173,6 +177,7 @@ impl AgentVersion {
             },
             deployed_at: SystemTime::now(),
             instances: Semaphore::new(manifest.limits.instances as usize),
+            slots: runtime.slots(),
             warm: std::sync::Mutex::new(Vec::new()),
             metrics: services
                 .metrics
@@ -431,12 +436,21 @@ impl AgentVersion {
             Begin::One { correlation_id, .. } => correlation_id,
             Begin::Batch(ids) => ids.first().map_or("", String::as_str),
         };
-        let (mut store, warm_exports) = match self.take_warm() {
+        // `slot` is bound first so it is dropped last: the pool slot is free before its permit
+        // lets another instance take it.
+        let (slot, mut store, warm_exports) = match self.take_warm() {
             Some(mut warm) => {
                 self.refresh(&mut warm.store);
-                (warm.store, Some(warm.exports))
+                (warm.slot, warm.store, Some(warm.exports))
             }
-            None => (self.new_store(first_id), None),
+            None => {
+                // A slot of the pool for the new instance: with every slot taken (other agents'
+                // warm instances, a burst), the event waits for one rather than failing.
+                let slot = self.slots.clone().acquire_owned().await.map_err(|_| {
+                    InvocationError::Retry("the instance pool is shutting down".into())
+                })?;
+                (slot, self.new_store(first_id), None)
+            }
         };
         let caller = &store.data().caller;
         match begin {
@@ -497,7 +511,11 @@ impl AgentVersion {
             self.warm
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(WarmInstance { store, exports });
+                .push(WarmInstance {
+                    store,
+                    exports,
+                    slot,
+                });
         }
         Ok((value, sent))
     }

@@ -621,6 +621,32 @@ impl Host {
         record_canary_end(&self.deployments, &self.audit, canary, origin, reason).await;
     }
 
+    /// Why `manifest` does not fit the instance pool, if it does not. Every live instance takes
+    /// a slot (an agent finding none waits); warm instances keep theirs while idle, so agents
+    /// with `reuse_instances` may together keep at most three quarters of the pool, and a
+    /// quarter always turns over for the agents on fresh instances.
+    fn pool_conflict(&self, manifest: &Manifest) -> Option<String> {
+        let pool = self.runtime.pool_instances();
+        let limits = &manifest.limits;
+        if limits.instances > pool {
+            return Some(format!(
+                "`limits.instances` = {} exceeds the host's instance pool (runtime.pool_instances = {pool}): lower it",
+                limits.instances
+            ));
+        }
+        if !limits.reuse_instances {
+            return None;
+        }
+        let for_warm = pool - pool / 4;
+        let held = self.registry.warm_instances_except(manifest.name.as_str());
+        (held + limits.instances > for_warm).then(|| {
+            format!(
+                "`limits.instances` = {} with `reuse_instances` keeps up to that many warm instances, but other agents' warm instances may already keep {held} of the {for_warm} slots warm instances may take (three quarters of runtime.pool_instances = {pool}): lower `limits.instances` or raise `runtime.pool_instances`",
+                limits.instances
+            )
+        })
+    }
+
     /// Registers the skills `agent`'s live version advertises; a skill another agent owns is
     /// not its to answer for by the bare id (logged, so the operator sees why).
     fn claim_skills(&self, agent: &str) {
@@ -711,6 +737,9 @@ impl Host {
             .await
             .map_err(load_err)?;
         if let Some(conflict) = self.registry.group_conflict(&version.manifest) {
+            return Err(DeployError::Conflict(format!("{source}: {conflict}")));
+        }
+        if let Some(conflict) = self.pool_conflict(&version.manifest) {
             return Err(DeployError::Conflict(format!("{source}: {conflict}")));
         }
         for skill in &version.manifest.a2a.bus_skills {

@@ -212,6 +212,20 @@ impl Registry {
             })
     }
 
+    /// The warm instances the agents other than `agent` may keep: `limits.instances` of each
+    /// version with `reuse_instances`, live or on trial as a canary.
+    pub fn warm_instances_except(&self, agent: &str) -> u32 {
+        let warm = |v: &crate::agent::AgentVersion| {
+            let l = &v.manifest.limits;
+            if l.reuse_instances { l.instances } else { 0 }
+        };
+        self.read()
+            .iter()
+            .filter(|(name, _)| name.as_str() != agent)
+            .map(|(_, r)| warm(&r.cell.current()) + r.cell.canary().map_or(0, |c| warm(&c.version)))
+            .sum()
+    }
+
     pub fn refuse(&self, refusal: Refusal) {
         self.refused
             .write()

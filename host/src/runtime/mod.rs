@@ -98,6 +98,11 @@ pub struct Runtime {
     max_wasm_stack: u64,
     sandbox: Sandbox,
     stop_ticker: Arc<AtomicBool>,
+    /// One permit per slot of the instance pool: every live instance holds one (a fresh one
+    /// for its invocation, a warm one while it is kept). An agent finding every slot taken
+    /// waits for one instead of failing its event.
+    slots: Arc<tokio::sync::Semaphore>,
+    pool_instances: u32,
 }
 
 impl Runtime {
@@ -193,7 +198,19 @@ impl Runtime {
             max_wasm_stack: config.max_wasm_stack.as_u64(),
             sandbox,
             stop_ticker,
+            slots: Arc::new(tokio::sync::Semaphore::new(config.pool_instances as usize)),
+            pool_instances: config.pool_instances,
         })
+    }
+
+    /// The instance pool's slots (see [`Runtime::slots`]'s field).
+    pub fn slots(&self) -> Arc<tokio::sync::Semaphore> {
+        self.slots.clone()
+    }
+
+    /// `runtime.pool_instances`.
+    pub fn pool_instances(&self) -> u32 {
+        self.pool_instances
     }
 
     pub fn engine(&self) -> &Engine {

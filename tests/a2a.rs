@@ -305,6 +305,27 @@ fn malformed_requests_and_missing_credentials_are_answered_correctly() {
             .unwrap()
             .starts_with("Bearer")
     );
+    // Credentials are checked before the body is read: an anonymous request announcing a
+    // 64 MiB body is answered 401 at once, without the host waiting for (or buffering) it.
+    {
+        use std::io::{Read, Write};
+        let address = host.url.trim_start_matches("http://");
+        let mut socket = std::net::TcpStream::connect(address).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            socket,
+            "POST /agents/secured HTTP/1.1\r\nHost: {address}\r\nA2A-Version: 1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"jsonrpc\"",
+            64 << 20
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        socket
+            .read_exact(&mut head)
+            .expect("an answer before the body was sent");
+        assert_eq!(&head, b"HTTP/1.1 401");
+    }
     for (agent, header, value, expected) in [
         ("secured", "authorization", "Bearer wrong", 401),
         (

@@ -328,7 +328,7 @@ config = { out = "sidecar-client.out.v1" }
 
 #[test]
 fn a_loopback_grant_reaches_its_sidecar_but_not_the_admin_api_or_a_name_for_loopback() {
-    let s = Scenario::new("");
+    let s = Scenario::new("[admin]\nmetrics_public = false\n");
     let sidecar = Peer::http_origin(free_port(), &s.path().join("sidecar.log"));
     s.manifest("sidecar-client", SIDECAR_CLIENT);
     let host = s.start();
@@ -352,6 +352,20 @@ fn a_loopback_grant_reaches_its_sidecar_but_not_the_admin_api_or_a_name_for_loop
         .send()
         .unwrap();
     assert_eq!(authorized.status().as_u16(), 200);
+    // With `metrics_public = false`, /metrics too.
+    let metrics = |token: Option<&str>| {
+        let request = http().get(format!("{}/metrics", host.url));
+        match token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        }
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+    };
+    assert_eq!(metrics(None), 401);
+    assert_eq!(metrics(Some(&admin_token(&host.url))), 200);
 
     for (key, payload) in [
         (

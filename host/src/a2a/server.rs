@@ -13,7 +13,6 @@ use super::{A2a, ResolvedScheme};
 use crate::agent::AgentVersion;
 use crate::host::Host;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -155,7 +154,9 @@ pub async fn rpc(
     State(host): State<Arc<Host>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    // Read only after the agent is known to be exposed and the caller authenticated: an
+    // anonymous client must not make the host buffer bodies for agents it may not call.
+    body: axum::body::Body,
 ) -> Response {
     let agent = match exposed(&host, &name) {
         Ok(agent) => agent,
@@ -197,6 +198,23 @@ pub async fn rpc(
         return response;
     }
 
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(_) => {
+            host.metrics.record_a2a_request("invalid", "error");
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(json!({
+                    "jsonrpc": "2.0",
+                    "id": null,
+                    "error": { "code": -32600, "message": format!(
+                        "the request body is larger than {MAX_BODY} bytes, or was cut off"
+                    )},
+                })),
+            )
+                .into_response();
+        }
+    };
     // Parse errors are answered in v1.0 form: the dialect is unknown before the method is.
     let request: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,

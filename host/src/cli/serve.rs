@@ -57,12 +57,16 @@ async fn serve(mut config: HostConfig) -> anyhow::Result<()> {
         host: host.clone(),
         token: Some(Arc::from(token)),
     });
-    let server_stop = host.stop.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { server_stop.cancelled().await })
-            .await
-    });
+    let bounds = crate::http::server::Bounds {
+        max_connections: host.config.http.max_connections,
+        header_timeout: host.config.http.header_timeout,
+    };
+    let server = tokio::spawn(crate::http::server::serve(
+        listener,
+        app,
+        bounds,
+        host.stop.clone(),
+    ));
     tracing::info!(%address, data_dir = %host.config.data_dir.display(), bus = host.bus.kind(), "listening on http://{address}");
     // Taken before the first deploy, so a file changed while it runs is deployed after it.
     let deployed_files = crate::watch::snapshot(&host.config.agents, &Default::default());
@@ -77,10 +81,11 @@ async fn serve(mut config: HostConfig) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight work");
     host.shutdown(SHUTDOWN_BOUND).await;
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
-        Err(_) => tracing::warn!("HTTP server did not stop in time"),
-        _ => {}
+    if tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP connections did not finish in time");
     }
     tracing::info!("stopped");
     Ok(())

@@ -22,6 +22,7 @@ pub struct HostConfig {
     pub watch_interval: Duration,
     /// The one HTTP listener: admin API, /metrics, /healthz.
     pub listen: SocketAddr,
+    pub http: HttpConfig,
     pub admin: AdminConfig,
     pub bus: BusConfig,
     pub mcp: McpConfig,
@@ -150,6 +151,7 @@ impl Default for HostConfig {
             agents: vec!["agents/*.toml".into()],
             watch_interval: Duration::from_secs(1),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            http: HttpConfig::default(),
             admin: AdminConfig::default(),
             bus: BusConfig::default(),
             mcp: McpConfig::default(),
@@ -162,17 +164,43 @@ impl Default for HostConfig {
     }
 }
 
+/// `[http]`: the bounds of the HTTP listener.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Connections served at once; more wait until one closes.
+    pub max_connections: u32,
+    /// How long a client may take to send a request's headers (also the first bytes of the
+    /// next request on a kept-alive connection) before the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
-    /// The environment variable holding the bearer token for state-changing endpoints.
+    /// The environment variable holding the bearer token of `/v1` (unset: one is generated
+    /// into `data_dir/admin-token`).
     pub token_env: String,
+    /// Whether `/metrics` answers without the token (for a Prometheus scraper on a trusted
+    /// network); `false` requires it there too.
+    pub metrics_public: bool,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             token_env: "AGENTHOST_ADMIN_TOKEN".into(),
+            metrics_public: true,
         }
     }
 }
@@ -423,6 +451,12 @@ impl HostConfig {
         }
         if self.runtime.epoch_tick.is_zero() {
             return Err("`runtime.epoch_tick` must be greater than 0".into());
+        }
+        if self.http.max_connections == 0 {
+            return Err("`http.max_connections` must be at least 1".into());
+        }
+        if self.http.header_timeout < Duration::from_millis(100) {
+            return Err("`http.header_timeout` must be at least 100ms".into());
         }
         if self.admin.token_env.is_empty() {
             return Err("`admin.token_env` must name an environment variable".into());

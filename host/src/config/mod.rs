@@ -11,7 +11,7 @@ mod pattern;
 
 pub use host::{
     A2aConfig, A2aPeer, A2aScheme, A2aSchemeKind, AdminConfig, AuditConfig, BusConfig, BusKind,
-    HostConfig, KafkaConfig, LocalBusConfig, McpConnect, McpProtocol, McpServerConfig,
+    HostConfig, HttpConfig, KafkaConfig, LocalBusConfig, McpConnect, McpProtocol, McpServerConfig,
     RuntimeConfig, TelemetryConfig,
 };
 pub use http_rule::HttpRule;

@@ -6,6 +6,7 @@
 //! A2A endpoints are authenticated per agent, by the schemes its card declares.
 
 mod api;
+pub mod server;
 pub mod token;
 mod wire;
 
@@ -60,10 +61,17 @@ pub fn router(state: AppState) -> Router {
             crate::a2a::server::MAX_BODY,
         ))
         .with_state(state.host.clone());
+    // Metric labels name every agent, topic and tool: with `[admin] metrics_public = false`
+    // they are for token holders only.
+    let mut metrics_route = Router::new().route("/metrics", get(metrics));
+    if !state.host.config.admin.metrics_public {
+        metrics_route =
+            metrics_route.layer(middleware::from_fn_with_state(state.clone(), require_token));
+    }
     Router::new()
         .merge(a2a)
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .merge(metrics_route)
         .nest("/v1", v1)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(state)

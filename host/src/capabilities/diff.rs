@@ -126,6 +126,9 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<DiffLine> {
         ln.table_elements.into(),
         &|v| v.to_string(),
     );
+    limit("limits.topics", lo.topics.into(), ln.topics.into(), &|v| {
+        format!("{v} topics through wildcards")
+    });
     // 0 fuel means unlimited, the widest budget there is.
     let fuel = |f: u64| if f == 0 { u128::MAX } else { f.into() };
     limit("limits.fuel", fuel(lo.fuel), fuel(ln.fuel), &|v| {

@@ -309,7 +309,7 @@ pub struct Grants {
 impl Grants {
     pub fn from_manifest(manifest: &Manifest, services: &HostServices) -> anyhow::Result<Self> {
         Ok(Self {
-            publish: Arc::new(publish::PublishGrant::new(manifest, services)),
+            publish: Arc::new(publish::PublishGrant::new(manifest, services)?),
             state: state::StateStore::for_manifest(manifest, &services.db, &services.states)?
                 .map(Arc::new),
             config: Arc::new(config::ConfigGrant::new(manifest)),

@@ -36,18 +36,66 @@ pub struct PublishGrant {
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     audit: Arc<AuditLog>,
+    wildcard_topics: WildcardTopics,
+}
+
+/// The topics an agent reached through wildcard patterns (`limits.topics`), kept in sled so
+/// versions and restarts share the count.
+struct WildcardTopics {
+    reached: sled::Tree,
+    max: u32,
+}
+
+impl WildcardTopics {
+    fn open(db: &sled::Db, agent: &str, max: u32) -> sled::Result<Self> {
+        Ok(Self {
+            reached: db.open_tree(format!("publish/wildcard-topics/{agent}"))?,
+            max,
+        })
+    }
+
+    /// Records `topic`, reached through a wildcard, unless it is one more than `max`.
+    fn admit(&self, topic: &str) -> Result<(), String> {
+        let storage = |e: sled::Error| format!("publish topic bookkeeping: {e}");
+        if self.reached.contains_key(topic).map_err(storage)? {
+            return Ok(());
+        }
+        let reached = self.reached.len();
+        if reached >= self.max as usize {
+            return Err(format!(
+                "{topic:?} would be topic {} reached through wildcard patterns; limits.topics allows {}",
+                reached + 1,
+                self.max
+            ));
+        }
+        self.reached.insert(topic, &[]).map_err(storage)?;
+        Ok(())
+    }
 }
 
 impl PublishGrant {
-    pub fn new(manifest: &Manifest, services: &HostServices) -> Self {
-        Self {
+    pub fn new(manifest: &Manifest, services: &HostServices) -> anyhow::Result<Self> {
+        Ok(Self {
             patterns: manifest.capabilities.publish.clone(),
             max_size: manifest.limits.publish_size.as_u64(),
             max_count: manifest.limits.publishes,
             bus: services.bus.clone(),
             metrics: services.metrics.clone(),
             audit: services.audit.clone(),
+            wildcard_topics: WildcardTopics::open(
+                &services.db,
+                manifest.name.as_str(),
+                manifest.limits.topics,
+            )?,
+        })
+    }
+
+    /// Refuses a topic allowed only by a wildcard pattern once `limits.topics` others were.
+    fn beyond_wildcard_topics(&self, topic: &str) -> Result<(), String> {
+        if self.patterns.iter().any(|p| p.as_str() == topic) {
+            return Ok(());
         }
+        self.wildcard_topics.admit(topic)
     }
 
     pub fn allows(&self, topic: &str) -> bool {
@@ -133,6 +181,9 @@ impl PublishInstance {
                 &*c.agent, record.topic, granted
             )));
         }
+        self.grant
+            .beyond_wildcard_topics(&record.topic)
+            .map_err(types::Error::Denied)?;
         let mut headers: Vec<bus::Header> = record
             .headers
             .into_iter()
@@ -210,6 +261,27 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wildcard_grants_reach_a_bounded_number_of_topics_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let topics = WildcardTopics::open(&db, "a", 2).unwrap();
+        topics.admit("results.1").unwrap();
+        topics.admit("results.2").unwrap();
+        topics.admit("results.1").unwrap();
+        let err = topics.admit("results.3").unwrap_err();
+        assert!(err.contains("limits.topics allows 2"), "{err}");
+        // A new version (or a restart) shares the count.
+        let again = WildcardTopics::open(&db, "a", 2).unwrap();
+        assert!(again.admit("results.4").is_err());
+        again.admit("results.2").unwrap();
+        // Another agent has its own.
+        WildcardTopics::open(&db, "b", 2)
+            .unwrap()
+            .admit("results.3")
+            .unwrap();
+    }
 
     #[test]
     fn the_hosts_headers_are_reserved() {

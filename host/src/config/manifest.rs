@@ -239,6 +239,11 @@ pub struct Limits {
     pub publishes: u32,
     /// Elements of each wasm table (function-pointer tables grow with indirect calls).
     pub table_elements: u32,
+    /// Distinct topics the agent may publish to through wildcard patterns of
+    /// `capabilities.publish` (`agent.task-results.*`): each new one creates a topic on the bus,
+    /// so a wildcard grant must not let an agent create topics without end. Counted across
+    /// versions and restarts; topics named exactly in the grant do not count.
+    pub topics: u32,
 }
 
 /// A component's tables start with its indirect-call targets; fewer than this cannot run one.
@@ -258,6 +263,7 @@ impl Default for Limits {
             log_rate: 100,
             publishes: 1_000,
             table_elements: 10_000,
+            topics: 100,
         }
     }
 }

@@ -514,3 +514,58 @@ fn a_pool_hog_delays_the_others_but_fails_none_of_their_events() {
         describe(&refused)
     );
 }
+
+/// An agent with no grant at all can read its config: 2,000 reads with a 64 KiB key are stored
+/// as one bounded entry with a count (not 128 MiB of targets), and the host stays healthy.
+#[test]
+fn an_audit_flood_through_an_ungranted_call_stays_bounded() {
+    let s = Scenario::new("");
+    std::fs::create_dir_all(s.path().join("granted")).unwrap();
+    s.manifest("hostile", &hostile(9));
+    let host = s.start();
+    publish(
+        &host.url,
+        "hostile.in.v1",
+        Some("flood"),
+        "audit-flood",
+        Some("cid-audit-flood"),
+    )
+    .unwrap();
+    let dead = consume(
+        &host.url,
+        "agent.dead-letter.hostile.v1",
+        1,
+        Duration::from_secs(60),
+    );
+    assert_eq!(dead.len(), 1, "log:\n{}", host.log_text());
+    let audit = s.cli(&[
+        "audit",
+        "--format",
+        "json",
+        "--correlation-id",
+        "cid-audit-flood",
+    ]);
+    let reads: Vec<serde_json::Value> = String::from_utf8_lossy(&audit.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["capability"] == "config" && e["target"] != "out")
+        .collect();
+    let recorded: u64 = reads
+        .iter()
+        .map(|e| 1 + e["repeated"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(recorded, 2_000, "every read is counted: {reads:#?}");
+    assert!(
+        reads.len() <= 10,
+        "{} entries for one repeated read",
+        reads.len()
+    );
+    assert!(
+        reads
+            .iter()
+            .all(|e| e["target"].as_str().unwrap().len() < 300),
+        "targets are bounded"
+    );
+    let health = http().get(format!("{}/healthz", host.url)).send().unwrap();
+    assert!(health.status().is_success());
+}

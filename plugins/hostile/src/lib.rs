@@ -13,6 +13,7 @@
 //! | `flood`           | logs 20,000 lines, then publishes to `out` until refused → `limits.publishes` |
 //! | `big`             | publishes a 100 MB payload to `out`               → `limits.publish_size` |
 //! | `forbidden-topic` | publishes to `secrets.exfiltrated.v1`, which no grant names             |
+//! | `audit-flood`     | reads the always-granted config 2,000 times with a 64 KiB key, then fails → the audit log stays bounded |
 //! | `deny-loop`       | tries `secrets.exfiltrated.v1` 1,000 times, ignoring each denial, then publishes to `out` → `limits.publishes` (denials are not free) |
 //!
 //! `remember:S` / `recall:S` try to carry data from one invocation into the next: `remember`
@@ -190,7 +191,7 @@ impl Agent for Hostile {
             .description("Attacks its sandbox on request, for the security suite")
             .skill(
                 Skill::new("attack", "Attack the sandbox")
-                    .description("loop, alloc, recurse, trap, escape-file, forbidden-http:URL, flood, big, forbidden-topic, deny-loop")
+                    .description("loop, alloc, recurse, trap, escape-file, forbidden-http:URL, flood, big, forbidden-topic, deny-loop, audit-flood")
                     .tag("test"),
             )
     }
@@ -215,6 +216,15 @@ impl Agent for Hostile {
             "forbidden-topic" => {
                 bus::publish(FORBIDDEN_TOPIC, b"exfiltrated".to_vec())?;
                 Ok(())
+            }
+            "audit-flood" => {
+                let key = "k".repeat(64 << 10);
+                for _ in 0..2_000 {
+                    black_box(config::get(&key));
+                }
+                Err(Failure::reject(
+                    "audit-flood: 2,000 config reads with a 64 KiB key",
+                ))
             }
             "deny-loop" => {
                 for _ in 0..1_000 {

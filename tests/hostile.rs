@@ -424,11 +424,12 @@ fn a_loopback_grant_reaches_its_sidecar_but_not_the_admin_api_or_a_name_for_loop
     }
 }
 
-/// An agent allowed as many instances as the whole pool, each spinning until its timeout.
+/// An agent allowed as many instances as the whole pool, each held for 3 s (asleep, so the
+/// test burns no CPU the suites running beside it need).
 const POOL_HOG: &str = r#"
 name = "pool-hog"
 version = "1.0.0"
-component = "{plugins}/hostile.wasm"
+component = "{plugins}/faulty.wasm"
 
 [[subscribe]]
 topic = "pool-hog.in.v1"
@@ -438,12 +439,11 @@ max_attempts = 1
 concurrency = 64
 
 [limits]
-timeout = "2s"
+timeout = "5s"
 instances = 64
 
 [capabilities]
 publish = ["pool-hog.out.v1"]
-http = ["http://127.0.0.1:9"]
 config = { out = "pool-hog.out.v1" }
 "#;
 
@@ -461,12 +461,12 @@ fn a_pool_hog_delays_the_others_but_fails_none_of_their_events() {
             &host.url,
             "pool-hog.in.v1",
             Some(&format!("k{i}")),
-            "loop",
+            "hold:3000",
             None,
         )
         .unwrap();
     }
-    // Every slot is spinning now (or about to be).
+    // Every slot is held now (or about to be).
     std::thread::sleep(Duration::from_millis(300));
     const EVENTS: usize = 20;
     for i in 0..EVENTS {

@@ -11,6 +11,7 @@
 //! | `flood`  | writes 5,000 log lines through the `log` import and 5,000 to stdout, then echoes |
 //! | `big`    | publishes a 2 MiB payload to `out` (for limits.publish_size)         |
 //! | `slow:…` | sleeps 20 ms (a host clock wait), then echoes; builds a backlog in crash tests |
+//! | `hold:MS` | sleeps MS milliseconds (a host clock wait, no CPU), then echoes; holds an instance |
 //! | `env:NAME`   | publishes `NAME=<value>` or `NAME unset` (what the sandbox's environment shows) |
 //! | `read:PATH`  | publishes `read PATH: <contents>` or `read PATH failed: <error>`  |
 //! | `write:PATH` | publishes `write PATH: ok` or `write PATH failed: <error>`        |
@@ -36,7 +37,8 @@ enum Behaviour {
     Reject,
     Loop,
     Alloc,
-    Slow,
+    /// Sleeps this many milliseconds, then echoes.
+    Slow(u64),
     Flood,
     Big,
     Echo,
@@ -50,7 +52,8 @@ impl Behaviour {
             Ok("reject") => Behaviour::Reject,
             Ok("loop") => Behaviour::Loop,
             Ok("alloc") => Behaviour::Alloc,
-            Ok(p) if p.starts_with("slow:") => Behaviour::Slow,
+            Ok(p) if p.starts_with("slow:") => Behaviour::Slow(20),
+            Ok(p) if p.starts_with("hold:") => Behaviour::Slow(p[5..].parse().unwrap_or_default()),
             Ok("flood") => Behaviour::Flood,
             Ok("big") => Behaviour::Big,
             _ => Behaviour::Echo,
@@ -92,8 +95,8 @@ impl Behaviour {
                 bus::publish(&out, vec![b'x'; 2 << 20])?;
                 Ok(())
             }
-            Behaviour::Slow => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
+            Behaviour::Slow(ms) => {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
                 Ok(())
             }
             Behaviour::Echo => Ok(()),

@@ -40,8 +40,8 @@ fn serving_scenario(extra_config: &str) -> Scenario {
     let s = Scenario::new(&format!(
         "[a2a.security.team]\nkind = \"bearer\"\nenv = \"TEAM_TOKEN\"\n[a2a.security.ops-key]\nkind = \"api-key\"\nenv = \"OPS_KEY\"\nheader = \"X-Ops-Key\"\n{extra_config}"
     ));
-    s.manifest("echo", &exposed("echo", "echo", "", "10s"));
-    s.manifest("spin", &exposed("spin", "faulty", "", "60s"));
+    s.manifest("echo", &exposed("echo", "echo", "security = []", "10s"));
+    s.manifest("spin", &exposed("spin", "faulty", "security = []", "60s"));
     s.manifest(
         "secured",
         &exposed("secured", "echo", "security = [\"team\"]", "10s"),
@@ -607,7 +607,8 @@ a2a = ["echo", "faulty", "remote-echo", "{}/"]
         a2a.iter()
             .any(|e| e["target"] == "remote-echo" && e["outcome"] == "allowed")
     );
-    // Local delegation leaves a task on the callee, carrying the caller's correlation id.
+    // Local delegation leaves a task on the callee, but it is the calling agent's: a client of
+    // the callee (anonymous here) does not see it.
     let (_, tasks) = rpc(
         &host,
         "echo",
@@ -615,11 +616,7 @@ a2a = ["echo", "faulty", "remote-echo", "{}/"]
         r#"{"jsonrpc":"2.0","id":1,"method":"ListTasks","params":{}}"#,
     );
     assert!(
-        tasks["result"]["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["history"][0]["parts"][0]["text"] == "to echo by name"),
+        tasks["result"]["tasks"].as_array().unwrap().is_empty(),
         "{tasks}"
     );
 }
@@ -811,7 +808,7 @@ fn handled_by(s: &Scenario, correlation_id: &str) -> Vec<String> {
 #[test]
 fn a_bare_skill_reaches_its_owner_and_groups_are_their_agents_own() {
     let s = Scenario::new("");
-    s.manifest("spin", &exposed("spin", "faulty", "", "10s"));
+    s.manifest("spin", &exposed("spin", "faulty", "security = []", "10s"));
     s.manifest("delegate", &delegate(r#""faulty", "aaa-spin/faulty""#));
     let mut host = s.start();
     // The same component under a name that sorts first, deployed after `spin`.
@@ -820,7 +817,7 @@ fn a_bare_skill_reaches_its_owner_and_groups_are_their_agents_own() {
     let squatter = incoming.join("aaa-spin.toml");
     std::fs::write(
         &squatter,
-        exposed("aaa-spin", "faulty", "", "10s").replace(
+        exposed("aaa-spin", "faulty", "security = []", "10s").replace(
             "{plugins}",
             &target_dir().join("plugins").display().to_string(),
         ),
@@ -868,6 +865,88 @@ fn a_bare_skill_reaches_its_owner_and_groups_are_their_agents_own() {
     assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("agent \"spin\"'s own group"),
+        "{}",
+        describe(&refused)
+    );
+}
+
+/// Tasks belong to whoever created them: a client authenticated by another scheme, an
+/// anonymous client and another agent neither read, list, continue nor cancel them. And an
+/// exposed agent must say who may call it.
+#[test]
+fn a_task_is_seen_only_by_its_creator() {
+    let s = serving_scenario("");
+    s.manifest(
+        "shared",
+        &exposed(
+            "shared",
+            "echo",
+            "security = [\"team\", \"ops-key\"]",
+            "10s",
+        ),
+    );
+    let host = start(&s);
+    let call = |credential: (&str, &str), body: Value| -> Value {
+        http()
+            .post(format!("{}/agents/shared", host.url))
+            .header("A2A-Version", "1.0")
+            .header(credential.0, credential.1)
+            .json(&body)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let team_bearer = format!("Bearer {TEAM_TOKEN}");
+    let team = ("authorization", team_bearer.as_str());
+    let ops = ("x-ops-key", OPS_KEY);
+    let sent = call(
+        team,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {
+            "messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "mine"}]}}}),
+    );
+    let id = sent["result"]["task"]["id"].as_str().unwrap().to_owned();
+    let get = json!({"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": id}});
+    assert_eq!(call(team, get.clone())["result"]["id"], id.as_str());
+    // The other scheme's client: not found, whatever it tries.
+    assert_eq!(call(ops, get)["error"]["code"], -32001);
+    let cancel = json!({"jsonrpc": "2.0", "id": 3, "method": "CancelTask", "params": {"id": id}});
+    assert_eq!(call(ops, cancel)["error"]["code"], -32001);
+    let continued = call(
+        ops,
+        json!({"jsonrpc": "2.0", "id": 4, "method": "SendMessage", "params": {"message": {
+            "messageId": "m2", "role": "ROLE_USER", "taskId": id, "parts": [{"text": "theirs"}]}}}),
+    );
+    assert_eq!(continued["error"]["code"], -32001, "{continued}");
+    let list = json!({"jsonrpc": "2.0", "id": 5, "method": "ListTasks", "params": {}});
+    assert_eq!(
+        call(team, list.clone())["result"]["tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        call(ops, list)["result"]["tasks"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // An exposed agent that does not say who may call it is refused.
+    let open = s.path().join("open.toml");
+    std::fs::write(
+        &open,
+        exposed("open", "echo", "", "10s").replace(
+            "{plugins}",
+            &target_dir().join("plugins").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let refused = s.cli(&["deploy", open.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("security = []"),
         "{}",
         describe(&refused)
     );

@@ -45,6 +45,7 @@ mcp = [{ server = "shop-scraper", tools = ["scrape_price"] }]
 
 [a2a]
 expose = true
+security = []
 "#;
 
 const CUSTOMER_NOTIFY: &str = r#"
@@ -68,6 +69,7 @@ mcp = [{ server = "notifier", tools = ["send_notification"] }]
 
 [a2a]
 expose = true
+security = []
 "#;
 
 /// Dead letters by correlation id: (failure reason, attempts), once `count` arrived.

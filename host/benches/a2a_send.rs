@@ -109,7 +109,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(
         scratch.join("agents/echo.toml"),
         format!(
-            "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[capabilities]\npublish = [\"x.y.v1\"]\nconfig = {{ out = \"x.y.v1\" }}\n[a2a]\nexpose = true\n",
+            "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[capabilities]\npublish = [\"x.y.v1\"]\nconfig = {{ out = \"x.y.v1\" }}\n[a2a]\nexpose = true\nsecurity = []\n",
             echo.display()
         ),
     )?;

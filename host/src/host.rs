@@ -148,6 +148,7 @@ impl Host {
             crate::a2a::service::A2aService::open(&db, registry.clone(), metrics.clone())
                 .context("cannot open the A2A task store")?,
         );
+        tasks.spawn_pruning(config.a2a.task_retention, config.a2a.max_tasks_per_agent);
         let a2a = Arc::new(crate::a2a::A2a::new(
             &config.a2a,
             config.listen,

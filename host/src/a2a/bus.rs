@@ -87,7 +87,13 @@ pub async fn serve_request(
     let reply_to = reply_topic(record, skill).map_err(InvocationError::Rejected)?;
     let task = a2a
         .service
-        .send_and_wait(&agent.name, send.message, correlation_id, 0)
+        .send_and_wait(
+            &agent.name,
+            send.message,
+            correlation_id,
+            0,
+            &format!("bus:{skill}"),
+        )
         .await
         .map_err(|e| InvocationError::Retry(format!("cannot run the task: {}", e.message)))?;
     let payload = wire::send_result(&task, Dialect::V1, wire::View::full(None));

@@ -150,6 +150,18 @@ pub struct Task {
     pub artifacts: Vec<Artifact>,
     pub created_ms: u64,
     pub correlation_id: String,
+    /// Who created it, and so who may read, list, continue, subscribe to and cancel it: a
+    /// client of the HTTP port by the scheme it authenticated with (`client:NAME`, or
+    /// `client:anonymous` for an agent served with `security = []`), an agent calling in
+    /// process (`agent:NAME`), or a bus request (`bus:SKILL`). Empty for tasks stored by
+    /// earlier versions, which any client of the agent may still read.
+    #[serde(default)]
+    pub owner: String,
+}
+
+/// Whether a task owned by `owner` is visible to `principal` (see [`Task::owner`]).
+pub fn visible_to(owner: &str, principal: &str) -> bool {
+    owner == principal || (owner.is_empty() && principal.starts_with("client:"))
 }
 
 /// What a streaming client receives, in order: the task, then status and artifact updates;

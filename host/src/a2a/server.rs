@@ -107,7 +107,7 @@ fn schemes_of<'a>(a2a: &'a A2a, agent: &AgentVersion) -> Vec<&'a ResolvedScheme>
     agent
         .manifest
         .a2a
-        .security
+        .schemes()
         .iter()
         .filter_map(|name| a2a.schemes.get(name))
         .collect()
@@ -163,7 +163,12 @@ pub async fn rpc(
         Err(not_exposed) => return not_exposed.into_response(),
     };
     let schemes = schemes_of(&host.a2a, &agent);
-    if !agent.manifest.a2a.security.is_empty() && !schemes.iter().any(|s| s.accepts(&headers)) {
+    // Who is calling, for task ownership: the scheme the client satisfied.
+    let principal = match schemes.iter().find(|s| s.accepts(&headers)) {
+        Some(scheme) => format!("client:{}", scheme.name),
+        None => "client:anonymous".to_owned(),
+    };
+    if !agent.manifest.a2a.schemes().is_empty() && !schemes.iter().any(|s| s.accepts(&headers)) {
         host.metrics.record_a2a_request("any", "unauthorized");
         host.audit.record(
             crate::audit::AuditEntry::new(
@@ -183,7 +188,7 @@ pub async fn rpc(
                 "id": null,
                 "error": { "code": -32600, "message": format!(
                     "authentication required: present one of {:?}",
-                    agent.manifest.a2a.security
+                    agent.manifest.a2a.schemes()
                 )},
             })),
         )
@@ -293,6 +298,7 @@ pub async fn rpc(
         id,
         dialect,
         correlation_id: correlation_id(&headers),
+        principal,
     };
     let response = call.dispatch(method, params).await;
     host.metrics.record_a2a_request(
@@ -321,6 +327,8 @@ struct Call {
     id: Value,
     dialect: Dialect,
     correlation_id: String,
+    /// Who is calling (see `Task::owner`): only their own tasks exist for them.
+    principal: String,
 }
 
 impl Call {
@@ -334,13 +342,19 @@ impl Call {
         match method {
             Method::Send => {
                 let send = wire::parse_send(&params, dialect)?;
-                let started = service.start(&self.agent, send.message, &self.correlation_id, 0)?;
+                let started = service.start(
+                    &self.agent,
+                    send.message,
+                    &self.correlation_id,
+                    0,
+                    &self.principal,
+                )?;
                 let task = if send.return_immediately {
                     started.task
                 } else {
                     let mut done = started.done;
                     let _ = done.wait_for(|d| *d).await;
-                    service.get_task(&self.agent, &started.task.id)?
+                    service.get_task(&self.agent, &started.task.id, &self.principal)?
                 };
                 Ok(self.result(wire::send_result(
                     &task,
@@ -350,12 +364,18 @@ impl Call {
             }
             Method::Stream => {
                 let send = wire::parse_send(&params, dialect)?;
-                let started = service.start(&self.agent, send.message, &self.correlation_id, 0)?;
+                let started = service.start(
+                    &self.agent,
+                    send.message,
+                    &self.correlation_id,
+                    0,
+                    &self.principal,
+                )?;
                 Ok(self.stream(started.task, started.events))
             }
             Method::Get => {
                 let (id, history) = wire::parse_task_query(&params, dialect)?;
-                let task = service.get_task(&self.agent, &id)?;
+                let task = service.get_task(&self.agent, &id, &self.principal)?;
                 Ok(self.result(wire::task_json(&task, dialect, View::full(history))))
             }
             Method::List => {
@@ -364,6 +384,7 @@ impl Call {
                     context_id: list.context_id,
                     state: list.state,
                     status_after_ms: list.status_after_ms,
+                    principal: self.principal.clone(),
                 };
                 let page =
                     service.list_tasks(&self.agent, &filter, list.page_size, &list.page_token)?;
@@ -380,15 +401,15 @@ impl Call {
             }
             Method::Cancel => {
                 let (id, _) = wire::parse_task_query(&params, dialect)?;
-                let task = service.cancel(&self.agent, &id).await?;
+                let task = service.cancel(&self.agent, &id, &self.principal).await?;
                 Ok(self.result(wire::task_json(&task, dialect, View::full(None))))
             }
             Method::Subscribe => {
                 let (id, _) = wire::parse_task_query(&params, dialect)?;
-                match service.subscribe(&self.agent, &id)? {
+                match service.subscribe(&self.agent, &id, &self.principal)? {
                     Some((task, events)) => Ok(self.stream(task, events)),
                     None => {
-                        let task = service.get_task(&self.agent, &id)?;
+                        let task = service.get_task(&self.agent, &id, &self.principal)?;
                         let error = RpcError::unsupported(format!(
                             "Task {id} is in state {}: only a running task can be subscribed to",
                             task.status.state.as_str()
@@ -418,6 +439,7 @@ impl Call {
         let dialect = self.dialect;
         let service = self.host.a2a.service.clone();
         let agent = self.agent.clone();
+        let principal = self.principal.clone();
         let task_id = task.id.clone();
         let first = StreamEvent::Task(task);
         let state = (Some(first), events, false);
@@ -425,6 +447,7 @@ impl Call {
             let id = id.clone();
             let service = service.clone();
             let agent = agent.clone();
+            let principal = principal.clone();
             let task_id = task_id.clone();
             async move {
                 if finished {
@@ -439,7 +462,7 @@ impl Call {
                         }
                         // A slow reader missed updates: send the task as it is now instead.
                         Err(broadcast::error::RecvError::Lagged(_)) => {
-                            let task = service.get_task(&agent, &task_id).ok()?;
+                            let task = service.get_task(&agent, &task_id, &principal).ok()?;
                             (StreamEvent::Task(task), false)
                         }
                         Err(broadcast::error::RecvError::Closed) => return None,

@@ -109,11 +109,41 @@ impl A2aService {
         self.skills.claim(agent, skills)
     }
 
-    pub fn get_task(&self, agent: &str, id: &str) -> Result<Task, RpcError> {
+    /// A task of `agent` that `principal` may see (its owner; see `Task::owner`): anyone
+    /// else is told it does not exist.
+    pub fn get_task(&self, agent: &str, id: &str, principal: &str) -> Result<Task, RpcError> {
         match self.store.get(id).map_err(internal)? {
-            Some(task) if task.agent == agent => Ok(task),
+            Some(task)
+                if task.agent == agent && super::model::visible_to(&task.owner, principal) =>
+            {
+                Ok(task)
+            }
             _ => Err(RpcError::task_not_found(id)),
         }
+    }
+
+    /// Deletes finished tasks older than `retention` and each agent's oldest finished tasks
+    /// beyond `max_per_agent`, every minute until the service is dropped.
+    pub fn spawn_pruning(self: &Arc<Self>, retention: Duration, max_per_agent: usize) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(service) = weak.upgrade() else {
+                    return;
+                };
+                let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
+                let pruned =
+                    tokio::task::spawn_blocking(move || service.store.prune(cutoff, max_per_agent))
+                        .await;
+                match pruned {
+                    Ok(Ok(n)) if n > 0 => tracing::debug!(removed = n, "A2A tasks pruned"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "A2A task pruning failed"),
+                    _ => {}
+                }
+            }
+        });
     }
 
     pub fn list_tasks(
@@ -150,6 +180,7 @@ impl A2aService {
         mut message: Message,
         correlation_id: &str,
         depth: u32,
+        principal: &str,
     ) -> Result<Started, RpcError> {
         if depth > MAX_DEPTH {
             return Err(RpcError::unsupported(format!(
@@ -163,7 +194,7 @@ impl A2aService {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let mut task = match &message.task_id {
             Some(id) => {
-                let task = self.get_task(agent_name, id)?;
+                let task = self.get_task(agent_name, id, principal)?;
                 if task.status.state.is_terminal() {
                     return Err(RpcError::unsupported(format!(
                         "Task {id} is in terminal state {}: start a new task",
@@ -193,6 +224,7 @@ impl A2aService {
                 artifacts: Vec::new(),
                 created_ms: now_ms(),
                 correlation_id: correlation_id.to_owned(),
+                owner: principal.to_owned(),
             },
         };
         message.task_id = Some(task.id.clone());
@@ -242,10 +274,11 @@ impl A2aService {
         message: Message,
         correlation_id: &str,
         depth: u32,
+        principal: &str,
     ) -> Result<Task, RpcError> {
-        let mut started = self.start(agent_name, message, correlation_id, depth)?;
+        let mut started = self.start(agent_name, message, correlation_id, depth, principal)?;
         let _ = started.done.wait_for(|done| *done).await;
-        self.get_task(agent_name, &started.task.id)
+        self.get_task(agent_name, &started.task.id, principal)
     }
 
     /// Follows a running task: its current state, then its events. `None` when it is not
@@ -254,20 +287,23 @@ impl A2aService {
         &self,
         agent: &str,
         id: &str,
+        principal: &str,
     ) -> Result<Option<(Task, broadcast::Receiver<StreamEvent>)>, RpcError> {
+        // Checked first: a stranger learns nothing, not even whether the task runs.
+        self.get_task(agent, id, principal)?;
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let receiver = live.get(id).map(|l| l.events.subscribe());
         drop(live);
         // Subscribed before reading the snapshot: an update between the two is seen twice at
         // worst, never missed.
-        let task = self.get_task(agent, id)?;
+        let task = self.get_task(agent, id, principal)?;
         Ok(receiver.map(|r| (task, r)))
     }
 
     /// Cancels a task: a running one is stopped (its invocation dropped), an interrupted one
     /// is closed. Finished tasks cannot be canceled.
-    pub async fn cancel(&self, agent: &str, id: &str) -> Result<Task, RpcError> {
-        let task = self.get_task(agent, id)?;
+    pub async fn cancel(&self, agent: &str, id: &str, principal: &str) -> Result<Task, RpcError> {
+        let task = self.get_task(agent, id, principal)?;
         if task.status.state.is_terminal() {
             return Err(RpcError::task_not_cancelable(id, task.status.state));
         }
@@ -294,7 +330,7 @@ impl A2aService {
                 self.metrics.record_a2a_task(agent, "canceled");
             }
         }
-        self.get_task(agent, id)
+        self.get_task(agent, id, principal)
     }
 }
 

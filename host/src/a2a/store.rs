@@ -19,6 +19,8 @@ pub struct Filter {
     pub state: Option<TaskState>,
     /// Only tasks whose status changed at or after this time.
     pub status_after_ms: Option<u64>,
+    /// Only tasks this principal may see (see `Task::owner`).
+    pub principal: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,61 @@ impl TaskStore {
                 id: id.to_owned(),
                 error: e.to_string(),
             })
+    }
+
+    /// Deletes finished tasks (completed, failed, canceled, rejected) created before
+    /// `cutoff_ms`, and each agent's oldest finished tasks beyond `max_per_agent`. Interrupted
+    /// tasks (waiting for input) are kept: a client may still continue them. Returns how many
+    /// were deleted.
+    pub fn prune(&self, cutoff_ms: u64, max_per_agent: usize) -> Result<usize, StoreError> {
+        // The index sorts by agent, then creation time: one pass, agent by agent.
+        let mut deleted = 0;
+        let mut agent: Vec<u8> = Vec::new();
+        let mut keys: Vec<(sled::IVec, String, u64)> = Vec::new();
+        // One agent's tasks, oldest first: those too old go, then the oldest beyond the cap.
+        let mut flush = |keys: &mut Vec<(sled::IVec, String, u64)>| -> Result<(), StoreError> {
+            let mut survivors = 0usize;
+            let mut finished = Vec::new();
+            for (key, id, created_ms) in keys.drain(..) {
+                let done = self.get(&id)?.is_none_or(|t| t.status.state.is_terminal());
+                if done && created_ms < cutoff_ms {
+                    self.tasks.remove(id.as_bytes())?;
+                    self.by_agent.remove(&key)?;
+                    deleted += 1;
+                } else {
+                    survivors += 1;
+                    if done {
+                        finished.push((key, id));
+                    }
+                }
+            }
+            let over = survivors.saturating_sub(max_per_agent);
+            for (key, id) in finished.into_iter().take(over) {
+                self.tasks.remove(id.as_bytes())?;
+                self.by_agent.remove(&key)?;
+                deleted += 1;
+            }
+            Ok(())
+        };
+        for entry in self.by_agent.iter() {
+            let (key, _) = entry?;
+            let Some(split) = key.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            if key.len() < split + 9 {
+                continue;
+            }
+            if key[..split] != agent[..] {
+                flush(&mut keys)?;
+                agent = key[..split].to_vec();
+            }
+            let created_ms =
+                u64::from_be_bytes(key[split + 1..split + 9].try_into().unwrap_or_default());
+            let id = String::from_utf8_lossy(&key[split + 9..]).into_owned();
+            keys.push((key, id, created_ms));
+        }
+        flush(&mut keys)?;
+        Ok(deleted)
     }
 
     /// Tasks whose agent was running (submitted or working): after a restart, orphans.
@@ -151,10 +208,11 @@ impl TaskStore {
 }
 
 fn matches(task: &Task, filter: &Filter) -> bool {
-    filter
-        .context_id
-        .as_deref()
-        .is_none_or(|c| task.context_id == c)
+    super::model::visible_to(&task.owner, &filter.principal)
+        && filter
+            .context_id
+            .as_deref()
+            .is_none_or(|c| task.context_id == c)
         && filter.state.is_none_or(|s| task.status.state == s)
         && filter
             .status_after_ms
@@ -180,7 +238,68 @@ mod tests {
             artifacts: Vec::new(),
             created_ms,
             correlation_id: "c".into(),
+            owner: String::new(),
         }
+    }
+
+    #[test]
+    fn old_and_surplus_finished_tasks_are_pruned_interrupted_ones_kept() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = TaskStore::open(&db).unwrap();
+        for i in 0..6u64 {
+            let state = if i == 1 {
+                TaskState::InputRequired
+            } else {
+                TaskState::Completed
+            };
+            store
+                .put(&task("a", &format!("a{i}"), 100 + i, state, "c"))
+                .unwrap();
+        }
+        store
+            .put(&task("b", "b0", 100, TaskState::Completed, "c"))
+            .unwrap();
+        // Older than 102: a0 (a1 waits for input, and stays); then at most 2 per agent: the
+        // oldest finished ones, a2, a3 and a4, go. b0 is too old.
+        assert_eq!(store.prune(102, 2).unwrap(), 5);
+        let left: Vec<String> = store
+            .list("a", &Filter::default(), 10, "")
+            .unwrap()
+            .tasks
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(left, ["a5", "a1"]);
+        assert!(store.get("b0").unwrap().is_none(), "older than the cutoff");
+    }
+
+    #[test]
+    fn a_principal_sees_only_its_own_tasks() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = TaskStore::open(&db).unwrap();
+        for (id, owner) in [("mine", "client:team"), ("yours", "agent:x"), ("old", "")] {
+            let mut t = task("a", id, 100, TaskState::Completed, "c");
+            t.owner = owner.into();
+            store.put(&t).unwrap();
+        }
+        let seen = |principal: &str| -> Vec<String> {
+            let filter = Filter {
+                principal: principal.into(),
+                ..Filter::default()
+            };
+            let mut ids: Vec<String> = store
+                .list("a", &filter, 10, "")
+                .unwrap()
+                .tasks
+                .into_iter()
+                .map(|t| t.id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(seen("client:team"), ["mine", "old"]);
+        assert_eq!(seen("client:anonymous"), ["old"]);
+        assert_eq!(seen("agent:x"), ["yours"]);
     }
 
     #[test]

@@ -722,6 +722,7 @@ pub fn parse_send_result(result: &Value) -> Result<Task, String> {
             artifacts: Vec::new(),
             created_ms: 0,
             correlation_id: String::new(),
+            owner: String::new(),
         });
     }
     Err("the result has neither a task nor a message".into())
@@ -798,6 +799,7 @@ fn parse_task(value: &Value) -> Result<Task, String> {
         artifacts,
         created_ms: 0,
         correlation_id: String::new(),
+        owner: String::new(),
     })
 }
 
@@ -838,6 +840,7 @@ mod tests {
             artifacts: Vec::new(),
             created_ms: 0,
             correlation_id: "c".into(),
+            owner: String::new(),
         }
     }
 

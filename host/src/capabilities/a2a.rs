@@ -24,7 +24,7 @@ pub struct A2aGrant {
 
 impl A2aGrant {
     pub fn new(manifest: &Manifest, services: &HostServices) -> anyhow::Result<Self> {
-        for name in &manifest.a2a.security {
+        for name in manifest.a2a.schemes() {
             if !services.a2a.schemes.contains_key(name) {
                 let configured: Vec<&String> = services.a2a.schemes.keys().collect();
                 anyhow::bail!(
@@ -115,7 +115,14 @@ impl A2aInstance {
                 Some(agent) => {
                     let depth = crate::a2a::service::current_depth() + 1;
                     a2a.service
-                        .send_and_wait(&agent, message, &correlation_id, depth)
+                        .send_and_wait(
+                            &agent,
+                            message,
+                            &correlation_id,
+                            depth,
+                            // In-process calls are the calling agent's, invisible to clients.
+                            &format!("agent:{}", self.caller.agent),
+                        )
                         .await
                         .map_err(|e| failed(e.message))?
                 }

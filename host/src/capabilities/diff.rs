@@ -174,8 +174,8 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<DiffLine> {
     // Authentication is a list of alternatives: a new scheme lets more clients in, dropping the
     // last one lets everyone in.
     let (so, sn): (BTreeSet<&String>, BTreeSet<&String>) = (
-        old.a2a.security.iter().collect(),
-        new.a2a.security.iter().collect(),
+        old.a2a.schemes().iter().collect(),
+        new.a2a.schemes().iter().collect(),
     );
     if so != sn {
         let opens_up = (!so.is_empty() && sn.is_empty()) || sn.difference(&so).next().is_some();
@@ -294,7 +294,7 @@ mod tests {
             Manifest::parse(std::path::Path::new("a.toml"), &format!("{base}{extra}")).unwrap()
         };
         let secured = m("[a2a]\nexpose = true\nsecurity = [\"team\"]\n");
-        let open = m("[a2a]\nexpose = true\n");
+        let open = m("[a2a]\nexpose = true\nsecurity = []\n");
         let two = m("[a2a]\nexpose = true\nsecurity = [\"team\", \"partners\"]\n");
         let worker = m("[a2a]\nexpose = true\nsecurity = [\"team\"]\nbus_skills = [\"x\"]\n");
         assert!(

@@ -74,6 +74,11 @@ pub struct A2aConfig {
     /// Skills this host's agents reach over the bus: a request on
     /// `agent.task-requests.{skill}`, the answer on `agent.task-results.{skill}`.
     pub bus_skills: Vec<String>,
+    /// Finished tasks older than this are deleted (interrupted ones are kept).
+    #[serde(with = "humantime_serde")]
+    pub task_retention: Duration,
+    /// Finished tasks kept per agent; the oldest beyond it are deleted.
+    pub max_tasks_per_agent: usize,
 }
 
 impl Default for A2aConfig {
@@ -84,6 +89,8 @@ impl Default for A2aConfig {
             peers: Vec::new(),
             timeout: Duration::from_secs(30),
             bus_skills: Vec::new(),
+            task_retention: Duration::from_secs(7 * 24 * 3600),
+            max_tasks_per_agent: 10_000,
         }
     }
 }

@@ -320,11 +320,19 @@ pub struct A2aSection {
     /// Serve this agent's card and JSON-RPC endpoint.
     pub expose: bool,
     /// Names of the host's `[a2a.security.NAME]` schemes a client must satisfy (any one of
-    /// them); empty = no authentication.
-    pub security: Vec<String>,
+    /// them). An exposed agent must say: `security = []` serves anyone, and has to be written
+    /// out (see [`A2aSection::schemes`]).
+    pub security: Option<Vec<String>>,
     /// Skills (ids from the agent's card) it also serves over the bus, as a worker in the
     /// consumer group shared by every host serving them.
     pub bus_skills: Vec<String>,
+}
+
+impl A2aSection {
+    /// The schemes a client must satisfy one of; empty: none.
+    pub fn schemes(&self) -> &[String] {
+        self.security.as_deref().unwrap_or_default()
+    }
 }
 
 fn digest<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -521,6 +529,9 @@ impl Manifest {
                 ));
             }
         }
+        if self.a2a.expose && self.a2a.security.is_none() {
+            return Err("`a2a.expose = true` needs `a2a.security`: name the host's schemes a client must satisfy (`security = [\"team\"]`), or write `security = []` to serve anyone".into());
+        }
         for (i, skill) in self.a2a.bus_skills.iter().enumerate() {
             crate::a2a::bus::check_skill(skill)
                 .map_err(|e| format!("`a2a.bus_skills[{i}]`: {e}"))?;
@@ -571,6 +582,7 @@ a2a = ["order-update"]
 
 [a2a]
 expose = true
+security = []
 "#;
 
     fn parse(text: &str) -> Result<Manifest, String> {
@@ -730,6 +742,10 @@ expose = true
                     "name = \"a\"\n{base}[capabilities]\nmcp = [{{ server = \"s\", tools = [] }}]"
                 ),
                 "tools",
+            ),
+            (
+                format!("name = \"a\"\n{base}[a2a]\nexpose = true"),
+                "`a2a.expose = true` needs `a2a.security`",
             ),
         ];
         for (text, expected) in cases {

@@ -119,7 +119,7 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
     let redirect_http = format!("forbidden-http:{via_redirect}");
     let forbidden_target = format!("GET http://127.0.0.1:{}/secrets", forbidden.port);
     #[rustfmt::skip]
-    let attacks: [(&str, &str, &str, &str, &str); 12] = [
+    let attacks: [(&str, &str, &str, &str, &str); 13] = [
         ("loop", "loop", "limits.timeout", "sandbox", "timeout"),
         ("alloc", "alloc", "limits.memory", "sandbox", "memory"),
         ("recurse", "recurse", "runtime.max_wasm_stack", "sandbox", "stack"),
@@ -132,6 +132,7 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
         ("big", "big", "limits.publish_size", "publish", "hostile.out.v1"),
         ("forbidden-topic", "forbidden-topic", "capabilities.publish", "publish", "secrets.exfiltrated.v1"),
         ("deny-loop", "deny-loop", "limits.publishes", "publish", "secrets.exfiltrated.v1"),
+        ("resource-flood", "resource-flood", "host resources", "sandbox", "resources"),
     ];
 
     // The attacks and the bystander's traffic at the same time.

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 use wasmtime::Store;
-use wasmtime::component::ResourceTable;
 
 /// Why an invocation did not succeed. Everything but `Rejected` is worth another attempt.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +32,10 @@ pub enum InvocationError {
     StackExhausted(u64),
     #[error("table limit of {0} elements reached (limits.table_elements)")]
     TableLimit(u32),
+    #[error(
+        "the instance holds {0} host resources (streams, bodies, header sets), the most its limits.memory allows"
+    )]
+    ResourceLimit(usize),
     #[error("could not instantiate: {0}")]
     Instantiate(String),
 }
@@ -54,6 +57,7 @@ impl InvocationError {
             Self::FuelExhausted(_) => "fuel",
             Self::StackExhausted(_) => "stack",
             Self::TableLimit(_) => "table",
+            Self::ResourceLimit(_) => "resources",
             Self::Instantiate(_) => "instantiate",
         }
     }
@@ -70,6 +74,7 @@ impl InvocationError {
                 | Self::FuelExhausted(_)
                 | Self::StackExhausted(_)
                 | Self::TableLimit(_)
+                | Self::ResourceLimit(_)
         )
     }
 }
@@ -718,8 +723,8 @@ impl AgentVersion {
         let memory = usize::try_from(limits.memory.as_u64()).unwrap_or(usize::MAX);
         let data = StoreData {
             wasi,
-            http: wasmtime_wasi_http::WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            http: crate::runtime::http_ctx(),
+            table: crate::runtime::resource_table(memory),
             limiter: Limiter::new(memory, limits.table_elements as usize),
             caps,
             stderr_tail,
@@ -747,6 +752,14 @@ impl AgentVersion {
         };
         if store.data().limiter.memory_hit {
             return Err(InvocationError::MemoryLimit(limits.memory.as_u64()));
+        }
+        if matches!(
+            err.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        ) {
+            return Err(InvocationError::ResourceLimit(
+                store.data().table.max_capacity(),
+            ));
         }
         match err.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::OutOfFuel) => Err(InvocationError::FuelExhausted(limits.fuel)),

@@ -50,6 +50,26 @@ impl A2aGrant {
     }
 }
 
+/// The most an agent's A2A message may carry (its parts' text, data and bytes), as much as an
+/// A2A client may send this host: the host copies and parses it outside `limits.memory`.
+pub const MAX_MESSAGE: usize = crate::a2a::server::MAX_BODY;
+
+/// The bytes of a message's parts.
+fn message_size(message: &types::Message) -> usize {
+    message
+        .parts
+        .iter()
+        .map(|part| match part {
+            types::Part::Text(text) | types::Part::Data(text) => text.len(),
+            types::Part::File(file) => {
+                file.bytes.as_ref().map_or(0, Vec::len)
+                    + file.uri.as_ref().map_or(0, String::len)
+                    + file.name.as_ref().map_or(0, String::len)
+            }
+        })
+        .sum()
+}
+
 pub struct A2aInstance {
     grant: Arc<A2aGrant>,
     caller: Caller,
@@ -93,6 +113,12 @@ impl A2aInstance {
             return Err(types::Error::Failed(
                 "a message needs at least one part".into(),
             ));
+        }
+        let size = message_size(&message);
+        if size > MAX_MESSAGE {
+            return Err(types::Error::Failed(format!(
+                "a message of {size} bytes exceeds the {MAX_MESSAGE} bytes an A2A call may carry"
+            )));
         }
         let mut message = Message::from(message);
         message.role = Role::User;
@@ -213,4 +239,30 @@ impl HasData for HasA2a {
 pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     wit::add_to_linker::<StoreData, HasA2a>(linker, |s| &mut s.caps.a2a)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_measured_by_all_it_carries() {
+        let message = types::Message {
+            message_id: "m".into(),
+            role: types::Role::User,
+            parts: vec![
+                types::Part::Text("abc".into()),
+                types::Part::Data("[1]".into()),
+                types::Part::File(types::FilePart {
+                    name: Some("f".into()),
+                    media_type: None,
+                    bytes: Some(vec![0; 10]),
+                    uri: None,
+                }),
+            ],
+            task_id: None,
+            context_id: None,
+        };
+        assert_eq!(message_size(&message), 3 + 3 + 1 + 10);
+    }
 }

@@ -20,6 +20,10 @@ use wasmtime::component::{HasData, Linker};
 pub const CORRELATION_META_KEY: &str = "agenthost/correlation-id";
 /// MCP tool names are 1-128 characters (2025-11-25 revision).
 const MAX_TOOL_NAME: usize = 128;
+/// The largest `arguments` text a tool call may pass. Parsed into JSON values on the host, text
+/// takes several times its size (a 64 MiB array of small numbers is about 1 GB of values), so
+/// it is bounded before it is parsed.
+pub const MAX_ARGUMENTS: usize = 1 << 20;
 
 /// Which tools of one server a grant allows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -244,6 +248,12 @@ fn clip(s: &str) -> String {
 }
 
 fn parse_arguments(arguments: &str) -> Result<rmcp::model::JsonObject, types::Error> {
+    if arguments.len() > MAX_ARGUMENTS {
+        return Err(types::Error::Failed(format!(
+            "tool arguments of {} bytes exceed the {MAX_ARGUMENTS} bytes a call may pass",
+            arguments.len()
+        )));
+    }
     if arguments.trim().is_empty() {
         return Ok(rmcp::model::JsonObject::new());
     }
@@ -375,6 +385,16 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn arguments_are_bounded_before_they_are_parsed() {
+        let huge = format!("{{\"xs\": [{}0]}}", "0,".repeat(MAX_ARGUMENTS / 2));
+        match parse_arguments(&huge) {
+            Err(types::Error::Failed(m)) => assert!(m.contains("exceed"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_arguments("{\"a\": 1}").is_ok());
+    }
+
     use super::*;
 
     #[test]

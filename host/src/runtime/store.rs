@@ -9,6 +9,30 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+/// The most one set of HTTP headers or trailers an agent builds may hold, in bytes.
+pub const MAX_HTTP_FIELDS: usize = 64 * 1024;
+/// The fewest resources (streams, bodies, header sets, descriptors) an instance may hold at
+/// once; a larger `limits.memory` allows more (see [`resource_table`]).
+pub const MIN_RESOURCES: usize = 256;
+
+/// The resource table of an instance whose linear memory may grow to `memory` bytes. The
+/// resources an agent creates live in host memory, outside `limits.memory`: each may hold up to
+/// [`MAX_HTTP_FIELDS`] (a header set), so the table admits about `memory` bytes' worth of them
+/// (at least [`MIN_RESOURCES`]), and a guest creating more gets an error instead of growing the
+/// host without bound (wasmtime's default is a million entries).
+pub fn resource_table(memory: usize) -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity((memory / MAX_HTTP_FIELDS).max(MIN_RESOURCES));
+    table
+}
+
+/// The wasi:http context of an instance: header sets capped at [`MAX_HTTP_FIELDS`].
+pub fn http_ctx() -> WasiHttpCtx {
+    let mut ctx = WasiHttpCtx::new();
+    ctx.set_field_size_limit(MAX_HTTP_FIELDS);
+    ctx
+}
+
 /// Per-instance views of the agent's grants, one per capability.
 pub struct InstanceCaps {
     pub publish: PublishInstance,

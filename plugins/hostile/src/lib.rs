@@ -13,6 +13,7 @@
 //! | `flood`           | logs 20,000 lines, then publishes to `out` until refused → `limits.publishes` |
 //! | `big`             | publishes a 100 MB payload to `out`               → `limits.publish_size` |
 //! | `forbidden-topic` | publishes to `secrets.exfiltrated.v1`, which no grant names             |
+//! | `resource-flood`  | creates wasi:http header sets without end, each holding 32 KiB, and keeps them → the instance's resource bound |
 //! | `audit-flood`     | reads the always-granted config 2,000 times with a 64 KiB key, then fails → the audit log stays bounded |
 //! | `deny-loop`       | tries `secrets.exfiltrated.v1` 1,000 times, ignoring each denial, then publishes to `out` → `limits.publishes` (denials are not free) |
 //!
@@ -191,7 +192,7 @@ impl Agent for Hostile {
             .description("Attacks its sandbox on request, for the security suite")
             .skill(
                 Skill::new("attack", "Attack the sandbox")
-                    .description("loop, alloc, recurse, trap, escape-file, forbidden-http:URL, flood, big, forbidden-topic, deny-loop, audit-flood")
+                    .description("loop, alloc, recurse, trap, escape-file, forbidden-http:URL, flood, big, forbidden-topic, deny-loop, audit-flood, resource-flood")
                     .tag("test"),
             )
     }
@@ -216,6 +217,19 @@ impl Agent for Hostile {
             "forbidden-topic" => {
                 bus::publish(FORBIDDEN_TOPIC, b"exfiltrated".to_vec())?;
                 Ok(())
+            }
+            "resource-flood" => {
+                let value = vec![b'v'; 32 << 10];
+                let mut held = Vec::new();
+                for _ in 0..1_000_000 {
+                    let fields = wasip2::http::types::Fields::new();
+                    let _ = fields.append("x-filler", &value);
+                    held.push(fields);
+                }
+                Err(Failure::reject(format!(
+                    "ESCAPED resource-flood: held {} header sets",
+                    held.len()
+                )))
             }
             "audit-flood" => {
                 let key = "k".repeat(64 << 10);

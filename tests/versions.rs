@@ -514,7 +514,7 @@ fn a_restart_runs_the_approved_versions_and_refuses_widenings_made_on_disk() {
     drop(host);
 
     // While the host is down, the file is edited to publish somewhere new.
-    let widened = s.manifest(
+    s.manifest(
         "echo",
         &echo("1.1.0", &plugin("echo")).replace(
             "publish = [\"demo.out.v1\"]",
@@ -561,9 +561,22 @@ fn a_restart_runs_the_approved_versions_and_refuses_widenings_made_on_disk() {
     );
 
     // Approving it makes it live.
-    let approved = s.cli(&["deploy", widened.to_str().unwrap(), "--approve"]);
+    let approved = s.cli(&["approve", "echo"]);
     assert!(approved.status.success(), "{}", describe(&approved));
+    assert!(
+        String::from_utf8_lossy(&approved.stdout).contains("approved and deployed echo 1.1.0"),
+        "{}",
+        describe(&approved)
+    );
     assert_eq!(handled_by(&host, 3), "1.1.0");
+    let nothing = s.cli(&["approve", "echo"]);
+    assert_eq!(nothing.status.code(), Some(1), "{}", describe(&nothing));
+    assert!(
+        String::from_utf8_lossy(&nothing.stderr).contains("no refused deployment"),
+        "{}",
+        describe(&nothing)
+    );
+
     drop(host);
 
     // A second manifest naming echo: both files are refused, naming each other; the approved

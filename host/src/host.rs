@@ -566,6 +566,43 @@ impl Host {
         .await
     }
 
+    /// Approves the widening that was refused for `agent`'s manifest file (at start, or when
+    /// the watcher saw the file change): deploys the file again with approval. Only a refusal
+    /// of a file the host can read again can be approved this way; an upload is deployed
+    /// again with `agenthost deploy FILE --approve`.
+    pub async fn approve(&self, agent: &str) -> Result<DeployReport, DeployError> {
+        let pending: Vec<crate::registry::Refusal> = self
+            .registry
+            .refusals()
+            .into_iter()
+            .filter(|r| r.agent.as_deref() == Some(agent))
+            .collect();
+        let source = match pending.as_slice() {
+            [] => {
+                return Err(DeployError::Conflict(format!(
+                    "no refused deployment of {agent:?} is waiting for approval"
+                )));
+            }
+            [one] => one.source.clone(),
+            several => {
+                let sources: Vec<&str> = several.iter().map(|r| r.source.as_str()).collect();
+                return Err(DeployError::Conflict(format!(
+                    "{} refused deployments of {agent:?} are waiting ({}): deploy the one you mean with `agenthost deploy FILE --approve`",
+                    sources.len(),
+                    sources.join(", ")
+                )));
+            }
+        };
+        let path = Path::new(&source);
+        if !path.is_file() {
+            return Err(DeployError::Conflict(format!(
+                "{source} is not a file this host can read: deploy it again with `agenthost deploy FILE --approve`"
+            )));
+        }
+        tracing::info!(agent, manifest = source, "approving the refused deployment");
+        self.deploy_path(path, true, Origin::Api).await
+    }
+
     /// Ends `agent`'s canary trial by making the canary the live version.
     pub async fn promote(&self, agent: &str) -> Result<DeployReport, DeployError> {
         let _guard = self.deploy_lock.lock().await;

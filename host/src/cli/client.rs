@@ -333,6 +333,12 @@ pub async fn promote(args: &HostArgs, agent: &str) -> anyhow::Result<()> {
     post_for_report(&client, &path, None::<&()>, "promoted").await
 }
 
+pub async fn approve(args: &HostArgs, agent: &str) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let path = format!("/v1/agents/{agent}/approve");
+    post_for_report(&client, &path, None::<&()>, "approved and deployed").await
+}
+
 pub async fn history(args: &HostArgs, agent: &str, format: Format) -> anyhow::Result<()> {
     let client = Client::new(args)?;
     let history: Vec<crate::deployments::Deployment> = client

@@ -80,6 +80,13 @@ enum Command {
         #[command(flatten)]
         host: HostArgs,
     },
+    /// Approve the widening refused for an agent's manifest file (at start or when it changed):
+    /// deploy the file again, approved.
+    Approve {
+        agent: String,
+        #[command(flatten)]
+        host: HostArgs,
+    },
     /// Make an agent's canary its live version (ends the canary trial).
     Promote {
         agent: String,
@@ -224,6 +231,7 @@ pub fn main() -> ExitCode {
                 host,
             } => client::rollback(&host, &agent, to.as_deref(), approve).await,
             Command::Promote { agent, host } => client::promote(&host, &agent).await,
+            Command::Approve { agent, host } => client::approve(&host, &agent).await,
             Command::History {
                 agent,
                 format,

@@ -329,6 +329,23 @@ pub async fn promote(
     }
 }
 
+/// `POST /v1/agents/{name}/approve`: deploy, approved, the agent's refused manifest file.
+pub async fn approve(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    match s.host.approve(&name).await {
+        Ok(report) => Ok((StatusCode::OK, Json(report)).into_response()),
+        Err(err @ DeployError::Conflict(_)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, err.to_string()))
+        }
+        Err(err) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            err.to_string(),
+        )),
+    }
+}
+
 pub async fn audit(
     State(s): State<AppState>,
     query: Result<Query<crate::audit::AuditQuery>, axum::extract::rejection::QueryRejection>,

@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/agents/{name}/deployments", get(api::deployments))
         .route("/agents/{name}/rollback", post(api::rollback))
         .route("/agents/{name}/promote", post(api::promote))
+        .route("/agents/{name}/approve", post(api::approve))
         .route("/audit", get(api::audit))
         .route("/mcp/servers", get(api::mcp_servers))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));

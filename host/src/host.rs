@@ -777,6 +777,21 @@ impl Host {
         if let Some(conflict) = self.registry.group_conflict(&version.manifest) {
             return Err(DeployError::Conflict(format!("{source}: {conflict}")));
         }
+        // Also an agent that is not running now (a restart deploys in name order): every name
+        // in the deployment history keeps its group.
+        for entry in &version.manifest.subscribe {
+            let group = version.manifest.group_of(entry);
+            if group != name
+                && self
+                    .deployments
+                    .history(group)
+                    .is_ok_and(|history| !history.is_empty())
+            {
+                return Err(DeployError::Conflict(format!(
+                    "{source}: subscribe group {group:?} is agent {group:?}'s own group; an agent may not join another agent's group"
+                )));
+            }
+        }
         if let Some(conflict) = self.pool_conflict(&version.manifest) {
             return Err(DeployError::Conflict(format!("{source}: {conflict}")));
         }

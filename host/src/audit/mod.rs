@@ -185,6 +185,9 @@ const GATHER: Duration = Duration::from_millis(20);
 pub struct AuditLog {
     /// Chunk key → where the chunk is (see [`segments`]).
     tree: sled::Tree,
+    /// Chunk key → the agent whose entries it holds (chunks written by earlier versions, which
+    /// mix agents, have none).
+    owners: sled::Tree,
     segments: Segments,
     retention: Duration,
     max_entries: usize,
@@ -205,6 +208,7 @@ enum Write {
 /// goes back, so keys keep sorting in write order even if the clock does.
 fn run_writer(
     tree: sled::Tree,
+    owners: sled::Tree,
     mut appender: Appender,
     rx: std::sync::mpsc::Receiver<Write>,
     mut next: ChunkKey,
@@ -235,7 +239,9 @@ fn run_writer(
             }
         }
         full = entries.len() >= CHUNK;
-        if !entries.is_empty() {
+        // One chunk per agent: pruning by `max_entries` then takes from whichever agent holds
+        // the most, without reading the chunks (see `AuditLog::prune_index`).
+        for (agent, entries) in by_agent(entries) {
             let key = ChunkKey {
                 time_ms: now_ms().max(next.time_ms),
                 seq: next.seq,
@@ -243,7 +249,10 @@ fn run_writer(
             match chunks::encode(&entries) {
                 Ok(value) => match appender.append(&value) {
                     Ok(at) => {
-                        if let Err(e) = tree.insert(key.encode(), &at.encode()[..]) {
+                        let indexed = tree
+                            .insert(key.encode(), &at.encode()[..])
+                            .and_then(|_| owners.insert(key.encode(), agent.as_bytes()));
+                        if let Err(e) = indexed {
                             tracing::error!(error = %e, entries = entries.len(), "cannot index audit entries");
                         }
                     }
@@ -264,6 +273,18 @@ fn run_writer(
     }
 }
 
+/// `entries` split by agent, each agent's in their order, agents in order of first appearance.
+fn by_agent(entries: Vec<AuditEntry>) -> Vec<(String, Vec<AuditEntry>)> {
+    let mut groups: Vec<(String, Vec<AuditEntry>)> = Vec::new();
+    for entry in entries {
+        match groups.iter_mut().find(|(agent, _)| *agent == entry.agent) {
+            Some((_, group)) => group.push(entry),
+            None => groups.push((entry.agent.clone(), vec![entry])),
+        }
+    }
+    groups
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -273,11 +294,24 @@ fn now_ms() -> u64 {
 /// One stored chunk: its key and entries.
 type Chunk = (ChunkKey, Vec<AuditEntry>);
 
-/// What a pruning removed: how many entries, and the position, in the index it read, of the
-/// first chunk still stored where it was (the chunks before it are gone or were trimmed).
-struct Pruned {
-    entries: usize,
-    kept_from: usize,
+/// One stored chunk as pruning sees it, from the index alone.
+struct Indexed {
+    key: ChunkKey,
+    /// The segment it is in; `None` when stored inline.
+    segment: Option<u64>,
+    /// The agent whose entries it holds ("" for chunks of earlier versions, which mix agents).
+    agent: String,
+    /// How many entries it holds.
+    len: u64,
+}
+
+/// What pruning did to a chunk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Kept,
+    Removed,
+    /// Its first entries removed, the rest stored inline under a new key.
+    Trimmed,
 }
 
 fn read_chunk(
@@ -348,6 +382,7 @@ impl AuditLog {
         metrics: Arc<Metrics>,
     ) -> sled::Result<Self> {
         let tree = db.open_tree("audit")?;
+        let owners = db.open_tree("audit/owners")?;
         let (segments, appender) = Segments::open(dir, segment_bytes)?;
         // Continue after the newest stored chunk, so keys stay unique and ordered across
         // restarts.
@@ -359,13 +394,14 @@ impl AuditLog {
             None => ChunkKey::from_time(0),
         };
         let (writer, rx) = std::sync::mpsc::sync_channel(PENDING);
-        let writer_tree = tree.clone();
+        let (writer_tree, writer_owners) = (tree.clone(), owners.clone());
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run_writer(writer_tree, appender, rx, next))
+            .spawn(move || run_writer(writer_tree, writer_owners, appender, rx, next))
             .map_err(sled::Error::Io)?;
         Ok(Self {
             tree,
+            owners,
             segments,
             retention,
             max_entries,
@@ -483,78 +519,153 @@ impl AuditLog {
         // the read may miss) goes to this segment or a later one, and those stay.
         let writing = self.segments.writing();
         // Each chunk's key, and the segment it is in (none if stored inline).
-        let mut index: Vec<(ChunkKey, Option<u64>)> = Vec::new();
+        let mut found: Vec<(ChunkKey, Option<u64>)> = Vec::new();
         for item in self.tree.iter() {
             let (key, value) = item?;
             if let Some(key) = ChunkKey::decode(&key) {
-                index.push((key, Location::decode(&value).map(|at| at.segment)));
+                found.push((key, Location::decode(&value).map(|at| at.segment)));
             }
         }
-        let pruned = self.prune_index(&index, cutoff)?;
-        // Pruning takes from the front: the chunks it left are the last ones, and the first
-        // of them, if trimmed, is stored inline now.
-        let first_used = index[pruned.kept_from..]
+        let Some(&(last, _)) = found.last() else {
+            return Ok(0);
+        };
+        let last_len = self.chunk_entries(last)?.map_or(1, |e| e.len() as u64);
+        let mut index = Vec::with_capacity(found.len());
+        for (i, &(key, segment)) in found.iter().enumerate() {
+            // Sequence numbers run on from chunk to chunk (pruning takes whole chunks, or the
+            // front of one), so a chunk holds as many entries as its successor's sequence is
+            // ahead.
+            let len = match found.get(i + 1) {
+                Some((next, _)) => next.seq.saturating_sub(key.seq).max(1),
+                None => last_len,
+            };
+            let agent = self
+                .owners
+                .get(key.encode())?
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .unwrap_or_default();
+            index.push(Indexed {
+                key,
+                segment,
+                agent,
+                len,
+            });
+        }
+        let (removed, fates) = self.prune_index(&index, cutoff)?;
+        // A segment goes once no chunk still stored in it is left.
+        let first_used = index
             .iter()
-            .filter_map(|&(_, segment)| segment)
+            .zip(&fates)
+            .filter(|(_, fate)| **fate == Fate::Kept)
+            .filter_map(|(chunk, _)| chunk.segment)
             .fold(writing, u64::min);
         if let Err(e) = self.segments.remove_before(first_used) {
             tracing::warn!(error = %e, "cannot delete unused audit segments");
         }
-        Ok(pruned.entries)
+        Ok(removed)
     }
 
-    /// Removes the entries of the chunks in `index` (the whole index, oldest first) older than
-    /// `cutoff`, then the oldest beyond `max_entries`.
-    fn prune_index(&self, index: &[(ChunkKey, Option<u64>)], cutoff: u64) -> sled::Result<Pruned> {
-        let mut pruned = Pruned {
-            entries: 0,
-            kept_from: index.len(),
-        };
-        let Some(&(last, _)) = index.last() else {
-            return Ok(pruned);
-        };
-        let last_len = self.chunk_entries(last)?.map_or(1, |e| e.len() as u64);
-        // Sequence numbers run on from chunk to chunk (pruning takes from the front), so a
-        // chunk holds as many entries as its successor's sequence is ahead.
-        let len = |i: usize| match index.get(i + 1) {
-            Some((next, _)) => next.seq.saturating_sub(index[i].0.seq).max(1),
-            None => last_len,
-        };
-        let mut total: u64 = (0..index.len()).map(len).sum();
-        for (i, &(key, _)) in index.iter().enumerate() {
-            let over = total.saturating_sub(self.max_entries as u64);
-            let chunk_len = len(i);
-            // Written before the cutoff: every entry in it is older.
-            if key.time_ms < cutoff || chunk_len <= over {
-                self.tree.remove(key.encode())?;
-                total -= chunk_len;
-                pruned.entries += chunk_len as usize;
+    /// Removes the entries older than `cutoff`, then, while the log holds more than
+    /// `max_entries`, the oldest entries of the agent that holds the most: an agent flooding
+    /// the log evicts its own evidence first, never another agent's while it holds more.
+    /// Returns how many entries went, and each chunk's fate.
+    fn prune_index(&self, index: &[Indexed], cutoff: u64) -> sled::Result<(usize, Vec<Fate>)> {
+        let mut fates = vec![Fate::Kept; index.len()];
+        let mut removed = 0usize;
+        // Older than the retention: chunks written before the cutoff hold only older entries;
+        // the first chunk after it may start with some.
+        let old = index.iter().take_while(|c| c.key.time_ms < cutoff).count();
+        for (i, chunk) in index[..old].iter().enumerate() {
+            self.remove_chunk(chunk.key)?;
+            fates[i] = Fate::Removed;
+            removed += chunk.len as usize;
+        }
+        // What is left of a trimmed chunk still counts, but is not taken from again.
+        let mut trimmed_rest = 0u64;
+        if let Some(chunk) = index.get(old)
+            && let Some(entries) = self.chunk_entries(chunk.key)?
+        {
+            let older = entries.iter().take_while(|e| e.time_ms < cutoff).count();
+            if older > 0 {
+                self.trim_chunk(chunk, &entries, older)?;
+                fates[old] = Fate::Trimmed;
+                removed += older;
+                trimmed_rest = (entries.len() - older) as u64;
+            }
+        }
+        // Beyond max_entries: from the agent holding the most, its oldest first.
+        let mut held: std::collections::BTreeMap<&str, (u64, std::collections::VecDeque<usize>)> =
+            Default::default();
+        let mut total = trimmed_rest;
+        for (i, chunk) in index.iter().enumerate() {
+            if fates[i] != Fate::Kept {
                 continue;
             }
-            pruned.kept_from = i;
-            // The first chunk to keep may still start with entries to drop.
-            let Some(entries) = self.chunk_entries(key)? else {
+            let len = chunk.len;
+            let agent = held.entry(chunk.agent.as_str()).or_default();
+            agent.0 += len;
+            agent.1.push_back(i);
+            total += len;
+        }
+        while total > self.max_entries as u64 {
+            let over = total - self.max_entries as u64;
+            let Some((_, (count, chunks))) = held
+                .iter_mut()
+                .filter(|(_, (_, chunks))| !chunks.is_empty())
+                // Among agents holding as many, the one with the oldest entries goes first.
+                .max_by_key(|(_, (count, chunks))| {
+                    (*count, std::cmp::Reverse(chunks.front().copied()))
+                })
+            else {
                 break;
             };
-            let old = entries.iter().take_while(|e| e.time_ms < cutoff).count();
-            let drop = old.max(over as usize).min(entries.len());
-            if drop > 0 {
-                let mut batch = sled::Batch::default();
-                batch.remove(&key.encode());
-                // The rest is stored inline (as earlier versions stored chunks): the writer
-                // thread owns the segment being appended to, and the next pruning that reaches
-                // this chunk drops it from the index like any other.
-                if let Ok(value) = chunks::encode(&entries[drop..]) {
-                    batch.insert(&key.nth(drop).encode(), value);
-                }
-                // Atomic, so a query never sees both the chunk and its rest.
-                self.tree.apply_batch(batch)?;
-                pruned.entries += drop;
-                pruned.kept_from = i + 1;
+            let Some(i) = chunks.pop_front() else { break };
+            let chunk = &index[i];
+            if chunk.len <= over {
+                self.remove_chunk(chunk.key)?;
+                fates[i] = Fate::Removed;
+                removed += chunk.len as usize;
+                *count -= chunk.len;
+                total -= chunk.len;
+                continue;
             }
+            // Only part of it is over: drop its front.
+            let Some(entries) = self.chunk_entries(chunk.key)? else {
+                break;
+            };
+            let drop = (over as usize).min(entries.len());
+            self.trim_chunk(chunk, &entries, drop)?;
+            fates[i] = Fate::Trimmed;
+            removed += drop;
             break;
         }
-        Ok(pruned)
+        Ok((removed, fates))
+    }
+
+    fn remove_chunk(&self, key: ChunkKey) -> sled::Result<()> {
+        self.tree.remove(key.encode())?;
+        self.owners.remove(key.encode())?;
+        Ok(())
+    }
+
+    /// Drops the first `drop` of a chunk's `entries`. The rest is stored inline (as earlier
+    /// versions stored chunks) under the key of its new first entry: the writer thread owns
+    /// the segment being appended to, and the next pruning that reaches this chunk drops it
+    /// from the index like any other.
+    fn trim_chunk(&self, chunk: &Indexed, entries: &[AuditEntry], drop: usize) -> sled::Result<()> {
+        let mut batch = sled::Batch::default();
+        batch.remove(&chunk.key.encode());
+        let rest = chunk.key.nth(drop);
+        if drop < entries.len()
+            && let Ok(value) = chunks::encode(&entries[drop..])
+        {
+            batch.insert(&rest.encode(), value);
+            self.owners.insert(rest.encode(), chunk.agent.as_bytes())?;
+        }
+        // Atomic, so a query never sees both the chunk and its rest.
+        self.tree.apply_batch(batch)?;
+        self.owners.remove(chunk.key.encode())?;
+        Ok(())
     }
 
     /// Prunes every minute until the log is dropped.
@@ -844,6 +955,7 @@ mod tests {
             .count()
     }
 
+    /// The stored entries, oldest first, as `agent-target`.
     fn agents(log: &AuditLog) -> Vec<String> {
         log.query(&AuditQuery {
             limit: Some(100_000),
@@ -851,19 +963,20 @@ mod tests {
         })
         .unwrap()
         .into_iter()
-        .map(|e| e.agent)
+        .map(|e| format!("{}-{}", e.agent, e.target))
         .collect()
     }
 
-    /// Records `rounds` rounds of 400 entries (agents `r{round}-{i}`), flushing after each: a
-    /// flush makes each round its own chunk, ~300 B × 400 = 120 KB, more than a small segment,
-    /// so each lands in a segment of its own.
+    /// Records `rounds` rounds of 400 entries (agent `r{round}`, targets 0-399), flushing after
+    /// each: a flush makes each round its own chunk, ~300 B × 400 = 120 KB, more than a small
+    /// segment, so each lands in a segment of its own.
     fn write_rounds(log: &AuditLog, rounds: usize) {
         for round in 0..rounds {
             for i in 0..400 {
-                log.record(
-                    entry(&format!("r{round}-{i}"), Outcome::Allowed, 0).detail("x".repeat(100)),
-                );
+                let mut e =
+                    entry(&format!("r{round}"), Outcome::Allowed, 0).detail("x".repeat(100));
+                e.target = i.to_string();
+                log.record(e);
             }
             log.flush();
         }
@@ -890,6 +1003,33 @@ mod tests {
         );
         assert_eq!(log.prune().unwrap(), 0);
         assert_eq!(agents(&log), left, "pruning again changes nothing");
+    }
+
+    #[test]
+    fn beyond_max_entries_the_agent_holding_the_most_loses_its_oldest_first() {
+        let (_d, log) = log(1000);
+        // A bystander's evidence first, then a flood of another agent's distinct calls.
+        for i in 0..100 {
+            let mut e = entry("bystander", Outcome::Denied, 0);
+            e.target = format!("b{i}");
+            log.record(e);
+        }
+        log.flush();
+        for i in 0..3000 {
+            let mut e = entry("flood", Outcome::Allowed, 0);
+            e.target = format!("f{i}");
+            log.record(e);
+        }
+        log.flush();
+        assert_eq!(log.prune().unwrap(), 2100);
+        let left = agents(&log);
+        assert_eq!(left.len(), 1000);
+        assert_eq!(
+            left.iter().filter(|e| e.starts_with("bystander-")).count(),
+            100,
+            "the bystander's entries are all kept"
+        );
+        assert_eq!(left[100], "flood-f2100", "the flood lost its oldest");
     }
 
     #[test]
@@ -954,7 +1094,7 @@ mod tests {
         assert_eq!(names, ["single", "chunk0", "chunk1", "new"]);
         assert!(all.windows(2).all(|w| w[0].id < w[1].id), "ids continue");
         assert_eq!(log.prune().unwrap(), 2);
-        assert_eq!(agents(&log), ["chunk1", "new"]);
+        assert_eq!(agents(&log), ["chunk1-t", "new-t"]);
     }
 
     #[test]

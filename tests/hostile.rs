@@ -201,6 +201,71 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
         );
     }
 
+    // What the manifest's author might try instead: a dead letter to exfiltrate through, the
+    // admin token's variable, the host's own data_dir. Each is refused at deploy, naming the
+    // key, while the bystander keeps serving.
+    let plugins = target_dir().join("plugins").display().to_string();
+    let base = hostile(allowed.port).replace("{plugins}", &plugins);
+    for (file, edit, says) in [
+        (
+            "exfil",
+            base.replace(
+                "concurrency = 4",
+                "concurrency = 4\ndead_letter = \"secrets.exfiltrated.v1\"",
+            ),
+            "`delivery.dead_letter`",
+        ),
+        (
+            "env-secret",
+            base.replace(
+                "config = {",
+                "env = [\"AGENTHOST_ADMIN_TOKEN\"]\nconfig = {",
+            ),
+            "`capabilities.env[0]`",
+        ),
+        (
+            "state-grab",
+            base.replace("path = \"../granted\"", "path = \"../data\""),
+            "`capabilities.files[0].path`",
+        ),
+    ] {
+        // Beside agents/, so `../data` is the host's data_dir and `../granted` the granted one.
+        let incoming = s.path().join("incoming");
+        std::fs::create_dir_all(&incoming).unwrap();
+        let manifest = incoming.join(format!("{file}.toml"));
+        std::fs::write(&manifest, edit.replace("2.1.0", "6.6.7")).unwrap();
+        let refused = s.cli(&["deploy", manifest.to_str().unwrap(), "--approve"]);
+        assert_eq!(
+            refused.status.code(),
+            Some(1),
+            "{file}: {}",
+            describe(&refused)
+        );
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains(says),
+            "{file}: {}",
+            describe(&refused)
+        );
+    }
+    publish(
+        &host.url,
+        "bystander.in.v1",
+        Some("after"),
+        "still here",
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        consume(
+            &host.url,
+            "bystander.out.v1",
+            BYSTANDER_EVENTS + 1,
+            Duration::from_secs(30)
+        )
+        .len(),
+        BYSTANDER_EVENTS + 1
+    );
+
     // The 1,000 denials of deny-loop left their warnings within the agent's log_rate (100/s),
     // not one (or two) per denial.
     let warnings = host

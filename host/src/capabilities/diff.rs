@@ -183,6 +183,12 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<DiffLine> {
             widens: opens_up,
             text: format!("a2a.security {so:?} → {sn:?}"),
         });
+    } else if new.a2a.expose && !old.a2a.expose && sn.is_empty() {
+        // Exposed with `security = []`: say so, beside the exposure itself.
+        lines.push(DiffLine {
+            widens: true,
+            text: "a2a.security [] (anyone who reaches the host may call it)".into(),
+        });
     }
     lines.sort_by_key(|l| !l.widens);
     lines
@@ -297,6 +303,13 @@ mod tests {
         let open = m("[a2a]\nexpose = true\nsecurity = []\n");
         let two = m("[a2a]\nexpose = true\nsecurity = [\"team\", \"partners\"]\n");
         let worker = m("[a2a]\nexpose = true\nsecurity = [\"team\"]\nbus_skills = [\"x\"]\n");
+        let hidden = m("");
+        assert!(
+            diff(&hidden, &open)
+                .iter()
+                .any(|l| l.widens && l.text.contains("anyone who reaches the host")),
+            "exposing to anyone says so"
+        );
         assert!(
             diff(&secured, &open).iter().any(|l| l.widens),
             "dropping auth widens"

@@ -725,7 +725,7 @@ fn orchestrator_and_two_workers_over_kafka_answer_every_task_once_through_a_work
     worker1.kill9();
     // A crashed worker is restarted by its supervisor; its join is what makes tansu 0.6 hand
     // the dead member's partitions out again (it does not expire members by session timeout,
-    // as Apache Kafka does — see the README). The requests worker 1 held uncommitted are
+    // as Apache Kafka does — see docs/kafka.md). The requests worker 1 held uncommitted are
     // delivered again to the live workers.
     let w3 = Scenario::on(&bus);
     w3.manifest("worker", BUS_WORKER);

@@ -1,4 +1,4 @@
-//! S6 (DESIGN §9): A2A `SendMessage` requests per second and latency, through the host serving
+//! S6 (docs/benchmarks.md): A2A `SendMessage` requests per second and latency, through the host serving
 //! the `echo` agent, against the Python `a2a-sdk` server running an echo agent
 //! (tests/peers/a2a_echo_server.py), measured in the same run with the same client: blocking
 //! v1.0 `SendMessage` calls over keep-alive HTTP from `CONCURRENCY` tasks for `DURATION`.

@@ -1,4 +1,4 @@
-//! S1 (DESIGN §9): one event through the `echo` agent in-process, at 100 B, 1 KB and 64 KB,
+//! S1 (docs/benchmarks.md): one event through the `echo` agent in-process, at 100 B, 1 KB and 64 KB,
 //! against two baselines measured in the same run:
 //!
 //! - `rust`: a direct Rust function doing echo's work (copy the event into an outgoing record

@@ -1,4 +1,4 @@
-//! S2 and S3 (DESIGN §9) on one tansu broker in one run.
+//! S2 and S3 (docs/benchmarks.md) on one tansu broker in one run.
 //!
 //! S2, throughput (median of `ROUNDS` runs): `RECORDS` records of 100 B and of 1 KB are produced to a topic of
 //! `PARTITIONS` partitions first; then each pipeline copies them to its own output topic:

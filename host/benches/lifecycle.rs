@@ -1,4 +1,4 @@
-//! S4 and S5 (DESIGN §9): hot swap under load, and density and restart.
+//! S4 and S5 (docs/benchmarks.md): hot swap under load, and density and restart.
 //!
 //! S4, in process on the embedded bus: `echo` 1.0.0 handles events published at `RATE`/s
 //! (about half the host's S2 rate with the manifest's defaults); 2.0.0 is deployed at

@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: the benchmarks of DESIGN §9 that exist so far, each printing a baseline
+//! `cargo xtask bench`: the benchmarks of docs/benchmarks.md, each printing a baseline
 //! measured in the same run and the ratio to it. Release builds; expect a long first build.
 //! Arguments select benchmarks by name (`dispatch`, `mcp_call`, `a2a_send`, `kafka_pipe`, `lifecycle`, `audit_log`); none runs them all.
 

@@ -26,7 +26,7 @@ commands:
                       the quickstart: run examples/pricing on the embedded bus (--kafka: on a
                       tansu broker it starts), send it price-check requests, show every step
                       and what the agents produce; --once checks it all appeared and exits
-  bench [NAME...]     the benchmarks (DESIGN §9), each against a baseline from the same run
+  bench [NAME...]     the benchmarks (docs/benchmarks.md), each against a baseline from the same run
   fuzz [SECONDS] [TARGET...]
                       run the cargo-fuzz targets (manifest, component) for SECONDS each
                       (default 60); installs cargo-fuzz when missing

@@ -210,11 +210,16 @@ impl Host {
         if paths.is_empty() {
             tracing::warn!(globs = ?self.config.agents, "the `agents` globs match no manifest");
         }
+        // Each agent's manifest files, with what the first one says (read once here).
         let mut files: std::collections::BTreeMap<String, Vec<std::path::PathBuf>> =
             Default::default();
+        let mut parsed: std::collections::BTreeMap<String, Manifest> = Default::default();
         for path in paths {
             match Manifest::load(&path) {
-                Ok(m) => files.entry(m.name.to_string()).or_default().push(path),
+                Ok(m) => {
+                    files.entry(m.name.to_string()).or_default().push(path);
+                    parsed.entry(m.name.to_string()).or_insert(m);
+                }
                 // Refused (and listed) with its error by the same path as any deploy.
                 Err(_) => self.deploy_logged(&path, true).await,
             }
@@ -227,7 +232,7 @@ impl Host {
         }
         for (name, paths) in &files {
             let [path] = paths.as_slice() else { continue };
-            if self.runs_file(name, path) {
+            if parsed.get(name).is_some_and(|m| self.runs(m)) {
                 continue;
             }
             // A first deployment needs no approval; a change to what the history restored is
@@ -346,16 +351,13 @@ impl Host {
         Ok((manifest, bytes))
     }
 
-    /// Whether `agent` already runs exactly what the manifest at `path` says (same manifest
-    /// text, same component): then there is nothing to deploy.
-    fn runs_file(&self, agent: &str, path: &Path) -> bool {
-        let Some(cell) = self.registry.get(agent) else {
+    /// Whether its agent already runs exactly what `manifest` says (same manifest text, same
+    /// component): then there is nothing to deploy.
+    fn runs(&self, manifest: &Manifest) -> bool {
+        let Some(cell) = self.registry.get(manifest.name.as_str()) else {
             return false;
         };
         let current = cell.current();
-        let Ok(manifest) = Manifest::load(path) else {
-            return false;
-        };
         manifest.text == current.manifest.text
             && read_component(&manifest.component)
                 .is_ok_and(|bytes| crate::runtime::digest_of(&bytes) == current.digest)
@@ -777,8 +779,8 @@ impl Host {
         if let Some(conflict) = self.registry.group_conflict(&version.manifest) {
             return Err(DeployError::Conflict(format!("{source}: {conflict}")));
         }
-        // Also an agent that is not running now (a restart deploys in name order): every name
-        // in the deployment history keeps its group.
+        // Every agent with a deployment history keeps its name as its group, running or not
+        // (a restart deploys in name order).
         for entry in &version.manifest.subscribe {
             let group = version.manifest.group_of(entry);
             if group != name

@@ -187,21 +187,12 @@ impl Registry {
         self.running.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Why `manifest` may not use the consumer groups it names, if it may not: each agent's
-    /// own name is its group, so no other agent may join it (and read its records), and an
-    /// agent may not be named like a group another agent subscribes in.
+    /// Why an agent may not be named like `manifest`'s, if it may not: each agent's name is
+    /// its own group, so it cannot be the name of a group another agent subscribes in. (That
+    /// no agent joins another's group is checked against the deployment history.)
     pub fn group_conflict(&self, manifest: &crate::config::Manifest) -> Option<String> {
         let name = manifest.name.as_str();
-        let running = self.read();
-        for entry in &manifest.subscribe {
-            let group = manifest.group_of(entry);
-            if group != name && running.contains_key(group) {
-                return Some(format!(
-                    "subscribe group {group:?} is agent {group:?}'s own group; an agent may not join another agent's group"
-                ));
-            }
-        }
-        running
+        self.read()
             .iter()
             .filter(|(other, _)| other.as_str() != name)
             .find(|(_, r)| r.subscriptions.iter().any(|(group, _)| group == name))

@@ -163,12 +163,8 @@ pub async fn rpc(
         Err(not_exposed) => return not_exposed.into_response(),
     };
     let schemes = schemes_of(&host.a2a, &agent);
-    // Who is calling, for task ownership: the scheme the client satisfied.
-    let principal = match schemes.iter().find(|s| s.accepts(&headers)) {
-        Some(scheme) => format!("client:{}", scheme.name),
-        None => "client:anonymous".to_owned(),
-    };
-    if !agent.manifest.a2a.schemes().is_empty() && !schemes.iter().any(|s| s.accepts(&headers)) {
+    let accepted = schemes.iter().find(|s| s.accepts(&headers));
+    if !agent.manifest.a2a.schemes().is_empty() && accepted.is_none() {
         host.metrics.record_a2a_request("any", "unauthorized");
         host.audit.record(
             crate::audit::AuditEntry::new(
@@ -298,7 +294,11 @@ pub async fn rpc(
         id,
         dialect,
         correlation_id: correlation_id(&headers),
-        principal,
+        // Who is calling, for task ownership: the scheme the client satisfied.
+        principal: match accepted {
+            Some(scheme) => format!("client:{}", scheme.name),
+            None => "client:anonymous".to_owned(),
+        },
     };
     let response = call.dispatch(method, params).await;
     host.metrics.record_a2a_request(
@@ -332,6 +332,17 @@ struct Call {
 }
 
 impl Call {
+    /// Starts a task (or continues the caller's own) with `message`.
+    fn start(&self, message: super::model::Message) -> Result<super::service::Started, RpcError> {
+        self.host.a2a.service.start(
+            &self.agent,
+            message,
+            &self.correlation_id,
+            0,
+            &self.principal,
+        )
+    }
+
     fn result(&self, result: Value) -> Response {
         rpc_json(wire::response(&self.id, result))
     }
@@ -342,13 +353,7 @@ impl Call {
         match method {
             Method::Send => {
                 let send = wire::parse_send(&params, dialect)?;
-                let started = service.start(
-                    &self.agent,
-                    send.message,
-                    &self.correlation_id,
-                    0,
-                    &self.principal,
-                )?;
+                let started = self.start(send.message)?;
                 let task = if send.return_immediately {
                     started.task
                 } else {
@@ -364,13 +369,7 @@ impl Call {
             }
             Method::Stream => {
                 let send = wire::parse_send(&params, dialect)?;
-                let started = service.start(
-                    &self.agent,
-                    send.message,
-                    &self.correlation_id,
-                    0,
-                    &self.principal,
-                )?;
+                let started = self.start(send.message)?;
                 Ok(self.stream(started.task, started.events))
             }
             Method::Get => {

@@ -517,26 +517,10 @@ fn delegate_reaches_local_agents_by_name_and_skill_and_a_remote_python_agent() {
     let s = serving_scenario(&format!("[[a2a.peers]]\nurl = \"{}\"\n", remote.url));
     s.manifest(
         "delegate",
-        &format!(
-            r#"
-name = "delegate"
-version = "1.0.0"
-component = "{{plugins}}/delegate.wasm"
-
-[[subscribe]]
-topic = "delegate.in.v1"
-
-[delivery]
-max_attempts = 2
-backoff = "100ms"
-
-[capabilities]
-publish = ["delegate.out.v1"]
-config = {{ out = "delegate.out.v1" }}
-a2a = ["echo", "faulty", "remote-echo", "{}/"]
-"#,
+        &delegate(&format!(
+            r#""echo", "faulty", "remote-echo", "{}/""#,
             remote.url
-        ),
+        )),
     );
     let host = start(&s);
     let ask = |key: &str, peer: &str, text: &str| {
@@ -774,7 +758,8 @@ component = "{{plugins}}/delegate.wasm"
 topic = "delegate.in.v1"
 
 [delivery]
-max_attempts = 1
+max_attempts = 2
+backoff = "100ms"
 
 [capabilities]
 publish = ["delegate.out.v1"]
@@ -786,16 +771,8 @@ a2a = [{grant}]
 
 /// Which agents handled the A2A messages of one request.
 fn handled_by(s: &Scenario, correlation_id: &str) -> Vec<String> {
-    let audit = s.cli(&[
-        "audit",
-        "--format",
-        "json",
-        "--correlation-id",
-        correlation_id,
-    ]);
-    String::from_utf8_lossy(&audit.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    s.audit(&["--correlation-id", correlation_id])
+        .into_iter()
         .filter(|e| e["capability"] == "a2a.message")
         .map(|e| e["agent"].as_str().unwrap_or_default().to_owned())
         .collect()

@@ -22,17 +22,6 @@ config = {{ out = "{out}" }}
     )
 }
 
-fn audit_lines(s: &Scenario, args: &[&str]) -> Vec<serde_json::Value> {
-    let mut all = vec!["audit", "--format", "json"];
-    all.extend_from_slice(args);
-    let out = s.cli(&all);
-    assert!(out.status.success(), "{}", describe(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn capability_uses_and_deploy_decisions_are_audited() {
     let s = Scenario::new("");
@@ -45,7 +34,7 @@ fn capability_uses_and_deploy_decisions_are_audited() {
     );
 
     // Allowed: the publish and the config read, with agent, version and correlation id.
-    let entries = audit_lines(&s, &["--correlation-id", "cid-allowed"]);
+    let entries = s.audit(&["--correlation-id", "cid-allowed"]);
     let publish_entry = entries
         .iter()
         .find(|e| e["capability"] == "publish" && e["agent"] == "echo")
@@ -81,7 +70,7 @@ fn capability_uses_and_deploy_decisions_are_audited() {
         s.cli(&["deploy", widened.to_str().unwrap()]).status.code(),
         Some(1)
     );
-    let deploys = audit_lines(&s, &["--agent", "echo", "--denied"]);
+    let deploys = s.audit(&["--agent", "echo", "--denied"]);
     let refused = deploys
         .iter()
         .find(|e| e["capability"] == "deploy")
@@ -114,7 +103,7 @@ fn capability_uses_and_deploy_decisions_are_audited() {
         1,
         Duration::from_secs(30),
     );
-    let denied = audit_lines(&s, &["--denied", "--since", "5m"]);
+    let denied = s.audit(&["--denied", "--since", "5m"]);
     let entry = denied
         .iter()
         .find(|e| e["capability"] == "publish")

@@ -71,21 +71,18 @@ publish = ["bystander.out.v1"]
 config = { out = "bystander.out.v1" }
 "#;
 
-/// The denied entries of the audit log for one request.
-fn denials(s: &Scenario, correlation_id: &str) -> Vec<serde_json::Value> {
-    let audit = s.cli(&[
-        "audit",
-        "--format",
-        "json",
-        "--denied",
-        "--correlation-id",
-        correlation_id,
-    ]);
-    assert!(audit.status.success(), "{}", describe(&audit));
-    String::from_utf8_lossy(&audit.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+/// Publishes `count` events for the bystander, each with a key of its own.
+fn feed_bystander(host: &HostProcess, count: usize) {
+    for i in 0..count {
+        publish(
+            &host.url,
+            "bystander.in.v1",
+            Some(&format!("k{i}")),
+            &format!("b{i}"),
+            None,
+        )
+        .unwrap();
+    }
 }
 
 #[test]
@@ -141,16 +138,7 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
         publish(&host.url, "hostile.in.v1", Some(name), payload, Some(&cid)).unwrap();
     }
     const BYSTANDER_EVENTS: usize = 50;
-    for i in 0..BYSTANDER_EVENTS {
-        publish(
-            &host.url,
-            "bystander.in.v1",
-            Some(&format!("k{i}")),
-            &format!("b{i}"),
-            None,
-        )
-        .unwrap();
-    }
+    feed_bystander(&host, BYSTANDER_EVENTS);
 
     let served = consume(
         &host.url,
@@ -193,7 +181,7 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
             "{name}: the reason does not name {named:?}: {reason}"
         );
 
-        let entries = denials(&s, &cid);
+        let entries = s.audit(&["--denied", "--correlation-id", &cid]);
         assert!(
             entries.iter().any(|e| e["capability"] == capability
                 && e["target"].as_str().is_some_and(|t| t.starts_with(target))),
@@ -481,7 +469,7 @@ fn a_loopback_grant_reaches_its_sidecar_but_not_the_admin_api_or_a_name_for_loop
         ("cid-admin", "own listener"),
         ("cid-by-name", "loopback address"),
     ] {
-        let entries = denials(&s, cid);
+        let entries = s.audit(&["--denied", "--correlation-id", cid]);
         assert!(
             entries.iter().any(|e| e["capability"] == "http"
                 && e["detail"].as_str().is_some_and(|d| d.contains(reason))),
@@ -535,16 +523,7 @@ fn a_pool_hog_delays_the_others_but_fails_none_of_their_events() {
     // Every slot is held now (or about to be).
     std::thread::sleep(Duration::from_millis(300));
     const EVENTS: usize = 20;
-    for i in 0..EVENTS {
-        publish(
-            &host.url,
-            "bystander.in.v1",
-            Some(&format!("k{i}")),
-            &format!("b{i}"),
-            None,
-        )
-        .unwrap();
-    }
+    feed_bystander(&host, EVENTS);
     let served = consume(
         &host.url,
         "bystander.out.v1",
@@ -604,16 +583,9 @@ fn an_audit_flood_through_an_ungranted_call_stays_bounded() {
         Duration::from_secs(60),
     );
     assert_eq!(dead.len(), 1, "log:\n{}", host.log_text());
-    let audit = s.cli(&[
-        "audit",
-        "--format",
-        "json",
-        "--correlation-id",
-        "cid-audit-flood",
-    ]);
-    let reads: Vec<serde_json::Value> = String::from_utf8_lossy(&audit.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let reads: Vec<serde_json::Value> = s
+        .audit(&["--correlation-id", "cid-audit-flood"])
+        .into_iter()
         .filter(|e| e["capability"] == "config" && e["target"] != "out")
         .collect();
     let recorded: u64 = reads

@@ -97,11 +97,7 @@ fn an_agent_sees_only_the_env_and_directories_it_is_granted() {
     assert!(s.path().join("scratch/made").is_dir());
     assert!(s.path().join("shared/hello.txt").exists());
     // Changes to a directory are audited like opens: allowed, and denied with the reason.
-    let audit = s.cli(&["audit", "--agent", "probe", "--format", "json"]);
-    let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&audit.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let entries = s.audit(&["--agent", "probe"]);
     let entry = |target: &str| {
         entries
             .iter()

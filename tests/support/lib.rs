@@ -195,6 +195,18 @@ impl Scenario {
         host
     }
 
+    /// The audit log's entries matching `args` (`agenthost audit --format json ARGS`).
+    pub fn audit(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut all = vec!["audit", "--format", "json"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all);
+        assert!(out.status.success(), "{}", describe(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     /// Runs an `agenthost` client verb against this scenario's host.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(agenthost_bin())

@@ -1,5 +1,5 @@
 //! `hostile`: an agent that attacks its sandbox, one attack per event, chosen by the payload
-//! text (surrounding whitespace ignored). The security suite (`tests/hostile.rs`) runs each
+//! text (surrounding whitespace ignored). The security suite (`tests/it/hostile.rs`) runs each
 //! against a host that also serves a bystander and checks the host contains it.
 //!
 //! | payload           | attack                                                                  |

@@ -1,0 +1,16 @@
+//! The integration tests: real `agenthost` processes, brokers and peers, driven through the CLI
+//! and HTTP. One module a suite; what each covers is in `tests/README.md`.
+
+mod a2a;
+mod audit;
+mod bus_suite;
+mod deploy;
+mod engine;
+mod hostile;
+mod kafka;
+mod languages;
+mod mcp;
+mod orchestrator;
+mod sandbox;
+mod telemetry;
+mod versions;

@@ -579,7 +579,7 @@ fn main() -> Result<()> {
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("cannot create {}", log_path.display()))?;
     let _telemetry = agenthost::telemetry::init_with_writer(
-        agenthost::cli::Format::Text,
+        agenthost::telemetry::LogFormat::Text,
         &agenthost::config::TelemetryConfig::default(),
         std::sync::Mutex::new(log),
     )?;

@@ -14,16 +14,16 @@
 //!   to start at once (at most one per chain) go to one invocation together; each is then
 //!   finished, retried or dead-lettered on its own, retries one at a time.
 
-use crate::agent::{Acks, AgentVersion, InvocationError};
+use crate::agent::{Acks, AgentVersion};
 use crate::bus::{
     self, Bus, BusError, Outgoing, PartitionReader, Rebalance, Record, Subscription,
-    TopicPartition, set_header,
+    TopicPartition, headers, set_header,
 };
-use crate::capabilities::publish::{AGENT_HEADER, VERSION_HEADER};
 use crate::config::{DeliveryMode, Ordering};
+use crate::invocation::InvocationError;
 use crate::metrics::Metrics;
 use crate::registry::AgentCell;
-use crate::runtime::bindings::{agent, types};
+use crate::wit::{agent, types};
 use futures::FutureExt;
 use pipeline::{Chain, Pipeline};
 use std::collections::BTreeMap;
@@ -34,13 +34,6 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 mod pipeline;
-
-/// Headers on a dead-lettered record, besides the original ones.
-pub const DL_ATTEMPTS: &str = "agenthost-attempts";
-pub const DL_ERROR: &str = "agenthost-error";
-pub const DL_SOURCE_TOPIC: &str = "agenthost-source-topic";
-pub const DL_SOURCE_PARTITION: &str = "agenthost-source-partition";
-pub const DL_SOURCE_OFFSET: &str = "agenthost-source-offset";
 
 /// How long a revoked or stopping partition may take to finish its in-flight record.
 const DRAIN_BOUND: Duration = Duration::from_secs(30);
@@ -1050,7 +1043,7 @@ fn audit_dead_letter(
 /// The correlation id of a record: its header, or a new one minted here, where it entered.
 pub fn correlation_id_of(record: &Record) -> String {
     record
-        .header(bus::CORRELATION_ID)
+        .header(headers::CORRELATION_ID)
         .and_then(|v| std::str::from_utf8(v).ok())
         .filter(|s| !s.is_empty())
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
@@ -1086,22 +1079,30 @@ pub fn dead_letter_record(
     err: &InvocationError,
 ) -> Outgoing {
     let mut headers = record.headers.clone();
-    set_header(&mut headers, bus::CORRELATION_ID, correlation_id);
-    set_header(&mut headers, AGENT_HEADER, agent.name.as_bytes());
-    set_header(&mut headers, VERSION_HEADER, agent.version.as_bytes());
-    set_header(&mut headers, DL_ATTEMPTS, attempts.to_string());
+    set_header(&mut headers, headers::CORRELATION_ID, correlation_id);
+    set_header(&mut headers, headers::AGENT, agent.name.as_bytes());
     set_header(
         &mut headers,
-        DL_ERROR,
+        headers::AGENT_VERSION,
+        agent.version.as_bytes(),
+    );
+    set_header(&mut headers, headers::ATTEMPTS, attempts.to_string());
+    set_header(
+        &mut headers,
+        headers::ERROR,
         crate::capabilities::log::truncate(&err.to_string(), 4096).as_bytes(),
     );
-    set_header(&mut headers, DL_SOURCE_TOPIC, record.topic.as_bytes());
+    set_header(&mut headers, headers::SOURCE_TOPIC, record.topic.as_bytes());
     set_header(
         &mut headers,
-        DL_SOURCE_PARTITION,
+        headers::SOURCE_PARTITION,
         record.partition.to_string(),
     );
-    set_header(&mut headers, DL_SOURCE_OFFSET, record.offset.to_string());
+    set_header(
+        &mut headers,
+        headers::SOURCE_OFFSET,
+        record.offset.to_string(),
+    );
     Outgoing {
         topic: agent.manifest.delivery.dead_letter.clone(),
         key: record.key.clone(),

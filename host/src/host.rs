@@ -206,7 +206,7 @@ impl Host {
     /// managed by files is retired). A manifest naming an agent another manifest also names
     /// is refused, both naming the files. A refusal does not stop the others.
     pub async fn deploy_configured(&self) {
-        let paths = crate::watch::manifest_paths(&self.config.agents);
+        let paths = crate::config::manifest_paths(&self.config.agents);
         if paths.is_empty() {
             tracing::warn!(globs = ?self.config.agents, "the `agents` globs match no manifest");
         }

@@ -1,6 +1,6 @@
 //! Prometheus metrics: per-agent invocations, failures by reason, dead letters, latency.
 
-use crate::agent::InvocationError;
+use crate::invocation::InvocationError;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

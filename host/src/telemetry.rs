@@ -5,7 +5,6 @@
 //! correlation id, so log lines written during it (JSON logs list their spans) and the exported
 //! traces can be joined with the audit log and the records on the bus.
 
-use crate::cli::Format;
 use crate::config::TelemetryConfig;
 use anyhow::Context as _;
 use opentelemetry::trace::TracerProvider as _;
@@ -16,6 +15,15 @@ use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
+
+/// How the log is written on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the spans it happened in.
+    Json,
+}
 
 /// Keeps the exporter alive; [`Telemetry::shutdown`] sends what is still buffered.
 pub struct Telemetry {
@@ -35,7 +43,7 @@ fn filter() -> EnvFilter {
 /// The text log is coloured only on a terminal (and not when `NO_COLOR` is set): redirected to
 /// a file or a log shipper, escape codes are noise to grep and to parsers, and writing them for
 /// every invocation's span costs CPU on every event.
-pub fn init(format: Format, config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
+pub fn init(format: LogFormat, config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     install(format, config, std::io::stderr, colour)
@@ -44,7 +52,7 @@ pub fn init(format: Format, config: &TelemetryConfig) -> anyhow::Result<Telemetr
 /// [`init`] with the log written to `writer` instead of stderr (an embedder's or a benchmark's
 /// log file), without colour.
 pub fn init_with_writer<W>(
-    format: Format,
+    format: LogFormat,
     config: &TelemetryConfig,
     writer: W,
 ) -> anyhow::Result<Telemetry>
@@ -55,7 +63,7 @@ where
 }
 
 fn install<W>(
-    format: Format,
+    format: LogFormat,
     config: &TelemetryConfig,
     writer: W,
     colour: bool,
@@ -64,14 +72,14 @@ where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     let log = match format {
-        Format::Json => tracing_subscriber::fmt::layer()
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_ansi(false)
             .with_current_span(true)
             .with_span_list(true)
             .with_writer(writer)
             .boxed(),
-        Format::Text => tracing_subscriber::fmt::layer()
+        LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(colour)
             .with_writer(writer)
             .boxed(),

@@ -53,26 +53,12 @@ impl Fingerprint {
     }
 }
 
-/// The manifests the globs match now, sorted.
-pub fn manifest_paths(globs: &[String]) -> Vec<PathBuf> {
-    let mut paths = Vec::new();
-    for pattern in globs {
-        match glob::glob(pattern) {
-            Ok(entries) => paths.extend(entries.filter_map(Result::ok)),
-            Err(e) => tracing::error!(pattern, error = %e, "invalid `agents` glob"),
-        }
-    }
-    paths.sort();
-    paths.dedup();
-    paths
-}
-
 /// Fingerprints of every manifest the globs match; `previous` is the last snapshot.
 pub fn snapshot(
     globs: &[String],
     previous: &HashMap<PathBuf, Fingerprint>,
 ) -> HashMap<PathBuf, Fingerprint> {
-    manifest_paths(globs)
+    crate::config::manifest_paths(globs)
         .into_iter()
         .map(|p| {
             let f = Fingerprint::of(&p, previous.get(&p));

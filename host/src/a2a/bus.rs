@@ -23,8 +23,9 @@
 
 use super::model::{Message, Task};
 use super::wire::{self, Dialect};
-use crate::agent::{AgentVersion, InvocationError};
-use crate::bus::{self, Bus, Outgoing, Record, StartAt};
+use crate::agent::AgentVersion;
+use crate::bus::{self, Bus, Outgoing, Record, StartAt, headers};
+use crate::invocation::InvocationError;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -34,8 +35,6 @@ use tokio_util::sync::CancellationToken;
 
 /// The `protocolBinding` of the bus interface in agent cards.
 pub const BINDING: &str = "https://agenthost.dev/a2a/bindings/bus/v1";
-pub const REQUEST_ID: &str = "a2a-request-id";
-pub const REPLY_TO: &str = "a2a-reply-to";
 
 pub fn request_topic(skill: &str) -> String {
     format!("agent.task-requests.{skill}")
@@ -81,7 +80,7 @@ pub async fn serve_request(
     let send = wire::parse_send(&params, Dialect::V1).map_err(|e| {
         InvocationError::Rejected(format!("malformed A2A task request: {}", e.message))
     })?;
-    let request_id = header(record, REQUEST_ID)
+    let request_id = header(record, headers::A2A_REQUEST_ID)
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{}-{}-{}", record.topic, record.partition, record.offset));
     let reply_to = reply_topic(record, skill).map_err(InvocationError::Rejected)?;
@@ -98,8 +97,12 @@ pub async fn serve_request(
         .map_err(|e| InvocationError::Retry(format!("cannot run the task: {}", e.message)))?;
     let payload = wire::send_result(&task, Dialect::V1, wire::View::full(None));
     let mut headers = Vec::new();
-    bus::set_header(&mut headers, bus::CORRELATION_ID, correlation_id.as_bytes());
-    bus::set_header(&mut headers, REQUEST_ID, request_id.as_bytes());
+    bus::set_header(
+        &mut headers,
+        headers::CORRELATION_ID,
+        correlation_id.as_bytes(),
+    );
+    bus::set_header(&mut headers, headers::A2A_REQUEST_ID, request_id.as_bytes());
     bus::set_header(&mut headers, "content-type", b"application/json");
     bus.publish(Outgoing {
         topic: reply_to,
@@ -115,14 +118,14 @@ pub async fn serve_request(
 /// Where a request's result goes: its `a2a-reply-to`, which must be a results topic, or the
 /// skill's own results topic.
 fn reply_topic(record: &Record, skill: &str) -> Result<String, String> {
-    let Some(reply_to) = header(record, REPLY_TO) else {
+    let Some(reply_to) = header(record, headers::A2A_REPLY_TO) else {
         return Ok(result_topic(skill));
     };
     bus::validate_topic(reply_to)
-        .map_err(|e| format!("the request's {REPLY_TO} is not a topic: {e}"))?;
+        .map_err(|e| format!("the request's a2a-reply-to is not a topic: {e}"))?;
     if !reply_to.starts_with("agent.task-results.") {
         return Err(format!(
-            "the request's {REPLY_TO} {reply_to:?} is not a results topic (agent.task-results.*)"
+            "the request's a2a-reply-to {reply_to:?} is not a results topic (agent.task-results.*)"
         ));
     }
     Ok(reply_to.to_owned())
@@ -192,9 +195,17 @@ impl BusRequester {
             id: id.clone(),
         };
         let mut headers = Vec::new();
-        bus::set_header(&mut headers, bus::CORRELATION_ID, correlation_id.as_bytes());
-        bus::set_header(&mut headers, REQUEST_ID, id.as_bytes());
-        bus::set_header(&mut headers, REPLY_TO, result_topic(skill).as_bytes());
+        bus::set_header(
+            &mut headers,
+            headers::CORRELATION_ID,
+            correlation_id.as_bytes(),
+        );
+        bus::set_header(&mut headers, headers::A2A_REQUEST_ID, id.as_bytes());
+        bus::set_header(
+            &mut headers,
+            headers::A2A_REPLY_TO,
+            result_topic(skill).as_bytes(),
+        );
         bus::set_header(&mut headers, "content-type", b"application/json");
         let payload = json!({ "message": wire::message_json(message, Dialect::V1) });
         self.bus
@@ -258,11 +269,11 @@ impl BusRequester {
 }
 
 fn deliver_result(pending: &Pending, record: &Record) {
-    let Some(id) = header(record, REQUEST_ID) else {
+    let Some(id) = header(record, headers::A2A_REQUEST_ID) else {
         return;
     };
     // Published by an agent, not by a worker host: a forgery, whatever its request id.
-    if let Some(agent) = header(record, crate::capabilities::publish::AGENT_HEADER) {
+    if let Some(agent) = header(record, headers::AGENT) {
         tracing::warn!(
             topic = record.topic,
             partition = record.partition,
@@ -318,10 +329,18 @@ mod tests {
             "agent.task-results.s"
         );
         assert_eq!(
-            reply_topic(&record(&[(REPLY_TO, "agent.task-results.other")]), "s").unwrap(),
+            reply_topic(
+                &record(&[(headers::A2A_REPLY_TO, "agent.task-results.other")]),
+                "s"
+            )
+            .unwrap(),
             "agent.task-results.other"
         );
-        let err = reply_topic(&record(&[(REPLY_TO, "secrets.exfiltrated.v1")]), "s").unwrap_err();
+        let err = reply_topic(
+            &record(&[(headers::A2A_REPLY_TO, "secrets.exfiltrated.v1")]),
+            "s",
+        )
+        .unwrap_err();
         assert!(err.contains("not a results topic"), "{err}");
     }
 
@@ -332,10 +351,13 @@ mod tests {
         pending.lock().unwrap().insert("r1".into(), tx);
         deliver_result(
             &pending,
-            &record(&[(REQUEST_ID, "r1"), ("agenthost-agent", "squatter")]),
+            &record(&[
+                (headers::A2A_REQUEST_ID, "r1"),
+                ("agenthost-agent", "squatter"),
+            ]),
         );
         assert!(rx.try_recv().is_err(), "the forged result was taken");
-        deliver_result(&pending, &record(&[(REQUEST_ID, "r1")]));
+        deliver_result(&pending, &record(&[(headers::A2A_REQUEST_ID, "r1")]));
         assert!(rx.try_recv().is_ok());
     }
 }

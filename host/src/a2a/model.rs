@@ -2,7 +2,7 @@
 //! the edges — to the WIT types agents see, and to the two JSON dialects clients speak
 //! (`wire`: A2A v1.0 and v0.3).
 
-use crate::runtime::bindings::types as wit;
+use crate::wit::types as wit;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -314,7 +314,7 @@ pub async fn rpc(
 /// The request's correlation id, or a new one.
 fn correlation_id(headers: &HeaderMap) -> String {
     headers
-        .get(crate::bus::CORRELATION_ID)
+        .get(crate::bus::headers::CORRELATION_ID)
         .or_else(|| headers.get("x-correlation-id"))
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 256)

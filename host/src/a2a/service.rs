@@ -9,7 +9,8 @@
 use super::model::{Artifact, Message, Role, StreamEvent, Task, TaskState, TaskStatus, now_ms};
 use super::store::{Filter, Page, StoreError, TaskStore};
 use super::wire::RpcError;
-use crate::agent::{AgentVersion, InvocationError};
+use crate::agent::AgentVersion;
+use crate::invocation::InvocationError;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use std::collections::HashMap;
@@ -359,7 +360,7 @@ struct Run {
 impl Run {
     async fn execute(mut self) {
         self.set_status(TaskState::Working, None, false);
-        let wit_message = crate::runtime::bindings::types::Message::from(&self.message);
+        let wit_message = crate::wit::types::Message::from(&self.message);
         let invocation =
             self.agent
                 .on_message(wit_message, &self.task.correlation_id, &self.task.id);

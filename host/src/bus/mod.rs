@@ -7,15 +7,13 @@
 //! The model is Kafka's: topics split into partitions, records addressed by offset, consumer
 //! groups owning partitions and committing the next offset to read.
 
+pub mod headers;
 pub mod kafka;
 pub mod local;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
-
-/// The header that carries the correlation id of a record, end to end.
-pub const CORRELATION_ID: &str = "correlation-id";
 
 /// A record header. Values are bytes, as in Kafka.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

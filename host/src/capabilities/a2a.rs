@@ -11,7 +11,7 @@ use crate::a2a::model::{Message, Role, Task};
 use crate::audit::AuditLog;
 use crate::config::Manifest;
 use crate::runtime::StoreData;
-use crate::runtime::bindings::{a2a as wit, types};
+use crate::wit::{a2a as wit, types};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 

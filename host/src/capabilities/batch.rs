@@ -3,7 +3,7 @@
 //! nothing outside the instance.
 
 use crate::runtime::StoreData;
-use crate::runtime::bindings::batch as wit;
+use crate::wit::batch as wit;
 use wasmtime::component::{HasSelf, Linker};
 
 impl wit::Host for StoreData {

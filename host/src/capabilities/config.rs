@@ -4,7 +4,7 @@ use super::Caller;
 use crate::audit::{AuditLog, Outcome};
 use crate::config::Manifest;
 use crate::runtime::StoreData;
-use crate::runtime::bindings::config as wit;
+use crate::wit::config as wit;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};

@@ -3,7 +3,7 @@
 use super::Caller;
 use crate::metrics::Metrics;
 use crate::runtime::StoreData;
-use crate::runtime::bindings::log as wit;
+use crate::wit::log as wit;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::{HasData, Linker};

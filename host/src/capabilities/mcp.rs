@@ -8,7 +8,7 @@ use crate::config::Manifest;
 use crate::mcp::McpServers;
 use crate::metrics::Metrics;
 use crate::runtime::StoreData;
-use crate::runtime::bindings::{mcp as wit, types};
+use crate::wit::{mcp as wit, types};
 use base64::Engine;
 use rmcp::model::{CallToolRequestParams, ContentBlock, ResourceContents};
 use std::collections::{BTreeMap, BTreeSet};

@@ -212,9 +212,9 @@ impl Caller {
         log: &AuditLog,
         capability: &str,
         target: &str,
-        result: &Result<T, crate::runtime::bindings::types::Error>,
+        result: &Result<T, crate::wit::types::Error>,
     ) -> Outcome {
-        use crate::runtime::bindings::types::Error;
+        use crate::wit::types::Error;
         let (outcome, detail) = match result {
             Ok(_) => (Outcome::Allowed, ""),
             Err(Error::Denied(reason)) => (Outcome::Denied, reason.as_str()),
@@ -337,10 +337,10 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     wasi::add_to_linker(linker)?;
     files::add_to_linker(linker)?;
     http::add_to_linker(linker)?;
-    crate::runtime::bindings::types::add_to_linker::<
-        StoreData,
-        wasmtime::component::HasSelf<StoreData>,
-    >(linker, |s| s)?;
+    crate::wit::types::add_to_linker::<StoreData, wasmtime::component::HasSelf<StoreData>>(
+        linker,
+        |s| s,
+    )?;
     publish::add_to_linker(linker)?;
     state::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
@@ -351,7 +351,7 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     Ok(())
 }
 
-impl crate::runtime::bindings::types::Host for StoreData {}
+impl crate::wit::types::Host for StoreData {}
 
 /// Whether a component may import interface `name` under `manifest`. The error says which
 /// grant would allow it, or why it is never allowed.

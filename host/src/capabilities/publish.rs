@@ -4,28 +4,13 @@
 
 use super::{Caller, HostServices};
 use crate::audit::{AuditLog, Outcome};
-use crate::bus::{self, Bus, Outgoing, set_header};
+use crate::bus::{self, Bus, Outgoing, headers, set_header};
 use crate::config::{Manifest, TopicPattern};
 use crate::metrics::Metrics;
 use crate::runtime::StoreData;
-use crate::runtime::bindings::{bus as wit, types};
+use crate::wit::{bus as wit, types};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
-
-/// Provenance headers the host sets on everything an agent publishes.
-pub const AGENT_HEADER: &str = "agenthost-agent";
-pub const VERSION_HEADER: &str = "agenthost-agent-version";
-
-/// Headers only the host sets: `agenthost-*` (provenance, dead-letter origin) and `a2a-*` (the
-/// bus envelope of A2A requests and results). An agent's own are dropped from what it
-/// publishes, so it cannot forge where a record came from or where a worker's answer goes.
-pub fn reserved_header(key: &str) -> bool {
-    let key = key.as_bytes();
-    let starts = |prefix: &[u8]| {
-        key.len() >= prefix.len() && key[..prefix.len()].eq_ignore_ascii_case(prefix)
-    };
-    starts(b"agenthost-") || starts(b"a2a-")
-}
 
 pub struct PublishGrant {
     patterns: Vec<TopicPattern>,
@@ -187,7 +172,7 @@ impl PublishInstance {
         let mut headers: Vec<bus::Header> = record
             .headers
             .into_iter()
-            .filter(|h| !reserved_header(&h.key))
+            .filter(|h| !headers::is_reserved(&h.key))
             .map(|h| bus::Header {
                 key: h.key,
                 value: h.value,
@@ -195,11 +180,11 @@ impl PublishInstance {
             .collect();
         set_header(
             &mut headers,
-            bus::CORRELATION_ID,
+            headers::CORRELATION_ID,
             c.correlation_id().as_bytes(),
         );
-        set_header(&mut headers, AGENT_HEADER, c.agent.as_bytes());
-        set_header(&mut headers, VERSION_HEADER, c.version.as_bytes());
+        set_header(&mut headers, headers::AGENT, c.agent.as_bytes());
+        set_header(&mut headers, headers::AGENT_VERSION, c.version.as_bytes());
         let size = record.key.as_ref().map_or(0, Vec::len)
             + record.payload.len()
             + headers
@@ -281,20 +266,5 @@ mod tests {
             .unwrap()
             .admit("results.3")
             .unwrap();
-    }
-
-    #[test]
-    fn the_hosts_headers_are_reserved() {
-        for key in [
-            "agenthost-agent",
-            "AgentHost-Error",
-            "a2a-reply-to",
-            "A2A-Request-Id",
-        ] {
-            assert!(reserved_header(key), "{key}");
-        }
-        for key in ["correlation-id", "content-type", "x-a2a-note", "agent"] {
-            assert!(!reserved_header(key), "{key}");
-        }
     }
 }

@@ -8,7 +8,7 @@ use super::Caller;
 use crate::audit::AuditLog;
 use crate::config::Manifest;
 use crate::runtime::StoreData;
-use crate::runtime::bindings::{state as wit, types};
+use crate::wit::{state as wit, types};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use wasmtime::component::{HasData, Linker};

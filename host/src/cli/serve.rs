@@ -20,6 +20,10 @@ pub async fn run(config_path: Option<PathBuf>, log_format: Format) -> anyhow::Re
         }
         None => HostConfig::defaults_in(std::path::Path::new(".")),
     };
+    let log_format = match log_format {
+        Format::Text => crate::telemetry::LogFormat::Text,
+        Format::Json => crate::telemetry::LogFormat::Json,
+    };
     let telemetry = crate::telemetry::init(log_format, &config.telemetry)?;
     let result = serve(config).await;
     telemetry.shutdown();

@@ -61,3 +61,17 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
     toml::from_str(text)
         .map_err(|e| ConfigError::invalid(path, e.to_string().trim_end().to_owned()))
 }
+
+/// The manifests the globs match now, sorted.
+pub fn manifest_paths(globs: &[String]) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for pattern in globs {
+        match glob::glob(pattern) {
+            Ok(entries) => paths.extend(entries.filter_map(Result::ok)),
+            Err(e) => tracing::error!(pattern, error = %e, "invalid `agents` glob"),
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    paths
+}

@@ -46,11 +46,11 @@ pub async fn publish(
         .map(|(k, v)| Header::new(k, v))
         .collect();
     // The edge of the system: a record without a correlation id gets one here.
-    let correlation_id = match bus::find_header(&headers, bus::CORRELATION_ID) {
+    let correlation_id = match bus::find_header(&headers, bus::headers::CORRELATION_ID) {
         Some(v) if !v.is_empty() => String::from_utf8_lossy(v).into_owned(),
         _ => {
             let id = uuid::Uuid::new_v4().to_string();
-            bus::set_header(&mut headers, bus::CORRELATION_ID, id.as_bytes());
+            bus::set_header(&mut headers, bus::headers::CORRELATION_ID, id.as_bytes());
             id
         }
     };

@@ -1,7 +1,6 @@
 //! The sandbox: one wasmtime engine for the host, components compiled once and cached, a fresh
 //! store with its limits for every invocation.
 
-pub mod bindings;
 mod cache;
 mod store;
 
@@ -336,7 +335,7 @@ impl Runtime {
         &self,
         compiled: &Compiled,
         manifest: &Manifest,
-    ) -> Result<bindings::AgentPluginPre<StoreData>, LoadError> {
+    ) -> Result<crate::wit::AgentPluginPre<StoreData>, LoadError> {
         check_digest(manifest, &compiled.digest)?;
         let ty = compiled.component.component_type();
         let exports: Vec<&str> = ty.exports(&self.engine).map(|(n, _)| n).collect();
@@ -346,7 +345,7 @@ impl Runtime {
         {
             return Err(LoadError::WrongWorld(format!(
                 "it must export `{}`, but it exports {}",
-                bindings::AGENT_EXPORT,
+                crate::wit::AGENT_EXPORT,
                 if exports.is_empty() {
                     "nothing".to_owned()
                 } else {
@@ -359,7 +358,7 @@ impl Runtime {
             .linker
             .instantiate_pre(&compiled.component)
             .map_err(|e| LoadError::Import(format!("cannot be linked: {e:#}")))?;
-        bindings::AgentPluginPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))
+        crate::wit::AgentPluginPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))
     }
 }
 

@@ -1,11 +1,12 @@
 //! A deployed agent version: its manifest, its pre-instantiated component, its grants, and how
 //! one invocation runs inside its limits.
 
+use crate::capabilities::InstanceCaps;
 use crate::capabilities::{self, Caller, Grants, HostServices};
 use crate::config::Manifest;
 use crate::invocation::InvocationError;
 use crate::metrics::{InvocationKind, VersionMetrics};
-use crate::runtime::{Compiled, InstanceCaps, Limiter, LoadError, Runtime, StoreData};
+use crate::runtime::{Compiled, Limiter, LoadError, Runtime, StoreData};
 use crate::wit::{AgentPlugin, AgentPluginIndices, AgentPluginPre, agent, events, types};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};

@@ -36,23 +36,11 @@ use tokio_util::sync::CancellationToken;
 /// The `protocolBinding` of the bus interface in agent cards.
 pub const BINDING: &str = "https://agenthost.dev/a2a/bindings/bus/v1";
 
-pub fn request_topic(skill: &str) -> String {
-    format!("agent.task-requests.{skill}")
-}
-
-pub fn result_topic(skill: &str) -> String {
-    format!("agent.task-results.{skill}")
-}
+pub use crate::config::{request_topic, result_topic};
 
 /// The consumer group of a skill's workers, across hosts.
 pub fn worker_group(skill: &str) -> String {
     format!("agenthost.a2a.{skill}")
-}
-
-/// Whether `skill` makes valid topic names (Kafka's rules).
-pub fn check_skill(skill: &str) -> Result<(), String> {
-    bus::validate_topic(&request_topic(skill))
-        .map_err(|e| format!("skill id {skill:?} cannot name a topic: {e}"))
 }
 
 fn header<'a>(record: &'a Record, key: &str) -> Option<&'a str> {

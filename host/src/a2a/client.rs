@@ -40,9 +40,7 @@ pub struct RemoteClient {
 }
 
 /// `http://h:1/x/` and `http://h:1/x` are the same agent.
-pub fn normalize(url: &str) -> &str {
-    url.trim_end_matches('/')
-}
+pub use crate::capabilities::a2a::normalize;
 
 impl RemoteClient {
     pub fn new(peers: Vec<A2aPeer>, timeout: Duration) -> Self {

@@ -6,7 +6,7 @@ pub mod bus;
 pub mod card;
 pub mod client;
 pub mod model;
-pub mod server;
+mod route;
 pub mod service;
 pub mod skills;
 pub mod store;

@@ -5,6 +5,11 @@
 use crate::wit::types as wit;
 use serde::{Deserialize, Serialize};
 
+/// The most one A2A message may carry, in bytes: the request body limit of the JSON-RPC
+/// endpoint, and the bound on what an agent may send another (the host copies and parses it
+/// outside the agent's `limits.memory`).
+pub const MAX_BODY: usize = crate::capabilities::a2a::MAX_MESSAGE;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     User,

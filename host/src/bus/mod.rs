@@ -11,6 +11,7 @@ pub mod headers;
 pub mod kafka;
 pub mod local;
 
+pub use crate::config::validate_topic;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -107,8 +108,8 @@ pub enum StartAt {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("invalid topic name {name:?}: {reason}")]
-    InvalidTopic { name: String, reason: &'static str },
+    #[error(transparent)]
+    InvalidTopic(#[from] crate::config::InvalidTopic),
     #[error("consumer group {group:?} already has a member for topic {topic:?} in this host")]
     GroupBusy { group: String, topic: String },
     #[error("bus storage: {0}")]
@@ -296,45 +297,9 @@ impl Drop for GroupClaim {
     }
 }
 
-/// Checks a topic name the way Kafka does: 1–249 characters of `[a-zA-Z0-9._-]`, not `.`/`..`.
-pub fn validate_topic(name: &str) -> Result<(), BusError> {
-    let fail = |reason| {
-        Err(BusError::InvalidTopic {
-            name: name.to_owned(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return fail("must not be empty");
-    }
-    if name.len() > 249 {
-        return fail("must be at most 249 characters");
-    }
-    if name == "." || name == ".." {
-        return fail("must not be \".\" or \"..\"");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return fail("may contain only ASCII letters, digits, '.', '_' and '-'");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn topic_names_follow_kafka_rules() {
-        assert!(validate_topic("ecommerce.price-changed.v1").is_ok());
-        assert!(validate_topic("a_b-C.9").is_ok());
-        for bad in ["", ".", "..", "has space", "slash/topic", "ünïcode"] {
-            assert!(validate_topic(bad).is_err(), "{bad:?} should be refused");
-        }
-        assert!(validate_topic(&"x".repeat(250)).is_err());
-    }
 
     #[test]
     fn later_headers_win() {

@@ -5,28 +5,44 @@
 //! cached, call over HTTP). Every call is checked and audited.
 
 use super::{Caller, HostServices};
-use crate::a2a::A2a;
-use crate::a2a::client::normalize;
-use crate::a2a::model::{Message, Role, Task};
 use crate::audit::AuditLog;
 use crate::config::Manifest;
-use crate::runtime::StoreData;
 use crate::wit::{a2a as wit, types};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
+/// Where the capability's calls go: the host's A2A (`crate::a2a::A2a`), which finds what a
+/// granted peer name reaches — a local agent, a skill served over the bus, a remote agent — and
+/// carries the message. The capability decides whether the call may be made and audits it.
+#[async_trait::async_trait]
+pub trait A2aRouter: Send + Sync {
+    /// Whether this host configures the security scheme `name` (`[a2a.security]`).
+    fn has_scheme(&self, name: &str) -> bool;
+    /// The security schemes this host configures, for an error naming them.
+    fn scheme_names(&self) -> Vec<String>;
+    /// Sends `message` from agent `from` to `peer` and waits for the task it starts: what the
+    /// calling agent gets back, or the reason it is given.
+    async fn send(
+        &self,
+        from: &str,
+        peer: &str,
+        message: types::Message,
+        correlation_id: &str,
+    ) -> Result<wit::Response, String>;
+}
+
 pub struct A2aGrant {
     /// Granted peers, URLs without a trailing slash.
     peers: Vec<String>,
-    a2a: Arc<A2a>,
+    router: Arc<dyn A2aRouter>,
     audit: Arc<AuditLog>,
 }
 
 impl A2aGrant {
     pub fn new(manifest: &Manifest, services: &HostServices) -> anyhow::Result<Self> {
         for name in manifest.a2a.schemes() {
-            if !services.a2a.schemes.contains_key(name) {
-                let configured: Vec<&String> = services.a2a.schemes.keys().collect();
+            if !services.a2a.has_scheme(name) {
+                let configured = services.a2a.scheme_names();
                 anyhow::bail!(
                     "a2a.security names scheme {name:?}, which this host does not configure (its [a2a.security] are {configured:?})"
                 );
@@ -39,7 +55,7 @@ impl A2aGrant {
                 .iter()
                 .map(|p| normalize(p).to_owned())
                 .collect(),
-            a2a: services.a2a.clone(),
+            router: services.a2a.clone(),
             audit: services.audit.clone(),
         })
     }
@@ -52,7 +68,12 @@ impl A2aGrant {
 
 /// The most an agent's A2A message may carry (its parts' text, data and bytes), as much as an
 /// A2A client may send this host: the host copies and parses it outside `limits.memory`.
-pub const MAX_MESSAGE: usize = crate::a2a::server::MAX_BODY;
+pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
+
+/// A peer as granted and as called: an A2A URL without its trailing slash.
+pub fn normalize(peer: &str) -> &str {
+    peer.trim_end_matches('/')
+}
 
 /// The bytes of a message's parts.
 fn message_size(message: &types::Message) -> usize {
@@ -73,10 +94,6 @@ fn message_size(message: &types::Message) -> usize {
 pub struct A2aInstance {
     grant: Arc<A2aGrant>,
     caller: Caller,
-}
-
-fn is_url(peer: &str) -> bool {
-    peer.starts_with("http://") || peer.starts_with("https://")
 }
 
 impl A2aInstance {
@@ -120,104 +137,12 @@ impl A2aInstance {
                 "a message of {size} bytes exceeds the {MAX_MESSAGE} bytes an A2A call may carry"
             )));
         }
-        let mut message = Message::from(message);
-        message.role = Role::User;
         let correlation_id = self.caller.correlation_id();
-        let a2a = &self.grant.a2a;
-        let failed = |e: String| types::Error::Failed(format!("A2A call to {peer:?} failed: {e}"));
-        let task = if is_url(peer) {
-            a2a.remote
-                .send(peer, &message, &correlation_id)
-                .await
-                .map_err(failed)?
-        } else if a2a.bus.serves(peer) {
-            // The operator chose the bus for this skill: workers in any host share the load.
-            a2a.bus
-                .send(peer, &message, &correlation_id, a2a.timeout)
-                .await
-                .map_err(failed)?
-        } else {
-            match self.local_agent(peer) {
-                Some(agent) => {
-                    let depth = crate::a2a::service::current_depth() + 1;
-                    a2a.service
-                        .send_and_wait(
-                            &agent,
-                            message,
-                            &correlation_id,
-                            depth,
-                            // In-process calls are the calling agent's, invisible to clients.
-                            &format!("agent:{}", self.caller.agent),
-                        )
-                        .await
-                        .map_err(|e| failed(e.message))?
-                }
-                None => {
-                    let url = self.remote_with_skill(peer).await.ok_or_else(|| {
-                        types::Error::Failed(format!(
-                            "no agent or skill named {peer:?} is known: not a local agent, no local agent advertises it, and no card of [[a2a.peers]] lists it"
-                        ))
-                    })?;
-                    a2a.remote
-                        .send(&url, &message, &correlation_id)
-                        .await
-                        .map_err(failed)?
-                }
-            }
-        };
-        Ok(response(task))
-    }
-
-    /// The local agent `peer` names: an agent's name; `agent/skill`, an agent advertising that
-    /// skill; or a bare skill id, the agent that owns it (never merely one advertising it).
-    fn local_agent(&self, peer: &str) -> Option<String> {
-        let service = &self.grant.a2a.service;
-        let registry = service.registry();
-        if registry.get(peer).is_some() {
-            return Some(peer.to_owned());
-        }
-        if let Some((agent, skill)) = peer.split_once('/') {
-            let advertises = registry
-                .get(agent)
-                .is_some_and(|cell| cell.current().card.skills.iter().any(|s| s.id == skill));
-            return advertises.then(|| agent.to_owned());
-        }
-        service
-            .skill_owner(peer)
-            .filter(|owner| registry.get(owner).is_some())
-    }
-
-    /// The configured remote peer whose card lists skill `skill`.
-    async fn remote_with_skill(&self, skill: &str) -> Option<String> {
-        let remote = &self.grant.a2a.remote;
-        for url in remote.peers() {
-            match remote.card(url).await {
-                Ok(card) if card.skills.iter().any(|s| s == skill) => return Some(url.to_owned()),
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(peer = url, error, "cannot read a peer's agent card");
-                }
-            }
-        }
-        None
-    }
-}
-
-/// What the calling agent gets back: the task's state, the agent's last word, the artifacts.
-fn response(task: Task) -> wit::Response {
-    let message = task.status.message.clone().or_else(|| {
-        task.history
-            .iter()
-            .rev()
-            .find(|m| m.role == Role::Agent)
-            .cloned()
-    });
-    wit::Response {
-        task_id: Some(task.id).filter(|s| !s.is_empty()),
-        context_id: Some(task.context_id).filter(|s| !s.is_empty()),
-        state: task.status.state.into(),
-        message: message.as_ref().map(Into::into),
-        artifacts: task.artifacts.iter().map(Into::into).collect(),
+        self.grant
+            .router
+            .send(&self.caller.agent, peer, message, &correlation_id)
+            .await
+            .map_err(types::Error::Failed)
     }
 }
 
@@ -236,8 +161,8 @@ impl HasData for HasA2a {
     type Data<'a> = &'a mut A2aInstance;
 }
 
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
-    wit::add_to_linker::<StoreData, HasA2a>(linker, |s| &mut s.caps.a2a)?;
+pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, HasA2a>(linker, |s| &mut s.caps().a2a)?;
     Ok(())
 }
 

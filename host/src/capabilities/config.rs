@@ -3,7 +3,6 @@
 use super::Caller;
 use crate::audit::{AuditLog, Outcome};
 use crate::config::Manifest;
-use crate::runtime::StoreData;
 use crate::wit::config as wit;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -60,7 +59,7 @@ impl HasData for HasConfig {
     type Data<'a> = &'a mut ConfigInstance;
 }
 
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
-    wit::add_to_linker::<StoreData, HasConfig>(linker, |s| &mut s.caps.config)?;
+pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, HasConfig>(linker, |s| &mut s.caps().config)?;
     Ok(())
 }

@@ -12,7 +12,6 @@
 use super::Caller;
 use crate::audit::{AuditLog, Outcome};
 use crate::config::{HostConfig, Manifest};
-use crate::runtime::StoreData;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use wasmtime::StoreContextMut;
@@ -63,12 +62,12 @@ type OpenAtParams = (
 
 /// Replaces wasmtime-wasi's `open-at` (linked by [`super::wasi::add_to_linker`], which must run
 /// first) with one that calls it and audits the outcome.
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
+pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
     linker.allow_shadowing(true);
     let wrapped = linker.instance(FS_TYPES).and_then(|mut types| {
         types.func_wrap_async(
             "[method]descriptor.open-at",
-            |mut store: StoreContextMut<'_, StoreData>,
+            |mut store: StoreContextMut<'_, T>,
              (dir, path_flags, path, open_flags, flags): OpenAtParams| {
                 Box::new(async move {
                     let data = store.data_mut();
@@ -84,7 +83,7 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
                     let write = flags.contains(fs::DescriptorFlags::WRITE)
                         || open_flags.intersects(fs::OpenFlags::CREATE | fs::OpenFlags::TRUNCATE);
                     let verb = if write { "write" } else { "read" };
-                    data.caps
+                    data.caps()
                         .files
                         .record(&format!("{verb} {path}"), result.as_ref().err());
                     Ok((result,))
@@ -107,19 +106,19 @@ macro_rules! audited {
             Ok(value) => Ok(value),
             Err(err) => Err($view.convert_error_code(err)?),
         };
-        data.caps.files.record(&$target, result.as_ref().err());
+        data.caps().files.record(&$target, result.as_ref().err());
         Ok((result,))
     }};
 }
 
 /// Wraps the calls that change a directory without opening a file.
-fn wrap_mutations(
-    types: &mut wasmtime::component::LinkerInstance<'_, StoreData>,
+fn wrap_mutations<T: super::InstanceStore>(
+    types: &mut wasmtime::component::LinkerInstance<'_, T>,
 ) -> wasmtime::Result<()> {
     type PathParams = (Resource<fs::Descriptor>, String);
     types.func_wrap_async(
         "[method]descriptor.create-directory-at",
-        |mut store: StoreContextMut<'_, StoreData>, (dir, path): PathParams| {
+        |mut store: StoreContextMut<'_, T>, (dir, path): PathParams| {
             Box::new(async move {
                 audited!(store, format!("mkdir {path}"), |view| view
                     .create_directory_at(dir, path.clone()))
@@ -128,7 +127,7 @@ fn wrap_mutations(
     )?;
     types.func_wrap_async(
         "[method]descriptor.remove-directory-at",
-        |mut store: StoreContextMut<'_, StoreData>, (dir, path): PathParams| {
+        |mut store: StoreContextMut<'_, T>, (dir, path): PathParams| {
             Box::new(async move {
                 audited!(store, format!("rmdir {path}"), |view| view
                     .remove_directory_at(dir, path.clone()))
@@ -137,7 +136,7 @@ fn wrap_mutations(
     )?;
     types.func_wrap_async(
         "[method]descriptor.unlink-file-at",
-        |mut store: StoreContextMut<'_, StoreData>, (dir, path): PathParams| {
+        |mut store: StoreContextMut<'_, T>, (dir, path): PathParams| {
             Box::new(async move {
                 audited!(store, format!("unlink {path}"), |view| view
                     .unlink_file_at(dir, path.clone()))
@@ -146,7 +145,7 @@ fn wrap_mutations(
     )?;
     types.func_wrap_async(
         "[method]descriptor.symlink-at",
-        |mut store: StoreContextMut<'_, StoreData>,
+        |mut store: StoreContextMut<'_, T>,
          (dir, old, new): (Resource<fs::Descriptor>, String, String)| {
             Box::new(async move {
                 audited!(store, format!("symlink {new} -> {old}"), |view| view
@@ -156,7 +155,7 @@ fn wrap_mutations(
     )?;
     types.func_wrap_async(
         "[method]descriptor.rename-at",
-        |mut store: StoreContextMut<'_, StoreData>,
+        |mut store: StoreContextMut<'_, T>,
          (dir, old, new_dir, new): (
             Resource<fs::Descriptor>,
             String,
@@ -171,7 +170,7 @@ fn wrap_mutations(
     )?;
     types.func_wrap_async(
         "[method]descriptor.link-at",
-        |mut store: StoreContextMut<'_, StoreData>,
+        |mut store: StoreContextMut<'_, T>,
          (dir, flags, old, new_dir, new): (
             Resource<fs::Descriptor>,
             fs::PathFlags,

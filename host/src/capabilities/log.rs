@@ -2,7 +2,6 @@
 
 use super::Caller;
 use crate::metrics::Metrics;
-use crate::runtime::StoreData;
 use crate::wit::log as wit;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -119,7 +118,7 @@ impl HasData for HasLog {
     type Data<'a> = &'a mut LogInstance;
 }
 
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
-    wit::add_to_linker::<StoreData, HasLog>(linker, |s| &mut s.caps.log)?;
+pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, HasLog>(linker, |s| &mut s.caps().log)?;
     Ok(())
 }

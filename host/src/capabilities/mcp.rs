@@ -7,7 +7,6 @@ use crate::audit::AuditLog;
 use crate::config::Manifest;
 use crate::mcp::McpServers;
 use crate::metrics::Metrics;
-use crate::runtime::StoreData;
 use crate::wit::{mcp as wit, types};
 use base64::Engine;
 use rmcp::model::{CallToolRequestParams, ContentBlock, ResourceContents};
@@ -378,8 +377,8 @@ impl HasData for HasMcp {
     type Data<'a> = &'a mut McpInstance;
 }
 
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
-    wit::add_to_linker::<StoreData, HasMcp>(linker, |s| &mut s.caps.mcp)?;
+pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, HasMcp>(linker, |s| &mut s.caps().mcp)?;
     Ok(())
 }
 

@@ -22,9 +22,31 @@ use crate::audit::{AuditEntry, AuditLog, Outcome};
 use crate::bus::{Bus, TxnPublisher};
 use crate::config::Manifest;
 use crate::metrics::Metrics;
-use crate::runtime::StoreData;
 use std::sync::Arc;
-use wasmtime::component::Linker;
+use wasmtime::component::{HasData, Linker};
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi_http::WasiHttpView;
+
+/// Per-instance views of the agent's grants, one per capability: what an invocation's store
+/// carries for the capabilities to use.
+pub struct InstanceCaps {
+    pub publish: publish::PublishInstance,
+    pub state: state::StateInstance,
+    pub log: log::LogInstance,
+    pub config: config::ConfigInstance,
+    pub mcp: mcp::McpInstance,
+    pub a2a: a2a::A2aInstance,
+    pub files: files::FilesInstance,
+    pub http: http::HttpInstance,
+}
+
+/// What an instance's store offers the capabilities. The runtime's store implements it and no
+/// capability names the store's type: each links its interface with a getter into this (the
+/// `HasData` pattern of wasmtime's bindings).
+pub trait InstanceStore: WasiView + WasiHttpView + Send + 'static {
+    fn caps(&mut self) -> &mut InstanceCaps;
+    fn caller(&mut self) -> &mut Caller;
+}
 
 /// Who is calling: the agent and version an instance belongs to, and the request it serves.
 /// Clones share the request, so a reused instance's capabilities all follow the one it is
@@ -286,7 +308,7 @@ pub struct HostServices {
     pub metrics: Arc<Metrics>,
     pub audit: Arc<AuditLog>,
     pub mcp: Arc<crate::mcp::McpServers>,
-    pub a2a: Arc<crate::a2a::A2a>,
+    pub a2a: Arc<dyn a2a::A2aRouter>,
     /// The host's HTTP listener: agents reach it only through an http rule naming it exactly.
     pub listen: Option<std::net::SocketAddr>,
     /// Each agent's state, shared by its versions.
@@ -333,14 +355,11 @@ impl Grants {
 
 /// Registers every import this host provides. One linker serves every agent: what a given
 /// agent may use is decided by [`check_import`] at deploy and by its grants on every call.
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
+pub fn add_to_linker<T: InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
     wasi::add_to_linker(linker)?;
     files::add_to_linker(linker)?;
     http::add_to_linker(linker)?;
-    crate::wit::types::add_to_linker::<StoreData, wasmtime::component::HasSelf<StoreData>>(
-        linker,
-        |s| s,
-    )?;
+    crate::wit::types::add_to_linker::<T, CallerData>(linker, |s| s.caller())?;
     publish::add_to_linker(linker)?;
     state::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
@@ -351,7 +370,14 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     Ok(())
 }
 
-impl crate::wit::types::Host for StoreData {}
+/// The interfaces implemented on the caller itself (`types`, `batch`).
+pub(crate) struct CallerData;
+impl HasData for CallerData {
+    type Data<'a> = &'a mut Caller;
+}
+
+/// `types` declares types only.
+impl crate::wit::types::Host for Caller {}
 
 /// Whether a component may import interface `name` under `manifest`. The error says which
 /// grant would allow it, or why it is never allowed.

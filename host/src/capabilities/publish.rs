@@ -7,7 +7,6 @@ use crate::audit::{AuditLog, Outcome};
 use crate::bus::{self, Bus, Outgoing, headers, set_header};
 use crate::config::{Manifest, TopicPattern};
 use crate::metrics::Metrics;
-use crate::runtime::StoreData;
 use crate::wit::{bus as wit, types};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
@@ -238,8 +237,8 @@ impl HasData for HasPublish {
     type Data<'a> = &'a mut PublishInstance;
 }
 
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
-    wit::add_to_linker::<StoreData, HasPublish>(linker, |s| &mut s.caps.publish)?;
+pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, HasPublish>(linker, |s| &mut s.caps().publish)?;
     Ok(())
 }
 

@@ -7,7 +7,6 @@
 use super::Caller;
 use crate::audit::AuditLog;
 use crate::config::Manifest;
-use crate::runtime::StoreData;
 use crate::wit::{state as wit, types};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -219,8 +218,8 @@ impl HasData for HasState {
     type Data<'a> = &'a mut StateInstance;
 }
 
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
-    wit::add_to_linker::<StoreData, HasState>(linker, |s| &mut s.caps.state)?;
+pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, HasState>(linker, |s| &mut s.caps().state)?;
     Ok(())
 }
 

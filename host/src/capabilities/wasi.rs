@@ -5,7 +5,6 @@
 use super::Caller;
 use super::log::LogBudget;
 use crate::config::{FileAccess, Manifest};
-use crate::runtime::StoreData;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -91,7 +90,7 @@ impl HasData for HasIo {
 
 /// Links the WASI interfaces agents may use — deliberately not `wasi:sockets`, so a component
 /// that imports sockets fails to link instead of getting a stub.
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
+pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
     use wasmtime_wasi::cli::WasiCli;
     use wasmtime_wasi::clocks::WasiClocks;
     use wasmtime_wasi::filesystem::WasiFilesystem;
@@ -100,26 +99,26 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     use wasmtime_wasi_io::bindings::wasi::io;
 
     let l = linker;
-    io::error::add_to_linker::<StoreData, HasIo>(l, |t| &mut t.table)?;
-    io::poll::add_to_linker::<StoreData, HasIo>(l, |t| &mut t.table)?;
-    io::streams::add_to_linker::<StoreData, HasIo>(l, |t| &mut t.table)?;
-    clocks::wall_clock::add_to_linker::<StoreData, WasiClocks>(l, |t| t.clocks())?;
-    clocks::monotonic_clock::add_to_linker::<StoreData, WasiClocks>(l, |t| t.clocks())?;
-    random::random::add_to_linker::<StoreData, WasiRandom>(l, |t| t.random())?;
-    random::insecure::add_to_linker::<StoreData, WasiRandom>(l, |t| t.random())?;
-    random::insecure_seed::add_to_linker::<StoreData, WasiRandom>(l, |t| t.random())?;
-    cli::exit::add_to_linker::<StoreData, WasiCli>(l, |t| t.cli())?;
-    cli::environment::add_to_linker::<StoreData, WasiCli>(l, |t| t.cli())?;
-    cli::stdin::add_to_linker::<StoreData, WasiCli>(l, |t| t.cli())?;
-    cli::stdout::add_to_linker::<StoreData, WasiCli>(l, |t| t.cli())?;
-    cli::stderr::add_to_linker::<StoreData, WasiCli>(l, |t| t.cli())?;
-    cli::terminal_input::add_to_linker::<StoreData, WasiCli>(l, |t| t.cli())?;
-    cli::terminal_output::add_to_linker::<StoreData, WasiCli>(l, |t| t.cli())?;
-    cli::terminal_stdin::add_to_linker::<StoreData, WasiCli>(l, |t| t.cli())?;
-    cli::terminal_stdout::add_to_linker::<StoreData, WasiCli>(l, |t| t.cli())?;
-    cli::terminal_stderr::add_to_linker::<StoreData, WasiCli>(l, |t| t.cli())?;
-    filesystem::types::add_to_linker::<StoreData, WasiFilesystem>(l, |t| t.filesystem())?;
-    filesystem::preopens::add_to_linker::<StoreData, WasiFilesystem>(l, |t| t.filesystem())?;
+    io::error::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    io::poll::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    io::streams::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, |t| t.clocks())?;
+    clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(l, |t| t.clocks())?;
+    random::random::add_to_linker::<T, WasiRandom>(l, |t| t.random())?;
+    random::insecure::add_to_linker::<T, WasiRandom>(l, |t| t.random())?;
+    random::insecure_seed::add_to_linker::<T, WasiRandom>(l, |t| t.random())?;
+    cli::exit::add_to_linker::<T, WasiCli>(l, |t| t.cli())?;
+    cli::environment::add_to_linker::<T, WasiCli>(l, |t| t.cli())?;
+    cli::stdin::add_to_linker::<T, WasiCli>(l, |t| t.cli())?;
+    cli::stdout::add_to_linker::<T, WasiCli>(l, |t| t.cli())?;
+    cli::stderr::add_to_linker::<T, WasiCli>(l, |t| t.cli())?;
+    cli::terminal_input::add_to_linker::<T, WasiCli>(l, |t| t.cli())?;
+    cli::terminal_output::add_to_linker::<T, WasiCli>(l, |t| t.cli())?;
+    cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, |t| t.cli())?;
+    cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, |t| t.cli())?;
+    cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, |t| t.cli())?;
+    filesystem::types::add_to_linker::<T, WasiFilesystem>(l, |t| t.filesystem())?;
+    filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, |t| t.filesystem())?;
     Ok(())
 }
 

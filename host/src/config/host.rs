@@ -545,8 +545,7 @@ impl HostConfig {
             return Err("`a2a.timeout` must be greater than 0".into());
         }
         for (i, skill) in a2a.bus_skills.iter().enumerate() {
-            crate::a2a::bus::check_skill(skill)
-                .map_err(|e| format!("`a2a.bus_skills[{i}]`: {e}"))?;
+            super::check_skill(skill).map_err(|e| format!("`a2a.bus_skills[{i}]`: {e}"))?;
         }
         for (name, scheme) in &a2a.security {
             if scheme.env.is_empty() {

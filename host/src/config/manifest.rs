@@ -382,7 +382,7 @@ impl Manifest {
     /// Cross-field and range checks serde cannot express; the message names the key.
     fn validate(&self) -> Result<(), String> {
         let topic = |key: &str, name: &str| {
-            crate::bus::validate_topic(name).map_err(|e| format!("`{key}`: {e}"))
+            super::validate_topic(name).map_err(|e| format!("`{key}`: {e}"))
         };
         for (i, entry) in self.subscribe.iter().enumerate() {
             topic(&format!("subscribe[{i}].topic"), &entry.topic)?;
@@ -533,8 +533,7 @@ impl Manifest {
             return Err("`a2a.expose = true` needs `a2a.security`: name the host's schemes a client must satisfy (`security = [\"team\"]`), or write `security = []` to serve anyone".into());
         }
         for (i, skill) in self.a2a.bus_skills.iter().enumerate() {
-            crate::a2a::bus::check_skill(skill)
-                .map_err(|e| format!("`a2a.bus_skills[{i}]`: {e}"))?;
+            super::check_skill(skill).map_err(|e| format!("`a2a.bus_skills[{i}]`: {e}"))?;
         }
         if let Some(i) = c.a2a.iter().position(String::is_empty) {
             return Err(format!("`capabilities.a2a[{i}]` must not be empty"));

@@ -8,6 +8,7 @@ mod host;
 mod http_rule;
 mod manifest;
 mod pattern;
+mod topic;
 
 pub use host::{
     A2aConfig, A2aPeer, A2aScheme, A2aSchemeKind, AdminConfig, AuditConfig, BusConfig, BusKind,
@@ -20,6 +21,7 @@ pub use manifest::{
     MAX_TABLE_ELEMENTS, Manifest, McpGrant, Ordering, Rollout, SubscribeEntry, default_dead_letter,
 };
 pub use pattern::TopicPattern;
+pub use topic::{InvalidTopic, check_skill, request_topic, result_topic, validate_topic};
 
 use std::path::{Path, PathBuf};
 

@@ -1,10 +1,11 @@
 //! The one HTTP listener: `/healthz`, `/metrics`, the `/v1` API the CLI verbs use, and A2A
-//! (`/agents`, `/agents/{name}` and their cards; see `crate::a2a::server`).
+//! (`/agents`, `/agents/{name}` and their cards; see `a2a.rs`).
 //!
 //! Everything under `/v1` requires the admin bearer token (it reads topics, publishes and
 //! deploys): the configured one, or one generated at first start ([`token`]).
 //! A2A endpoints are authenticated per agent, by the schemes its card declares.
 
+mod a2a;
 mod api;
 pub mod server;
 pub mod token;
@@ -51,15 +52,12 @@ pub fn router(state: AppState) -> Router {
         .route("/mcp/servers", get(api::mcp_servers))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     let a2a = Router::new()
-        .route("/agents", get(crate::a2a::server::index))
-        .route(
-            "/agents/{name}/.well-known/agent-card.json",
-            get(crate::a2a::server::card),
-        )
-        .route("/agents/{name}", post(crate::a2a::server::rpc))
-        .route("/agents/{name}/", post(crate::a2a::server::rpc))
+        .route("/agents", get(a2a::index))
+        .route("/agents/{name}/.well-known/agent-card.json", get(a2a::card))
+        .route("/agents/{name}", post(a2a::rpc))
+        .route("/agents/{name}/", post(a2a::rpc))
         .layer(axum::extract::DefaultBodyLimit::max(
-            crate::a2a::server::MAX_BODY,
+            crate::a2a::model::MAX_BODY,
         ))
         .with_state(state.host.clone());
     // Metric labels name every agent, topic and tool: with `[admin] metrics_public = false`

@@ -5,7 +5,7 @@ mod cache;
 mod store;
 
 pub use cache::digest_of;
-pub use store::{InstanceCaps, Limiter, StoreData, http_ctx, resource_table};
+pub use store::{Limiter, StoreData, http_ctx, resource_table};
 
 use crate::capabilities;
 use crate::config::{Manifest, RuntimeConfig};

@@ -1,10 +1,7 @@
 //! What one instance's store holds: its WASI context, its capability views, and the limiter
 //! that enforces `limits.memory`.
 
-use crate::capabilities::{
-    a2a::A2aInstance, config::ConfigInstance, files::FilesInstance, http::HttpInstance,
-    log::LogInstance, mcp::McpInstance, publish::PublishInstance, state::StateInstance,
-};
+use crate::capabilities::{Caller, InstanceCaps, InstanceStore};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -33,18 +30,6 @@ pub fn http_ctx() -> WasiHttpCtx {
     ctx
 }
 
-/// Per-instance views of the agent's grants, one per capability.
-pub struct InstanceCaps {
-    pub publish: PublishInstance,
-    pub state: StateInstance,
-    pub log: LogInstance,
-    pub config: ConfigInstance,
-    pub mcp: McpInstance,
-    pub a2a: A2aInstance,
-    pub files: FilesInstance,
-    pub http: HttpInstance,
-}
-
 pub struct StoreData {
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
@@ -54,7 +39,17 @@ pub struct StoreData {
     pub caps: InstanceCaps,
     pub stderr_tail: crate::capabilities::wasi::StderrTail,
     /// Shared with every capability of this instance.
-    pub caller: crate::capabilities::Caller,
+    pub caller: Caller,
+}
+
+impl InstanceStore for StoreData {
+    fn caps(&mut self) -> &mut InstanceCaps {
+        &mut self.caps
+    }
+
+    fn caller(&mut self) -> &mut Caller {
+        &mut self.caller
+    }
 }
 
 impl WasiView for StoreData {

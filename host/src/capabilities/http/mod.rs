@@ -15,7 +15,6 @@ mod connect;
 use super::Caller;
 use crate::audit::{AuditLog, Outcome};
 use crate::config::{HttpRule, Manifest};
-use crate::runtime::StoreData;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -191,7 +190,7 @@ impl WasiHttpHooks for HttpInstance {
 
 /// Links `wasi:http/outgoing-handler` and `wasi:http/types` — not the proxy world, whose
 /// `incoming-handler` an agent has no use for.
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
+pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     Ok(())
 }

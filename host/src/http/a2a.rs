@@ -6,10 +6,11 @@
 //! this host does not speak is refused with -32009. JSON-RPC errors travel with HTTP 200, as
 //! clients expect; only authentication failures are HTTP 401.
 
-use super::model::{StreamEvent, Task};
-use super::store::Filter;
-use super::wire::{self, Dialect, RpcError, View};
-use super::{A2a, ResolvedScheme};
+use crate::a2a::model::MAX_BODY;
+use crate::a2a::model::{StreamEvent, Task};
+use crate::a2a::store::Filter;
+use crate::a2a::wire::{self, Dialect, RpcError, View};
+use crate::a2a::{A2a, ResolvedScheme};
 use crate::agent::AgentVersion;
 use crate::host::Host;
 use axum::Json;
@@ -23,9 +24,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
-
-/// The request body limit of the JSON-RPC endpoint.
-pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Method {
@@ -118,7 +116,7 @@ pub async fn card(State(host): State<Arc<Host>>, Path(name): Path<String>) -> Re
     match exposed(&host, &name) {
         Ok(agent) => {
             let schemes = schemes_of(&host.a2a, &agent);
-            Json(super::card::agent_card(
+            Json(crate::a2a::card::agent_card(
                 &agent,
                 &host.a2a.agent_url(&name),
                 &schemes,
@@ -139,7 +137,7 @@ pub async fn index(State(host): State<Arc<Host>>) -> Json<Value> {
         .filter(|v| v.manifest.a2a.expose)
         .map(|v| {
             let schemes = schemes_of(&host.a2a, &v);
-            super::card::agent_card(&v, &host.a2a.agent_url(&v.name), &schemes)
+            crate::a2a::card::agent_card(&v, &host.a2a.agent_url(&v.name), &schemes)
         })
         .collect();
     Json(json!({ "agents": agents }))
@@ -333,7 +331,10 @@ struct Call {
 
 impl Call {
     /// Starts a task (or continues the caller's own) with `message`.
-    fn start(&self, message: super::model::Message) -> Result<super::service::Started, RpcError> {
+    fn start(
+        &self,
+        message: crate::a2a::model::Message,
+    ) -> Result<crate::a2a::service::Started, RpcError> {
         self.host.a2a.service.start(
             &self.agent,
             message,

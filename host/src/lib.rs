@@ -14,6 +14,8 @@ pub mod deployments;
 pub mod host;
 pub mod http;
 pub mod invocation;
+#[cfg(test)]
+mod layers;
 pub mod mcp;
 pub mod metrics;
 pub mod registry;

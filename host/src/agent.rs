@@ -626,7 +626,8 @@ impl AgentVersion {
         // A grant whose directories vanished since deploy gives the instance no WASI files
         // rather than failing every event; the deploy check already reported it once.
         let stderr_tail = capabilities::wasi::StderrTail::default();
-        let wasi = self.grants.wasi.build(&caller, &stderr_tail, &self.grants.log).unwrap_or_else(|err| {
+        let grants = &self.grants;
+        let wasi = capabilities::wasi::context(&caller, &stderr_tail, &grants.log, &grants.env, &grants.files).unwrap_or_else(|err| {
             tracing::warn!(agent = &*self.name, error = %err, "capabilities.files unavailable for this invocation");
             wasmtime_wasi::WasiCtxBuilder::new().build()
         });

@@ -1090,7 +1090,7 @@ pub fn dead_letter_record(
     set_header(
         &mut headers,
         headers::ERROR,
-        crate::capabilities::log::truncate(&err.to_string(), 4096).as_bytes(),
+        crate::text::truncate(&err.to_string(), 4096).as_bytes(),
     );
     set_header(&mut headers, headers::SOURCE_TOPIC, record.topic.as_bytes());
     set_header(

@@ -4,12 +4,28 @@
 //! agent from the host's `[[a2a.peers]]` whose card lists it), or an A2A URL (card fetched and
 //! cached, call over HTTP). Every call is checked and audited.
 
-use super::{Caller, HostServices};
+use super::caller::Caller;
 use crate::audit::AuditLog;
 use crate::config::Manifest;
 use crate::wit::{a2a as wit, types};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
+
+pub const CAPABILITY: super::capability::Capability = super::capability::Capability {
+    key: Some("capabilities.a2a"),
+    interfaces: &["agenthost:agent/a2a"],
+    required: Some(super::capability::Requirement {
+        granted: |m| !m.capabilities.a2a.is_empty(),
+        missing: "peers: list agent names, skill ids or A2A URLs in `capabilities.a2a`",
+    }),
+    grants: |m| {
+        m.capabilities
+            .a2a
+            .iter()
+            .map(|p| format!("a2a {p}"))
+            .collect()
+    },
+};
 
 /// Where the capability's calls go: the host's A2A (`crate::a2a::A2a`), which finds what a
 /// granted peer name reaches — a local agent, a skill served over the bus, a remote agent — and
@@ -39,10 +55,14 @@ pub struct A2aGrant {
 }
 
 impl A2aGrant {
-    pub fn new(manifest: &Manifest, services: &HostServices) -> anyhow::Result<Self> {
+    pub fn new(
+        manifest: &Manifest,
+        router: Arc<dyn A2aRouter>,
+        audit: Arc<AuditLog>,
+    ) -> anyhow::Result<Self> {
         for name in manifest.a2a.schemes() {
-            if !services.a2a.has_scheme(name) {
-                let configured = services.a2a.scheme_names();
+            if !router.has_scheme(name) {
+                let configured = router.scheme_names();
                 anyhow::bail!(
                     "a2a.security names scheme {name:?}, which this host does not configure (its [a2a.security] are {configured:?})"
                 );
@@ -55,8 +75,8 @@ impl A2aGrant {
                 .iter()
                 .map(|p| normalize(p).to_owned())
                 .collect(),
-            router: services.a2a.clone(),
-            audit: services.audit.clone(),
+            router,
+            audit,
         })
     }
 
@@ -161,8 +181,11 @@ impl HasData for HasA2a {
     type Data<'a> = &'a mut A2aInstance;
 }
 
-pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
-    wit::add_to_linker::<T, HasA2a>(linker, |s| &mut s.caps().a2a)?;
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut A2aInstance,
+) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, HasA2a>(linker, get)?;
     Ok(())
 }
 

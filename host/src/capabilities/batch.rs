@@ -2,9 +2,16 @@
 //! it sends, logs and is audited for is attributed to that event. Always granted: it reaches
 //! nothing outside the instance.
 
-use super::Caller;
+use super::caller::Caller;
 use crate::wit::batch as wit;
 use wasmtime::component::Linker;
+
+pub const CAPABILITY: super::capability::Capability = super::capability::Capability {
+    key: None,
+    interfaces: &["agenthost:agent/batch"],
+    required: None,
+    grants: super::capability::no_grant_lines,
+};
 
 impl wit::Host for Caller {
     fn handling(&mut self, index: u32) -> wasmtime::Result<()> {
@@ -14,7 +21,10 @@ impl wit::Host for Caller {
     }
 }
 
-pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
-    wit::add_to_linker::<T, super::CallerData>(linker, |s| s.caller())?;
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut Caller,
+) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, super::caller::CallerData>(linker, get)?;
     Ok(())
 }

@@ -1,12 +1,20 @@
 //! `config`: an agent reads the `capabilities.config` values of its own manifest, nothing else.
 
-use super::Caller;
+use super::caller::Caller;
 use crate::audit::{AuditLog, Outcome};
 use crate::config::Manifest;
 use crate::wit::config as wit;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
+
+/// Every agent reads its own manifest's `capabilities.config`; the values are not grants.
+pub const CAPABILITY: super::capability::Capability = super::capability::Capability {
+    key: None,
+    interfaces: &["agenthost:agent/config"],
+    required: None,
+    grants: super::capability::no_grant_lines,
+};
 
 pub struct ConfigGrant {
     values: BTreeMap<String, String>,
@@ -59,7 +67,10 @@ impl HasData for HasConfig {
     type Data<'a> = &'a mut ConfigInstance;
 }
 
-pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
-    wit::add_to_linker::<T, HasConfig>(linker, |s| &mut s.caps().config)?;
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut ConfigInstance,
+) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, HasConfig>(linker, get)?;
     Ok(())
 }

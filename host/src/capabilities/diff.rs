@@ -2,7 +2,7 @@
 //! that the running one is not. Widening needs the operator's explicit approval; narrowing does
 //! not.
 
-use crate::config::{FileAccess, Manifest};
+use crate::config::Manifest;
 use std::collections::BTreeSet;
 
 /// One line of a diff: `+ …` widens, `- …` narrows.
@@ -20,17 +20,15 @@ impl std::fmt::Display for DiffLine {
 
 /// Every grant of a manifest that is a member of a set, one string each.
 fn grant_set(m: &Manifest) -> BTreeSet<String> {
-    let c = &m.capabilities;
     let mut set = BTreeSet::new();
     set.extend(
         m.subscribe
             .iter()
             .map(|s| format!("subscribe {} (group {})", s.topic, m.group_of(s))),
     );
-    set.extend(c.publish.iter().map(|p| format!("publish {p}")));
-    set.extend(c.http.iter().map(|h| format!("http {h}")));
-    set.extend(c.env.iter().map(|e| format!("env {e}")));
-    set.extend(c.a2a.iter().map(|p| format!("a2a {p}")));
+    for capability in super::ALL {
+        set.extend((capability.grants)(m));
+    }
     // Serving a skill from the bus takes requests from any host: a grant like a subscription.
     set.extend(
         m.a2a
@@ -38,20 +36,6 @@ fn grant_set(m: &Manifest) -> BTreeSet<String> {
             .iter()
             .map(|s| format!("a2a.bus_skills {s}")),
     );
-    for f in &c.files {
-        let access = match f.access {
-            FileAccess::Read => "read",
-            FileAccess::ReadWrite => "read-write",
-        };
-        set.insert(format!(
-            "files {} at {} ({access})",
-            f.path.display(),
-            f.mount
-        ));
-    }
-    for g in &c.mcp {
-        set.extend(g.tools.iter().map(|t| format!("mcp {}/{t}", g.server)));
-    }
     set
 }
 

@@ -5,6 +5,50 @@
 
 use crate::config::{HostConfig, Manifest};
 use std::collections::BTreeMap;
+use wasmtime_wasi::WasiCtxBuilder;
+
+/// Variables are read through `wasi:cli/environment`, which every agent has (see
+/// [`super::wasi`]); without this grant it reads an empty environment.
+pub const CAPABILITY: super::capability::Capability = super::capability::Capability {
+    key: Some("capabilities.env"),
+    interfaces: &[],
+    required: None,
+    grants: grant_lines,
+};
+
+fn grant_lines(manifest: &Manifest) -> Vec<String> {
+    manifest
+        .capabilities
+        .env
+        .iter()
+        .map(|e| format!("env {e}"))
+        .collect()
+}
+
+/// The variables an agent version sees, copied once at deploy: what an agent sees does not
+/// change under it while it runs.
+pub struct EnvGrant {
+    vars: Vec<(String, String)>,
+}
+
+impl EnvGrant {
+    pub fn from_manifest(manifest: &Manifest) -> Self {
+        let vars = manifest
+            .capabilities
+            .env
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
+            .collect();
+        Self { vars }
+    }
+
+    /// Sets the granted variables in an instance's WASI context.
+    pub fn apply(&self, wasi: &mut WasiCtxBuilder) {
+        for (name, value) in &self.vars {
+            wasi.env(name, value);
+        }
+    }
+}
 
 /// The variables that hold the host's secrets, and what each holds (for the error).
 pub struct HostSecrets {

@@ -9,18 +9,78 @@
 //! A path outside every preopen (`/etc/passwd` with no `/` grant) never reaches the host:
 //! the guest's libc has no directory to resolve it against and fails it itself.
 
-use super::Caller;
+use super::caller::Caller;
 use crate::audit::{AuditLog, Outcome};
-use crate::config::{HostConfig, Manifest};
+use crate::config::{FileAccess, HostConfig, Manifest};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::filesystem::WasiFilesystemView as _;
 use wasmtime_wasi::p2::bindings::filesystem::types::{self as fs, Host as _, HostDescriptor as _};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder, WasiView};
+
+/// Linked for every agent because Rust's std imports them; with no `capabilities.files` there
+/// are no preopened directories, so nothing is reachable through them.
+pub const CAPABILITY: super::capability::Capability = super::capability::Capability {
+    key: Some("capabilities.files"),
+    interfaces: &["wasi:filesystem/types", "wasi:filesystem/preopens"],
+    required: None,
+    grants: grant_lines,
+};
+
+fn grant_lines(manifest: &Manifest) -> Vec<String> {
+    manifest
+        .capabilities
+        .files
+        .iter()
+        .map(|f| {
+            let access = match f.access {
+                FileAccess::Read => "read",
+                FileAccess::ReadWrite => "read-write",
+            };
+            format!("files {} at {} ({access})", f.path.display(), f.mount)
+        })
+        .collect()
+}
 
 /// The interface whose `open-at` is wrapped; older 0.2.x imports resolve to it too.
 const FS_TYPES: &str = "wasi:filesystem/types@0.2.12";
+
+/// The directories an agent version is granted, checked at deploy.
+pub struct FilesGrant {
+    dirs: Vec<(PathBuf, String, FileAccess)>,
+}
+
+impl FilesGrant {
+    pub fn from_manifest(manifest: &Manifest) -> anyhow::Result<Self> {
+        let mut dirs = Vec::new();
+        for grant in &manifest.capabilities.files {
+            if !grant.path.is_dir() {
+                anyhow::bail!(
+                    "capabilities.files: {} (mounted at {}) is not a directory",
+                    grant.path.display(),
+                    grant.mount
+                );
+            }
+            dirs.push((grant.path.clone(), grant.mount.clone(), grant.access));
+        }
+        Ok(Self { dirs })
+    }
+
+    /// Preopens the granted directories in an instance's WASI context: cap-std confines every
+    /// path the agent opens to them.
+    pub fn preopen(&self, wasi: &mut WasiCtxBuilder) -> anyhow::Result<()> {
+        for (path, mount, access) in &self.dirs {
+            let perms = match access {
+                FileAccess::Read => FsPerms::ReadOnly,
+                FileAccess::ReadWrite => FsPerms::ReadWrite,
+            };
+            wasi.preopened_dir(path, mount, perms)?;
+        }
+        Ok(())
+    }
+}
 
 /// Per-instance: who is opening, and where it is recorded.
 pub struct FilesInstance {
@@ -62,13 +122,16 @@ type OpenAtParams = (
 
 /// Replaces wasmtime-wasi's `open-at` (linked by [`super::wasi::add_to_linker`], which must run
 /// first) with one that calls it and audits the outcome.
-pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+pub fn add_to_linker<T: WasiView + Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut FilesInstance,
+) -> anyhow::Result<()> {
     linker.allow_shadowing(true);
-    let wrapped = linker.instance(FS_TYPES).and_then(|mut types| {
+    let wrapped = linker.instance(FS_TYPES).and_then(move |mut types| {
         types.func_wrap_async(
             "[method]descriptor.open-at",
-            |mut store: StoreContextMut<'_, T>,
-             (dir, path_flags, path, open_flags, flags): OpenAtParams| {
+            move |mut store: StoreContextMut<'_, T>,
+                  (dir, path_flags, path, open_flags, flags): OpenAtParams| {
                 Box::new(async move {
                     let data = store.data_mut();
                     let mut view = data.filesystem();
@@ -83,14 +146,12 @@ pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow:
                     let write = flags.contains(fs::DescriptorFlags::WRITE)
                         || open_flags.intersects(fs::OpenFlags::CREATE | fs::OpenFlags::TRUNCATE);
                     let verb = if write { "write" } else { "read" };
-                    data.caps()
-                        .files
-                        .record(&format!("{verb} {path}"), result.as_ref().err());
+                    get(data).record(&format!("{verb} {path}"), result.as_ref().err());
                     Ok((result,))
                 })
             },
         )?;
-        wrap_mutations(&mut types)
+        wrap_mutations(&mut types, get)
     });
     linker.allow_shadowing(false);
     wrapped.map_err(|e| anyhow::anyhow!("cannot wrap {FS_TYPES}: {e}"))
@@ -99,79 +160,80 @@ pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow:
 /// Calls a wrapped filesystem method and audits it as `target`: a trappable error (a bad
 /// handle) stays a trap, an error code is the guest's answer and the audited outcome.
 macro_rules! audited {
-    ($store:ident, $target:expr, |$view:ident| $call:expr) => {{
+    ($store:ident, $get:ident, $target:expr, |$view:ident| $call:expr) => {{
         let data = $store.data_mut();
         let mut $view = data.filesystem();
         let result = match $call.await {
             Ok(value) => Ok(value),
             Err(err) => Err($view.convert_error_code(err)?),
         };
-        data.caps().files.record(&$target, result.as_ref().err());
+        $get(data).record(&$target, result.as_ref().err());
         Ok((result,))
     }};
 }
 
 /// Wraps the calls that change a directory without opening a file.
-fn wrap_mutations<T: super::InstanceStore>(
+fn wrap_mutations<T: WasiView + Send + 'static>(
     types: &mut wasmtime::component::LinkerInstance<'_, T>,
+    get: fn(&mut T) -> &mut FilesInstance,
 ) -> wasmtime::Result<()> {
     type PathParams = (Resource<fs::Descriptor>, String);
     types.func_wrap_async(
         "[method]descriptor.create-directory-at",
-        |mut store: StoreContextMut<'_, T>, (dir, path): PathParams| {
+        move |mut store: StoreContextMut<'_, T>, (dir, path): PathParams| {
             Box::new(async move {
-                audited!(store, format!("mkdir {path}"), |view| view
+                audited!(store, get, format!("mkdir {path}"), |view| view
                     .create_directory_at(dir, path.clone()))
             })
         },
     )?;
     types.func_wrap_async(
         "[method]descriptor.remove-directory-at",
-        |mut store: StoreContextMut<'_, T>, (dir, path): PathParams| {
+        move |mut store: StoreContextMut<'_, T>, (dir, path): PathParams| {
             Box::new(async move {
-                audited!(store, format!("rmdir {path}"), |view| view
+                audited!(store, get, format!("rmdir {path}"), |view| view
                     .remove_directory_at(dir, path.clone()))
             })
         },
     )?;
     types.func_wrap_async(
         "[method]descriptor.unlink-file-at",
-        |mut store: StoreContextMut<'_, T>, (dir, path): PathParams| {
+        move |mut store: StoreContextMut<'_, T>, (dir, path): PathParams| {
             Box::new(async move {
-                audited!(store, format!("unlink {path}"), |view| view
+                audited!(store, get, format!("unlink {path}"), |view| view
                     .unlink_file_at(dir, path.clone()))
             })
         },
     )?;
     types.func_wrap_async(
         "[method]descriptor.symlink-at",
-        |mut store: StoreContextMut<'_, T>,
-         (dir, old, new): (Resource<fs::Descriptor>, String, String)| {
+        move |mut store: StoreContextMut<'_, T>,
+              (dir, old, new): (Resource<fs::Descriptor>, String, String)| {
             Box::new(async move {
-                audited!(store, format!("symlink {new} -> {old}"), |view| view
+                audited!(store, get, format!("symlink {new} -> {old}"), |view| view
                     .symlink_at(dir, old.clone(), new.clone()))
             })
         },
     )?;
     types.func_wrap_async(
         "[method]descriptor.rename-at",
-        |mut store: StoreContextMut<'_, T>,
-         (dir, old, new_dir, new): (
+        move |mut store: StoreContextMut<'_, T>,
+              (dir, old, new_dir, new): (
             Resource<fs::Descriptor>,
             String,
             Resource<fs::Descriptor>,
             String,
         )| {
             Box::new(async move {
-                audited!(store, format!("rename {old} -> {new}"), |view| view
+                audited!(store, get, format!("rename {old} -> {new}"), |view| view
                     .rename_at(dir, old.clone(), new_dir, new.clone()))
             })
         },
     )?;
     types.func_wrap_async(
         "[method]descriptor.link-at",
-        |mut store: StoreContextMut<'_, T>,
-         (dir, flags, old, new_dir, new): (
+        move |mut store: StoreContextMut<'_, T>,
+              (dir, flags, old, new_dir, new): (
             Resource<fs::Descriptor>,
             fs::PathFlags,
             String,
@@ -179,13 +241,8 @@ fn wrap_mutations<T: super::InstanceStore>(
             String,
         )| {
             Box::new(async move {
-                audited!(store, format!("link {old} -> {new}"), |view| view.link_at(
-                    dir,
-                    flags,
-                    old.clone(),
-                    new_dir,
-                    new.clone()
-                ))
+                audited!(store, get, format!("link {old} -> {new}"), |view| view
+                    .link_at(dir, flags, old.clone(), new_dir, new.clone()))
             })
         },
     )?;

@@ -1,73 +1,14 @@
 //! `log`: an agent writes into the host's log, tagged with the agent, version and correlation id.
 
-use super::Caller;
-use crate::metrics::Metrics;
+use super::budget::LogBudget;
+use super::caller::Caller;
+use crate::text::truncate;
 use crate::wit::log as wit;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
 /// Longer messages are cut: a guest must not be able to make the host hold unbounded text.
 const MAX_MESSAGE: usize = 16 * 1024;
-
-/// `limits.log_rate`: log lines per second across an agent version's instances, in fixed
-/// one-second windows. Lines beyond it are dropped; the drops are counted and reported once per
-/// window, so a flooding agent cannot flood the host's log.
-pub struct LogBudget {
-    agent: Arc<str>,
-    rate: u32,
-    window: Mutex<Window>,
-    metrics: Arc<Metrics>,
-}
-
-struct Window {
-    start: Instant,
-    used: u32,
-    dropped: u64,
-}
-
-impl LogBudget {
-    pub fn new(agent: Arc<str>, rate: u32, metrics: Arc<Metrics>) -> Self {
-        Self {
-            agent,
-            rate,
-            window: Mutex::new(Window {
-                start: Instant::now(),
-                used: 0,
-                dropped: 0,
-            }),
-            metrics,
-        }
-    }
-
-    /// Whether one more line may be written now.
-    pub fn admit(&self) -> bool {
-        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        if w.start.elapsed() >= Duration::from_secs(1) {
-            if w.dropped > 0 {
-                tracing::warn!(
-                    agent = &*self.agent,
-                    dropped = w.dropped,
-                    rate = self.rate,
-                    "log lines dropped: the agent exceeded limits.log_rate"
-                );
-            }
-            *w = Window {
-                start: Instant::now(),
-                used: 0,
-                dropped: 0,
-            };
-        }
-        if w.used < self.rate {
-            w.used += 1;
-            true
-        } else {
-            w.dropped += 1;
-            self.metrics.record_log_dropped(&self.agent);
-            false
-        }
-    }
-}
 
 pub struct LogInstance {
     caller: Caller,
@@ -80,7 +21,12 @@ impl LogInstance {
     }
 }
 
-pub use crate::text::truncate;
+pub const CAPABILITY: super::capability::Capability = super::capability::Capability {
+    key: None,
+    interfaces: &["agenthost:agent/log"],
+    required: None,
+    grants: super::capability::no_grant_lines,
+};
 
 impl wit::Host for LogInstance {
     async fn log(&mut self, level: wit::Level, message: String) {
@@ -118,7 +64,10 @@ impl HasData for HasLog {
     type Data<'a> = &'a mut LogInstance;
 }
 
-pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
-    wit::add_to_linker::<T, HasLog>(linker, |s| &mut s.caps().log)?;
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut LogInstance,
+) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, HasLog>(linker, get)?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! only the tools listed there. The connections belong to the host (`crate::mcp`); this module
 //! decides what one agent may do with them, audits every call, and translates results.
 
-use super::{Caller, HostServices};
+use super::caller::Caller;
 use crate::audit::AuditLog;
 use crate::config::Manifest;
 use crate::mcp::McpServers;
@@ -14,6 +14,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::{HasData, Linker};
+
+pub const CAPABILITY: super::capability::Capability = super::capability::Capability {
+    key: Some("capabilities.mcp"),
+    interfaces: &["agenthost:agent/mcp"],
+    required: Some(super::capability::Requirement {
+        granted: |m| !m.capabilities.mcp.is_empty(),
+        missing: "MCP servers: list them in `capabilities.mcp`",
+    }),
+    grants: |m| {
+        m.capabilities
+            .mcp
+            .iter()
+            .flat_map(|g| g.tools.iter().map(|t| format!("mcp {}/{t}", g.server)))
+            .collect()
+    },
+};
 
 /// The `_meta` key carrying the correlation id on every request the host sends for an agent.
 pub const CORRELATION_META_KEY: &str = "agenthost/correlation-id";
@@ -50,11 +66,16 @@ pub struct McpGrant {
 impl McpGrant {
     /// The grant of `manifest`; an error names a granted server the host does not configure,
     /// so a typo is caught at deploy instead of denying every call later.
-    pub fn new(manifest: &Manifest, services: &HostServices) -> anyhow::Result<Self> {
+    pub fn new(
+        manifest: &Manifest,
+        connections: Arc<McpServers>,
+        audit: Arc<AuditLog>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         let mut servers: BTreeMap<String, Tools> = BTreeMap::new();
         for (i, grant) in manifest.capabilities.mcp.iter().enumerate() {
-            if services.mcp.get(&grant.server).is_none() {
-                let configured: Vec<&str> = services.mcp.names().collect();
+            if connections.get(&grant.server).is_none() {
+                let configured: Vec<&str> = connections.names().collect();
                 anyhow::bail!(
                     "capabilities.mcp[{i}] grants server {:?}, which this host does not configure (its [mcp.servers] are {configured:?})",
                     grant.server
@@ -78,9 +99,9 @@ impl McpGrant {
         }
         Ok(Self {
             servers,
-            connections: services.mcp.clone(),
-            audit: services.audit.clone(),
-            metrics: services.metrics.clone(),
+            connections,
+            audit,
+            metrics,
         })
     }
 
@@ -377,8 +398,11 @@ impl HasData for HasMcp {
     type Data<'a> = &'a mut McpInstance;
 }
 
-pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
-    wit::add_to_linker::<T, HasMcp>(linker, |s| &mut s.caps().mcp)?;
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut McpInstance,
+) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, HasMcp>(linker, get)?;
     Ok(())
 }
 

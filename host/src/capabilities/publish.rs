@@ -2,7 +2,7 @@
 //! The host stamps every record with the correlation id and its provenance, which an agent
 //! cannot forge.
 
-use super::{Caller, HostServices};
+use super::caller::Caller;
 use crate::audit::{AuditLog, Outcome};
 use crate::bus::{self, Bus, Outgoing, headers, set_header};
 use crate::config::{Manifest, TopicPattern};
@@ -10,6 +10,22 @@ use crate::metrics::Metrics;
 use crate::wit::{bus as wit, types};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
+
+pub const CAPABILITY: super::capability::Capability = super::capability::Capability {
+    key: Some("capabilities.publish"),
+    interfaces: &["agenthost:agent/bus"],
+    required: Some(super::capability::Requirement {
+        granted: |m| !m.capabilities.publish.is_empty(),
+        missing: "topics: add them to `capabilities.publish`",
+    }),
+    grants: |m| {
+        m.capabilities
+            .publish
+            .iter()
+            .map(|p| format!("publish {p}"))
+            .collect()
+    },
+};
 
 pub struct PublishGrant {
     patterns: Vec<TopicPattern>,
@@ -58,16 +74,22 @@ impl WildcardTopics {
 }
 
 impl PublishGrant {
-    pub fn new(manifest: &Manifest, services: &HostServices) -> anyhow::Result<Self> {
+    pub fn new(
+        manifest: &Manifest,
+        bus: Arc<dyn Bus>,
+        metrics: Arc<Metrics>,
+        audit: Arc<AuditLog>,
+        db: &sled::Db,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             patterns: manifest.capabilities.publish.clone(),
             max_size: manifest.limits.publish_size.as_u64(),
             max_count: manifest.limits.publishes,
-            bus: services.bus.clone(),
-            metrics: services.metrics.clone(),
-            audit: services.audit.clone(),
+            bus,
+            metrics,
+            audit,
             wildcard_topics: WildcardTopics::open(
-                &services.db,
+                db,
                 manifest.name.as_str(),
                 manifest.limits.topics,
             )?,
@@ -237,8 +259,11 @@ impl HasData for HasPublish {
     type Data<'a> = &'a mut PublishInstance;
 }
 
-pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
-    wit::add_to_linker::<T, HasPublish>(linker, |s| &mut s.caps().publish)?;
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut PublishInstance,
+) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, HasPublish>(linker, get)?;
     Ok(())
 }
 

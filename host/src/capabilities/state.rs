@@ -4,13 +4,24 @@
 //! versions running side by side (a canary beside the live one) count against one usage, so
 //! neither can fill the store past its quota because the other's writes went uncounted.
 
-use super::Caller;
+use super::caller::Caller;
 use crate::audit::AuditLog;
 use crate::config::Manifest;
 use crate::wit::{state as wit, types};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use wasmtime::component::{HasData, Linker};
+
+/// Its grant is a quota: the capability diff shows it as `state quota` beside the limits.
+pub const CAPABILITY: super::capability::Capability = super::capability::Capability {
+    key: Some("capabilities.state"),
+    interfaces: &["agenthost:agent/state"],
+    required: Some(super::capability::Requirement {
+        granted: |m| m.capabilities.state.is_some(),
+        missing: "state: set a quota with `capabilities.state = \"16MiB\"`",
+    }),
+    grants: super::capability::no_grant_lines,
+};
 
 const MAX_KEY: usize = 1024;
 
@@ -218,8 +229,11 @@ impl HasData for HasState {
     type Data<'a> = &'a mut StateInstance;
 }
 
-pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
-    wit::add_to_linker::<T, HasState>(linker, |s| &mut s.caps().state)?;
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut StateInstance,
+) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, HasState>(linker, get)?;
     Ok(())
 }
 

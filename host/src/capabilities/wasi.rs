@@ -2,9 +2,10 @@
 //! environment variables and directories only as `capabilities.env` / `capabilities.files` grant.
 //! Sockets are never linked.
 
-use super::Caller;
-use super::log::LogBudget;
-use crate::config::{FileAccess, Manifest};
+use super::budget::LogBudget;
+use super::caller::Caller;
+use super::env::EnvGrant;
+use super::files::FilesGrant;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -15,72 +16,64 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream, WasiCliView as _};
 use wasmtime_wasi::clocks::WasiClocksView as _;
 use wasmtime_wasi::filesystem::WasiFilesystemView as _;
 use wasmtime_wasi::random::WasiRandomView as _;
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
-/// What an agent version's manifest grants of WASI, resolved at deploy.
-pub struct WasiGrant {
-    env: Vec<(String, String)>,
-    dirs: Vec<(std::path::PathBuf, String, FileAccess)>,
-}
+/// What every agent has: clocks, random, stdio into the host's log, and the environment
+/// `capabilities.env` fills. Sockets are never among them.
+pub const CAPABILITY: super::capability::Capability = super::capability::Capability {
+    key: None,
+    interfaces: &[
+        "wasi:cli/environment",
+        "wasi:cli/exit",
+        "wasi:cli/stdin",
+        "wasi:cli/stdout",
+        "wasi:cli/stderr",
+        "wasi:cli/terminal-input",
+        "wasi:cli/terminal-output",
+        "wasi:cli/terminal-stdin",
+        "wasi:cli/terminal-stdout",
+        "wasi:cli/terminal-stderr",
+        "wasi:clocks/wall-clock",
+        "wasi:clocks/monotonic-clock",
+        "wasi:io/error",
+        "wasi:io/poll",
+        "wasi:io/streams",
+        "wasi:random/random",
+        "wasi:random/insecure",
+        "wasi:random/insecure-seed",
+    ],
+    required: None,
+    grants: super::capability::no_grant_lines,
+};
 
-impl WasiGrant {
-    pub fn from_manifest(manifest: &Manifest) -> anyhow::Result<Self> {
-        // Copied once at deploy: what an agent sees does not change under it while it runs.
-        let env = manifest
-            .capabilities
-            .env
-            .iter()
-            .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
-            .collect();
-        let mut dirs = Vec::new();
-        for grant in &manifest.capabilities.files {
-            if !grant.path.is_dir() {
-                anyhow::bail!(
-                    "capabilities.files: {} (mounted at {}) is not a directory",
-                    grant.path.display(),
-                    grant.mount
-                );
-            }
-            dirs.push((grant.path.clone(), grant.mount.clone(), grant.access));
-        }
-        Ok(Self { env, dirs })
-    }
-
-    /// A fresh WASI context for one instance.
-    pub fn build(
-        &self,
-        caller: &Caller,
-        stderr_tail: &StderrTail,
-        budget: &Arc<LogBudget>,
-    ) -> anyhow::Result<WasiCtx> {
-        let mut b = WasiCtxBuilder::new();
-        b.stdout(LogStream {
-            caller: caller.clone(),
-            stream: "stdout",
-            tail: None,
-            budget: budget.clone(),
-        });
-        b.stderr(LogStream {
-            caller: caller.clone(),
-            stream: "stderr",
-            tail: Some(stderr_tail.clone()),
-            budget: budget.clone(),
-        });
-        b.allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
-        for (k, v) in &self.env {
-            b.env(k, v);
-        }
-        for (path, mount, access) in &self.dirs {
-            let perms = match access {
-                FileAccess::Read => FsPerms::ReadOnly,
-                FileAccess::ReadWrite => FsPerms::ReadWrite,
-            };
-            b.preopened_dir(path, mount, perms)?;
-        }
-        Ok(b.build())
-    }
+/// A fresh WASI context for one instance: stdio into the host's log (stderr's last lines kept
+/// for the failure reason), no sockets, and the variables and directories the agent is granted.
+pub fn context(
+    caller: &Caller,
+    stderr_tail: &StderrTail,
+    budget: &Arc<LogBudget>,
+    env: &EnvGrant,
+    files: &FilesGrant,
+) -> anyhow::Result<WasiCtx> {
+    let mut b = WasiCtxBuilder::new();
+    b.stdout(LogStream {
+        caller: caller.clone(),
+        stream: "stdout",
+        tail: None,
+        budget: budget.clone(),
+    });
+    b.stderr(LogStream {
+        caller: caller.clone(),
+        stream: "stderr",
+        tail: Some(stderr_tail.clone()),
+        budget: budget.clone(),
+    });
+    b.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    env.apply(&mut b);
+    files.preopen(&mut b)?;
+    Ok(b.build())
 }
 
 struct HasIo;
@@ -90,7 +83,9 @@ impl HasData for HasIo {
 
 /// Links the WASI interfaces agents may use — deliberately not `wasi:sockets`, so a component
 /// that imports sockets fails to link instead of getting a stub.
-pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+pub fn add_to_linker<T: wasmtime_wasi::WasiView + Send + 'static>(
+    linker: &mut Linker<T>,
+) -> anyhow::Result<()> {
     use wasmtime_wasi::cli::WasiCli;
     use wasmtime_wasi::clocks::WasiClocks;
     use wasmtime_wasi::filesystem::WasiFilesystem;
@@ -139,7 +134,7 @@ impl StderrTail {
         if lines.len() == Self::KEEP {
             lines.pop_front();
         }
-        lines.push_back(super::log::truncate(line, 512).into_owned());
+        lines.push_back(crate::text::truncate(line, 512).into_owned());
     }
 
     /// The kept lines joined with " | ", if the guest wrote any.

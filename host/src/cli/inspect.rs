@@ -2,7 +2,7 @@
 //! imports are granted and which are missing — the review before approving an agent.
 
 use super::Format;
-use crate::capabilities::check_import;
+use crate::capabilities::{check_import, grant_needed};
 use crate::config::{Manifest, RuntimeConfig};
 use crate::runtime::{Runtime, read_component};
 use std::path::Path;
@@ -73,23 +73,6 @@ pub fn run(component: &Path, manifest: Option<&Path>, format: Format) -> anyhow:
         }
     }
     Ok(())
-}
-
-/// The manifest grant an agenthost import needs, for inspecting without a manifest.
-fn grant_needed(import: &str) -> Option<&'static str> {
-    let interface = import.split('@').next().unwrap_or(import);
-    match interface {
-        "agenthost:agent/bus" => Some("capabilities.publish"),
-        "agenthost:agent/state" => Some("capabilities.state"),
-        "agenthost:agent/mcp" => Some("capabilities.mcp"),
-        "agenthost:agent/a2a" => Some("capabilities.a2a"),
-        _ if interface.starts_with("wasi:sockets/") => Some("nothing: sockets are never granted"),
-        _ if crate::capabilities::http::INTERFACES.contains(&interface) => {
-            Some("capabilities.http")
-        }
-        _ if interface.starts_with("wasi:http/") => Some("nothing: agents do not serve HTTP"),
-        _ => None,
-    }
 }
 
 fn tempfile_dir() -> anyhow::Result<TempDir> {

@@ -12,7 +12,7 @@
 mod address;
 mod connect;
 
-use super::Caller;
+use super::caller::Caller;
 use crate::audit::{AuditLog, Outcome};
 use crate::config::{HttpRule, Manifest};
 use std::future::Future;
@@ -20,6 +20,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+pub const CAPABILITY: super::capability::Capability = super::capability::Capability {
+    key: Some("capabilities.http"),
+    interfaces: &INTERFACES,
+    required: Some(super::capability::Requirement {
+        granted: |m| !m.capabilities.http.is_empty(),
+        missing: "outbound HTTP: list the allowed `scheme://host[:port]` in `capabilities.http`",
+    }),
+    grants: |m| {
+        m.capabilities
+            .http
+            .iter()
+            .map(|h| format!("http {h}"))
+            .collect()
+    },
+};
 
 /// The wasi:http interfaces linked for agents, both granted by `capabilities.http`.
 pub const INTERFACES: [&str; 2] = ["wasi:http/outgoing-handler", "wasi:http/types"];
@@ -190,7 +206,9 @@ impl WasiHttpHooks for HttpInstance {
 
 /// Links `wasi:http/outgoing-handler` and `wasi:http/types` — not the proxy world, whose
 /// `incoming-handler` an agent has no use for.
-pub fn add_to_linker<T: super::InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+pub fn add_to_linker<T: wasmtime_wasi_http::WasiHttpView + Send + 'static>(
+    linker: &mut Linker<T>,
+) -> anyhow::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     Ok(())
 }

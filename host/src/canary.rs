@@ -4,7 +4,7 @@
 
 use crate::agent::AgentVersion;
 use crate::config::Rollout;
-use crate::deployments::{Deployment, Origin, Outcome};
+use crate::deployments::{DeployOutcome, Deployment, Origin};
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
@@ -116,7 +116,7 @@ impl Canary {
     }
 
     /// The history entry for the end of this canary's trial.
-    pub fn deployment(&self, origin: Origin, outcome: Outcome, detail: String) -> Deployment {
+    pub fn deployment(&self, origin: Origin, outcome: DeployOutcome, detail: String) -> Deployment {
         let version = &self.version;
         Deployment {
             id: 0,

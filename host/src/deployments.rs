@@ -46,7 +46,7 @@ impl Origin {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum DeployOutcome {
     /// It went live.
     Deployed,
     /// It was refused; the version before it kept serving.
@@ -57,7 +57,7 @@ pub enum Outcome {
     RolledBack,
 }
 
-impl Outcome {
+impl DeployOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Deployed => "deployed",
@@ -81,7 +81,7 @@ pub struct Deployment {
     pub source: String,
     pub origin: Origin,
     pub at_ms: u64,
-    pub outcome: Outcome,
+    pub outcome: DeployOutcome,
     /// Why it was refused, or what it changed (the capability diff, the version it replaced).
     pub detail: String,
     /// The manifest text, to deploy it again on rollback.
@@ -211,7 +211,11 @@ pub fn rollback_target<'a>(
     live_digest: &str,
     to: Option<&str>,
 ) -> Result<&'a Deployment, String> {
-    let deployed = || history.iter().filter(|d| d.outcome == Outcome::Deployed);
+    let deployed = || {
+        history
+            .iter()
+            .filter(|d| d.outcome == DeployOutcome::Deployed)
+    };
     let found = match to {
         Some(version) => deployed().find(|d| d.version == version),
         None => deployed().find(|d| d.version != live_version || d.digest != live_digest),
@@ -251,7 +255,7 @@ fn entry_key(agent: &str, id: u64) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn deployment(agent: &str, version: &str, digest: &str, outcome: Outcome) -> Deployment {
+    fn deployment(agent: &str, version: &str, digest: &str, outcome: DeployOutcome) -> Deployment {
         Deployment {
             id: 0,
             agent: agent.into(),
@@ -277,18 +281,21 @@ mod tests {
         let (_dir, store) = store();
         let d = |a, v, dg, o| deployment(a, v, dg, o);
         store
-            .record(d("a", "1.0.0", "sha256:1", Outcome::Deployed), Some(b"one"))
+            .record(
+                d("a", "1.0.0", "sha256:1", DeployOutcome::Deployed),
+                Some(b"one"),
+            )
             .await
             .unwrap();
         store
             .record(
-                d("ab", "9.0.0", "sha256:9", Outcome::Deployed),
+                d("ab", "9.0.0", "sha256:9", DeployOutcome::Deployed),
                 Some(b"nine"),
             )
             .await
             .unwrap();
         store
-            .record(d("a", "2.0.0", "sha256:2", Outcome::Refused), None)
+            .record(d("a", "2.0.0", "sha256:2", DeployOutcome::Refused), None)
             .await
             .unwrap();
         let history = store.history("a").unwrap();
@@ -309,7 +316,7 @@ mod tests {
             let digest = format!("sha256:{i}");
             store
                 .record(
-                    deployment("a", &format!("1.0.{i}"), &digest, Outcome::Deployed),
+                    deployment("a", &format!("1.0.{i}"), &digest, DeployOutcome::Deployed),
                     Some(digest.as_bytes()),
                 )
                 .await
@@ -326,10 +333,10 @@ mod tests {
     fn rollback_goes_to_the_newest_other_live_version_or_the_one_asked_for() {
         // Newest first: 3 live, 2 refused, 2 live before it, 1 before that.
         let history = vec![
-            deployment("a", "3.0.0", "sha256:3", Outcome::Deployed),
-            deployment("a", "4.0.0", "sha256:4", Outcome::Refused),
-            deployment("a", "2.0.0", "sha256:2", Outcome::Deployed),
-            deployment("a", "1.0.0", "sha256:1", Outcome::Deployed),
+            deployment("a", "3.0.0", "sha256:3", DeployOutcome::Deployed),
+            deployment("a", "4.0.0", "sha256:4", DeployOutcome::Refused),
+            deployment("a", "2.0.0", "sha256:2", DeployOutcome::Deployed),
+            deployment("a", "1.0.0", "sha256:1", DeployOutcome::Deployed),
         ];
         let target = rollback_target(&history, "3.0.0", "sha256:3", None).unwrap();
         assert_eq!(
@@ -348,8 +355,8 @@ mod tests {
         assert!(err.contains("no earlier version"), "{err}");
         // The same version rebuilt (another digest) is a different deployment.
         let rebuilt = vec![
-            deployment("a", "3.0.0", "sha256:3b", Outcome::Deployed),
-            deployment("a", "3.0.0", "sha256:3", Outcome::Deployed),
+            deployment("a", "3.0.0", "sha256:3b", DeployOutcome::Deployed),
+            deployment("a", "3.0.0", "sha256:3", DeployOutcome::Deployed),
         ];
         let target = rollback_target(&rebuilt, "3.0.0", "sha256:3b", None).unwrap();
         assert_eq!(target.digest, "sha256:3");

@@ -299,7 +299,7 @@ impl Host {
             };
             let Some(approved) = history
                 .iter()
-                .find(|d| d.outcome == deployments::Outcome::Deployed)
+                .find(|d| d.outcome == deployments::DeployOutcome::Deployed)
             else {
                 continue;
             };
@@ -454,9 +454,9 @@ impl Host {
             origin,
             at_ms: 0,
             outcome: match &result {
-                Ok(report) if report.canary > 0 => deployments::Outcome::Canary,
-                Ok(_) => deployments::Outcome::Deployed,
-                Err(_) => deployments::Outcome::Refused,
+                Ok(report) if report.canary > 0 => deployments::DeployOutcome::Canary,
+                Ok(_) => deployments::DeployOutcome::Deployed,
+                Err(_) => deployments::DeployOutcome::Refused,
             },
             detail: match &result {
                 Ok(DeployReport {
@@ -635,7 +635,7 @@ impl Host {
         );
         let deployment = canary.deployment(
             Origin::Promote,
-            deployments::Outcome::Deployed,
+            deployments::DeployOutcome::Deployed,
             format!(
                 "promoted from canary, replaced {} ({} canary invocations, {} failed, in the last window)",
                 old.version, counts.canary_invocations, counts.canary_failures
@@ -1025,7 +1025,7 @@ async fn record_canary_end(
         )
         .detail(format!("canary rolled back: {reason}")),
     );
-    let deployment = canary.deployment(origin, deployments::Outcome::RolledBack, reason);
+    let deployment = canary.deployment(origin, deployments::DeployOutcome::RolledBack, reason);
     if let Err(err) = deployments.record(deployment, None).await {
         tracing::error!(error = %err, "cannot record the canary's end in the history");
     }

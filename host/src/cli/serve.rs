@@ -61,7 +61,7 @@ async fn serve(mut config: HostConfig) -> anyhow::Result<()> {
         host: host.clone(),
         token: Some(Arc::from(token)),
     });
-    let bounds = crate::http::server::Bounds {
+    let bounds = crate::http::server::ConnectionBounds {
         max_connections: host.config.http.max_connections,
         header_timeout: host.config.http.header_timeout,
     };

@@ -282,7 +282,7 @@ pub struct Capabilities {
     /// Environment variables copied from the host's environment.
     pub env: Vec<String>,
     pub config: BTreeMap<String, String>,
-    pub mcp: Vec<McpGrant>,
+    pub mcp: Vec<McpTools>,
     /// A2A peers: agent names, skill ids or URLs.
     pub a2a: Vec<String>,
 }
@@ -308,7 +308,7 @@ pub enum FileAccess {
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct McpGrant {
+pub struct McpTools {
     pub server: String,
     /// Tool names; `["*"]` grants every tool of the server.
     pub tools: Vec<String>,

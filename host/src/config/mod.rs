@@ -18,7 +18,7 @@ pub use host::{
 pub use http_rule::HttpRule;
 pub use manifest::{
     A2aSection, AgentName, Capabilities, Delivery, DeliveryMode, FileAccess, FileGrant, Limits,
-    MAX_TABLE_ELEMENTS, Manifest, McpGrant, Ordering, Rollout, SubscribeEntry, default_dead_letter,
+    MAX_TABLE_ELEMENTS, Manifest, McpTools, Ordering, Rollout, SubscribeEntry, default_dead_letter,
 };
 pub use pattern::TopicPattern;
 pub use topic::{InvalidTopic, check_skill, request_topic, result_topic, validate_topic};

@@ -19,13 +19,18 @@ use tokio_util::sync::CancellationToken;
 
 /// The bounds of the listener (`[http]` in the host config).
 #[derive(Clone, Copy, Debug)]
-pub struct Bounds {
+pub struct ConnectionBounds {
     pub max_connections: u32,
     pub header_timeout: Duration,
 }
 
 /// Serves `app` on `listener` until `stop` is cancelled, then lets open connections finish.
-pub async fn serve(listener: TcpListener, app: Router, bounds: Bounds, stop: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    bounds: ConnectionBounds,
+    stop: CancellationToken,
+) {
     let max = bounds.max_connections.max(1);
     let connections = Arc::new(Semaphore::new(max as usize));
     loop {
@@ -78,7 +83,7 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    async fn started(bounds: Bounds) -> (std::net::SocketAddr, CancellationToken) {
+    async fn started(bounds: ConnectionBounds) -> (std::net::SocketAddr, CancellationToken) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
@@ -89,7 +94,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_sends_no_headers_is_disconnected() {
-        let (address, stop) = started(Bounds {
+        let (address, stop) = started(ConnectionBounds {
             max_connections: 4,
             header_timeout: Duration::from_millis(200),
         })
@@ -109,7 +114,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_beyond_the_bound_wait_until_one_closes() {
-        let (address, stop) = started(Bounds {
+        let (address, stop) = started(ConnectionBounds {
             max_connections: 1,
             header_timeout: Duration::from_secs(30),
         })

@@ -2,9 +2,9 @@
 //! agent granted that server. Agents reach it only through the `mcp` import
 //! (`capabilities::mcp`), which checks their grants first.
 
-mod server;
+mod connection;
 
-pub use server::{Connection, McpServer, ServerStatus, Unavailable};
+pub use connection::{Connection, McpServer, ServerStatus, Unavailable};
 
 use crate::config::McpServerConfig;
 use crate::metrics::Metrics;

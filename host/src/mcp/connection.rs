@@ -285,7 +285,7 @@ impl McpServer {
 
     /// Waits until the session ends (the child exited, the HTTP session failed) or the host
     /// stops, and says why.
-    async fn wait_for_end(&self, running: RunningService<RoleClient, Handler>) -> String {
+    async fn wait_for_end(&self, running: RunningService<RoleClient, ClientSide>) -> String {
         let token = running.cancellation_token();
         let stop = self.stop.clone();
         let waiting = running.waiting();
@@ -306,8 +306,8 @@ impl McpServer {
 
     async fn connect(
         &self,
-    ) -> Result<(RunningService<RoleClient, Handler>, Arc<Connection>), String> {
-        let handler = Handler {
+    ) -> Result<(RunningService<RoleClient, ClientSide>, Arc<Connection>), String> {
+        let handler = ClientSide {
             server: self.name.clone(),
         };
         let lifecycle = match self.config.protocol {
@@ -548,11 +548,11 @@ fn without_type_names(message: &str) -> String {
 /// It offers no sampling, roots or elicitation: an agent's tool call cannot make the host act
 /// on a server's behalf.
 #[derive(Clone)]
-pub struct Handler {
+pub struct ClientSide {
     server: Arc<str>,
 }
 
-impl ClientHandler for Handler {
+impl ClientHandler for ClientSide {
     fn get_info(&self) -> ClientConfig {
         let mut info = ClientConfig::new(
             ClientCapabilities::default(),

@@ -73,13 +73,13 @@ async fn deploy(host: &Host, dir: &Path, version: &str, echo: &Path) -> Result<D
     let manifest = Manifest::parse(&path, &text)?;
     let bytes = std::fs::read(echo)?;
     let started = Instant::now();
-    host.deploy(
+    host.deploy(agenthost::host::DeployRequest {
         manifest,
-        bytes,
-        &path.display().to_string(),
-        true,
-        Origin::Api,
-    )
+        component: bytes,
+        source: path.display().to_string(),
+        approval: agenthost::host::Approval::Given,
+        origin: Origin::Api,
+    })
     .await?;
     Ok(started.elapsed())
 }
@@ -168,7 +168,8 @@ async fn s4(root: &Path) -> Result<()> {
     tokio::time::sleep(ROLLBACK_AT - SWAP_AT).await;
     let rollback_started = now_us();
     let started = Instant::now();
-    host.rollback("echo", None, true).await?;
+    host.rollback("echo", None, agenthost::host::Approval::Given)
+        .await?;
     let rollback_took = started.elapsed();
 
     let sent = producer.await??;

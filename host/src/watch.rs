@@ -97,7 +97,10 @@ pub fn spawn(host: Arc<Host>, mut known: HashMap<PathBuf, Fingerprint>, interval
                 }
                 settling.remove(path);
                 known.insert(path.clone(), fingerprint.clone());
-                match host.deploy_path(path, false, Origin::Config).await {
+                match host
+                    .deploy_path(path, crate::host::Approval::Required, Origin::Config)
+                    .await
+                {
                     Ok(report) => tracing::info!(
                         manifest = %path.display(),
                         agent = report.agent,

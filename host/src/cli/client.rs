@@ -2,7 +2,7 @@
 
 use super::{Format, HostArgs};
 use crate::http::{
-    AgentsResponse, DeployRequest, ErrorBody, PublishRequest, PublishResponse, WireRecord,
+    AgentsResponse, DeployUpload, ErrorBody, PublishRequest, PublishResponse, WireRecord,
 };
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -259,7 +259,7 @@ pub async fn deploy(args: &HostArgs, manifest_path: &Path, approve: bool) -> any
     let client = Client::new(args)?;
     let absolute =
         std::fs::canonicalize(manifest_path).unwrap_or_else(|_| manifest_path.to_owned());
-    let body = DeployRequest {
+    let body = DeployUpload {
         manifest_path: absolute.display().to_string(),
         manifest: text,
         component_base64: base64::engine::general_purpose::STANDARD.encode(component),

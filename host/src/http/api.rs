@@ -2,12 +2,12 @@
 
 use super::wire::{AgentsResponse, CanaryView, RefusalView, RollbackRequest, decode_b64};
 use super::{
-    AgentView, ApiError, AppState, ConsumeQuery, DeployRequest, PublishRequest, PublishResponse,
+    AgentView, ApiError, AppState, ConsumeQuery, DeployUpload, PublishRequest, PublishResponse,
     WireRecord,
 };
 use crate::bus::{self, Header, Outgoing, StartAt};
 use crate::config::Manifest;
-use crate::host::DeployError;
+use crate::host::{Approval, DeployError, DeployRequest};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
@@ -232,7 +232,7 @@ pub const MAX_DEPLOY_BODY: usize = 128 * 1024 * 1024;
 
 pub async fn deploy(
     State(s): State<AppState>,
-    body: Result<Json<DeployRequest>, JsonRejection>,
+    body: Result<Json<DeployUpload>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let req = json_body(body)?;
     let path = std::path::Path::new(&req.manifest_path);
@@ -250,13 +250,13 @@ pub async fn deploy(
     };
     match s
         .host
-        .deploy(
+        .deploy(DeployRequest {
             manifest,
-            bytes,
-            &req.manifest_path,
-            req.approve,
-            crate::deployments::Origin::Api,
-        )
+            component: bytes,
+            source: req.manifest_path.clone(),
+            approval: Approval::given(req.approve),
+            origin: crate::deployments::Origin::Api,
+        })
         .await
     {
         Ok(report) => Ok((StatusCode::OK, Json(report)).into_response()),
@@ -300,7 +300,11 @@ pub async fn rollback(
     body: Result<Json<RollbackRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let req = json_body(body)?;
-    match s.host.rollback(&name, req.to.as_deref(), req.approve).await {
+    match s
+        .host
+        .rollback(&name, req.to.as_deref(), Approval::given(req.approve))
+        .await
+    {
         Ok(report) => Ok((StatusCode::OK, Json(report)).into_response()),
         Err(err @ DeployError::UnknownAgent(_)) => {
             Err(ApiError::new(StatusCode::NOT_FOUND, err.to_string()))

@@ -12,7 +12,7 @@ pub mod token;
 mod wire;
 
 pub use wire::{
-    AgentView, AgentsResponse, CanaryView, ConsumeQuery, DeployRequest, ErrorBody, PublishRequest,
+    AgentView, AgentsResponse, CanaryView, ConsumeQuery, DeployUpload, ErrorBody, PublishRequest,
     PublishResponse, RefusalView, RollbackRequest, WireRecord, decode_b64,
 };
 

@@ -122,7 +122,7 @@ pub struct RollbackRequest {
 /// `POST /v1/agents`: deploy a manifest and its component.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DeployRequest {
+pub struct DeployUpload {
     /// Where the manifest came from, for messages; relative `files` paths resolve against it.
     pub manifest_path: String,
     /// The manifest's TOML text.

@@ -22,11 +22,11 @@
 mod common;
 
 use agenthost::agent::AgentVersion;
+use agenthost::agent::to_event;
 use agenthost::audit::AuditLog;
 use agenthost::bus::{Bus, BusError, Outgoing, Receipt, StartAt, Subscription, TopicReader};
 use agenthost::capabilities::HostServices;
 use agenthost::config::{Manifest, RuntimeConfig};
-use agenthost::delivery::to_event;
 use agenthost::metrics::Metrics;
 use agenthost::runtime::{Runtime, Sandbox};
 use std::hint::black_box;

@@ -14,11 +14,11 @@
 mod common;
 
 use agenthost::agent::AgentVersion;
+use agenthost::agent::to_event;
 use agenthost::audit::AuditLog;
 use agenthost::bus::{Bus, BusError, Outgoing, Receipt, StartAt, Subscription, TopicReader};
 use agenthost::capabilities::HostServices;
 use agenthost::config::{HostConfig, Manifest, RuntimeConfig};
-use agenthost::delivery::to_event;
 use agenthost::mcp::McpServers;
 use agenthost::metrics::Metrics;
 use agenthost::runtime::Runtime;

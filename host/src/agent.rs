@@ -179,6 +179,32 @@ impl AgentVersion {
         self.on_event_in(event, None).await
     }
 
+    /// Delivers one bus record as its `on-event` (attempt `attempt`, 1 for the first), its
+    /// publishes joining `txn` (exactly-once delivery), if given.
+    pub async fn on_record(
+        &self,
+        record: &crate::bus::Record,
+        correlation_id: &str,
+        attempt: u32,
+        txn: Option<Arc<dyn crate::bus::TxnPublisher>>,
+    ) -> Result<Acks, InvocationError> {
+        self.on_event_in(to_event(record, correlation_id, attempt), txn)
+            .await
+    }
+
+    /// Delivers bus records (each with its correlation id and attempt) to one instance through
+    /// `on-events`: see [`AgentVersion::on_events`].
+    pub async fn on_records(
+        &self,
+        records: Vec<(&crate::bus::Record, &str, u32)>,
+    ) -> Vec<Result<Acks, InvocationError>> {
+        let events = records
+            .into_iter()
+            .map(|(record, correlation_id, attempt)| to_event(record, correlation_id, attempt))
+            .collect();
+        self.on_events(events).await
+    }
+
     /// Delivers one bus event whose publishes join `txn` (exactly-once delivery), if given.
     pub async fn on_event_in(
         &self,
@@ -881,5 +907,27 @@ impl<'a> InUse<'a> {
 impl Drop for InUse<'_> {
     fn drop(&mut self) {
         self.0.add_instances_in_use(-1);
+    }
+}
+
+/// The `event` an agent sees for a bus record.
+pub fn to_event(record: &crate::bus::Record, correlation_id: &str, attempt: u32) -> agent::Event {
+    agent::Event {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
+        key: record.key.clone(),
+        payload: record.payload.clone(),
+        headers: record
+            .headers
+            .iter()
+            .map(|h| types::Header {
+                key: h.key.clone(),
+                value: h.value.clone(),
+            })
+            .collect(),
+        timestamp_ms: record.timestamp_ms,
+        correlation_id: correlation_id.to_owned(),
+        attempt,
     }
 }

@@ -20,7 +20,7 @@ use agenthost::bus::{
 };
 use agenthost::capabilities::HostServices;
 use agenthost::config::{Manifest, RuntimeConfig};
-use agenthost::delivery::{self, Deps, Handler};
+use agenthost::delivery::{self, AgentEvents, Deps};
 use agenthost::metrics::Metrics;
 use agenthost::registry::AgentCell;
 use agenthost::runtime::Runtime;
@@ -264,7 +264,7 @@ async fn run_agent_until(
         Arc::new(AgentCell::new(version, None)),
         plugin_name.into(),
         vec!["test.in.v1".into()],
-        Handler::Events,
+        Arc::new(AgentEvents),
         stop.clone(),
     );
     let start = Instant::now();

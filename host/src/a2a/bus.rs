@@ -23,8 +23,9 @@
 
 use super::model::{Message, Task};
 use super::wire::{self, Dialect};
-use crate::agent::AgentVersion;
+use crate::agent::{Acks, AgentVersion};
 use crate::bus::{self, Bus, Outgoing, Record, StartAt, headers};
+use crate::delivery::{Attempt, Handler};
 use crate::invocation::InvocationError;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -50,6 +51,36 @@ fn header<'a>(record: &'a Record, key: &str) -> Option<&'a str> {
         .rev()
         .find(|h| h.key == key)
         .and_then(|h| std::str::from_utf8(&h.value).ok())
+}
+
+/// The bus binding's worker side as a delivery handler: each record of
+/// `agent.task-requests.<skill>` is a task request, run on the agent, its result published.
+pub struct SkillRequests {
+    pub skill: String,
+    pub a2a: Arc<super::A2a>,
+    pub bus: Arc<dyn Bus>,
+}
+
+#[async_trait::async_trait]
+impl Handler for SkillRequests {
+    async fn handle(
+        &self,
+        version: &AgentVersion,
+        attempt: Attempt<'_>,
+        // Results go out through the shared producer: bus-served skills stay at-least-once.
+        _txn: Option<Arc<dyn bus::TxnPublisher>>,
+    ) -> Result<Acks, InvocationError> {
+        serve_request(
+            &self.a2a,
+            self.bus.as_ref(),
+            version,
+            &self.skill,
+            attempt.record,
+            attempt.correlation_id,
+        )
+        .await
+        .map(|()| Acks::none())
+    }
 }
 
 /// The worker side: runs `agent` on one request record and publishes the result. An error

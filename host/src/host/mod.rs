@@ -283,15 +283,16 @@ impl Host {
         let tasks = by_group
             .into_iter()
             .map(|(group, topics)| {
-                let handler = match bus_skills
+                let handler: Arc<dyn delivery::Handler> = match bus_skills
                     .iter()
                     .find(|skill| crate::a2a::bus::worker_group(skill) == group)
                 {
-                    Some(skill) => delivery::Handler::BusTasks {
+                    Some(skill) => Arc::new(crate::a2a::bus::SkillRequests {
                         skill: skill.clone(),
                         a2a: self.a2a.clone(),
-                    },
-                    None => delivery::Handler::Events,
+                        bus: self.bus.clone(),
+                    }),
+                    None => Arc::new(delivery::AgentEvents),
                 };
                 delivery::spawn_subscription(
                     deps.clone(),

@@ -8,6 +8,7 @@ mod host;
 mod http_rule;
 mod manifest;
 mod pattern;
+mod reference;
 mod topic;
 
 pub use host::{

@@ -6,13 +6,13 @@ use super::backoff;
 use super::correlation_id_of;
 use super::handler::Attempt;
 use super::pipeline::Chain;
+use super::release::Release;
 use super::sleep_or_stop;
 use super::worker::{Finished, PartitionWorker, RecordEnd};
 use crate::agent::{Acks, AgentVersion};
 use crate::bus::Record;
 use crate::invocation::InvocationError;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 impl PartitionWorker {
     /// Handles `record` until it is finished: first on `version`, the version picked when the
@@ -211,31 +211,5 @@ async fn acknowledged(
             (released, acks.wait().await)
         }
         Err(err) => (false, Err(err)),
-    }
-}
-/// A record's hold on its chain, let go at most once: early (through the worker's channel)
-/// once the record was handled and only acknowledgements are outstanding, or at its end.
-pub(super) struct Release {
-    chain: Option<Chain>,
-    to: mpsc::UnboundedSender<Chain>,
-}
-impl Release {
-    pub(super) fn new(chain: &Chain, to: &mpsc::UnboundedSender<Chain>) -> Self {
-        Self {
-            chain: Some(chain.clone()),
-            to: to.clone(),
-        }
-    }
-
-    /// Whether the chain was let go already.
-    pub(super) fn is_released(&self) -> bool {
-        self.chain.is_none()
-    }
-
-    fn now(&mut self) {
-        if let Some(chain) = self.chain.take() {
-            // The worker outlives its tasks; if it is gone, nothing waits for the chain.
-            let _ = self.to.send(chain);
-        }
     }
 }

@@ -1,9 +1,9 @@
 //! One membership of a consumer group: a partition worker per assigned partition, started on
 //! assignment and drained on revocation.
 
-use super::worker::PartitionWorker;
+use super::worker::{PartitionWorker, Rewound};
 use super::{BUS_RETRY, Deps, Handler, sleep_or_stop};
-use crate::bus::{BusError, Rebalance, Record, Subscription, TopicPartition};
+use crate::bus::{BusError, Rebalance, Subscription, TopicPartition};
 use crate::registry::AgentCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -100,33 +100,4 @@ async fn drain(
         }
     });
     futures::future::join_all(waits).await;
-}
-/// The attempts already spent on records that made their partition start over, by
-/// `(topic, partition, offset)`: read again, such a record goes on counting from there, so
-/// `delivery.max_attempts` still ends in a dead letter. Kept by the subscription across its
-/// memberships; an entry is taken when its record is handled again (one left by a partition
-/// that moved to another member is a few bytes until the host stops).
-#[derive(Clone, Default)]
-pub(super) struct Rewound(Arc<std::sync::Mutex<std::collections::HashMap<RecordAt, u32>>>);
-/// Where a record is: topic, partition, offset.
-type RecordAt = (String, u32, u64);
-impl Rewound {
-    pub(super) fn remember(&self, record: &Record, attempts: u32) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(
-            (record.topic.clone(), record.partition, record.offset),
-            attempts,
-        );
-    }
-
-    /// The attempts spent on `record` before its partition started over, if it did. Asked for
-    /// every record, and almost always empty: then no key is built.
-    pub(super) fn take(&self, record: &Record) -> u32 {
-        let mut rewound = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if rewound.is_empty() {
-            return 0;
-        }
-        rewound
-            .remove(&(record.topic.clone(), record.partition, record.offset))
-            .unwrap_or(0)
-    }
 }

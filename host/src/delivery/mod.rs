@@ -23,11 +23,12 @@
 use crate::bus::{Bus, BusError, Record, headers};
 use crate::metrics::Metrics;
 use crate::registry::AgentCell;
-use membership::{Rewound, run_membership};
+use membership::run_membership;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use worker::Rewound;
 
 pub use dead_letter::dead_letter_record;
 pub use handler::{AgentEvents, Attempt, Handler};
@@ -113,6 +114,7 @@ mod exactly_once;
 mod handler;
 mod membership;
 mod pipeline;
+mod release;
 mod worker;
 
 /// After a bus operation failed: false when the partition is gone (`Closed`: revoked) or `stop`

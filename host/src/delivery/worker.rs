@@ -2,9 +2,8 @@
 //! order, one at a time per chain, batched when the version takes batches, and the lowest
 //! unfinished offset committed as it moves.
 
-use super::attempt::Release;
-use super::membership::Rewound;
 use super::pipeline::{Chain, Pipeline};
+use super::release::Release;
 use super::{BUS_RETRY, Deps, Handler, sleep_or_stop};
 use crate::agent::AgentVersion;
 use crate::bus::{BusError, PartitionReader, Record, TopicPartition};
@@ -26,6 +25,36 @@ pub(super) struct PartitionWorker {
     pub(super) rejoin: CancellationToken,
     pub(super) rewound: Rewound,
 }
+/// The attempts already spent on records that made their partition start over, by
+/// `(topic, partition, offset)`: read again, such a record goes on counting from there, so
+/// `delivery.max_attempts` still ends in a dead letter. Kept by the subscription across its
+/// memberships; an entry is taken when its record is handled again (one left by a partition
+/// that moved to another member is a few bytes until the host stops).
+#[derive(Clone, Default)]
+pub(super) struct Rewound(Arc<std::sync::Mutex<std::collections::HashMap<RecordAt, u32>>>);
+/// Where a record is: topic, partition, offset.
+type RecordAt = (String, u32, u64);
+impl Rewound {
+    pub(super) fn remember(&self, record: &Record, attempts: u32) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            (record.topic.clone(), record.partition, record.offset),
+            attempts,
+        );
+    }
+
+    /// The attempts spent on `record` before its partition started over, if it did. Asked for
+    /// every record, and almost always empty: then no key is built.
+    pub(super) fn take(&self, record: &Record) -> u32 {
+        let mut rewound = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if rewound.is_empty() {
+            return 0;
+        }
+        rewound
+            .remove(&(record.topic.clone(), record.partition, record.offset))
+            .unwrap_or(0)
+    }
+}
+
 /// A partition worker's records between read and committed.
 struct WorkerState {
     /// Each record with the version live when it was read.

@@ -379,11 +379,18 @@ impl Manifest {
         entry.group.as_deref().unwrap_or(self.name.as_str())
     }
 
-    /// Cross-field and range checks serde cannot express; the message names the key.
+    /// Cross-field and range checks serde cannot express, section by section; the message
+    /// names the key.
     fn validate(&self) -> Result<(), String> {
-        let topic = |key: &str, name: &str| {
-            super::validate_topic(name).map_err(|e| format!("`{key}`: {e}"))
-        };
+        self.validate_subscriptions()?;
+        self.rollout.validate()?;
+        self.validate_delivery()?;
+        self.limits.validate()?;
+        self.capabilities.validate()?;
+        self.a2a.validate()
+    }
+
+    fn validate_subscriptions(&self) -> Result<(), String> {
         for (i, entry) in self.subscribe.iter().enumerate() {
             topic(&format!("subscribe[{i}].topic"), &entry.topic)?;
             if let Some(group) = &entry.group
@@ -416,19 +423,11 @@ impl Manifest {
                 ));
             }
         }
-        let r = &self.rollout;
-        if r.canary > 100 {
-            return Err("`rollout.canary` is a percentage: 0 to 100".into());
-        }
-        if !(0.0..=1.0).contains(&r.margin) {
-            return Err("`rollout.margin` is a fraction of invocations: 0.0 to 1.0".into());
-        }
-        if r.window < Duration::from_secs(1) {
-            return Err("`rollout.window` must be at least 1s".into());
-        }
-        if r.min_invocations == 0 {
-            return Err("`rollout.min_invocations` must be at least 1".into());
-        }
+        Ok(())
+    }
+
+    /// `[delivery]`, which is checked against the subscriptions and `capabilities.publish`.
+    fn validate_delivery(&self) -> Result<(), String> {
         let d = &self.delivery;
         topic("delivery.dead_letter", &d.dead_letter)?;
         if d.dead_letter != default_dead_letter(&self.name)
@@ -470,7 +469,37 @@ impl Manifest {
                 d.dead_letter
             ));
         }
-        let l = &self.limits;
+        Ok(())
+    }
+}
+
+/// A topic name, checked with the key it came from.
+fn topic(key: &str, name: &str) -> Result<(), String> {
+    super::validate_topic(name).map_err(|e| format!("`{key}`: {e}"))
+}
+
+impl Rollout {
+    fn validate(&self) -> Result<(), String> {
+        let r = self;
+        if r.canary > 100 {
+            return Err("`rollout.canary` is a percentage: 0 to 100".into());
+        }
+        if !(0.0..=1.0).contains(&r.margin) {
+            return Err("`rollout.margin` is a fraction of invocations: 0.0 to 1.0".into());
+        }
+        if r.window < Duration::from_secs(1) {
+            return Err("`rollout.window` must be at least 1s".into());
+        }
+        if r.min_invocations == 0 {
+            return Err("`rollout.min_invocations` must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> Result<(), String> {
+        let l = self;
         if l.memory < ByteSize::mib(1) {
             return Err(format!(
                 "`limits.memory` is {}; at least 1MiB is needed to run a component",
@@ -495,7 +524,13 @@ impl Manifest {
                 l.table_elements
             ));
         }
-        let c = &self.capabilities;
+        Ok(())
+    }
+}
+
+impl Capabilities {
+    fn validate(&self) -> Result<(), String> {
+        let c = self;
         if c.state == Some(ByteSize::b(0)) {
             return Err(
                 "`capabilities.state` is 0: omit it to grant no state, or give a quota".into(),
@@ -529,14 +564,20 @@ impl Manifest {
                 ));
             }
         }
-        if self.a2a.expose && self.a2a.security.is_none() {
-            return Err("`a2a.expose = true` needs `a2a.security`: name the host's schemes a client must satisfy (`security = [\"team\"]`), or write `security = []` to serve anyone".into());
-        }
-        for (i, skill) in self.a2a.bus_skills.iter().enumerate() {
-            super::check_skill(skill).map_err(|e| format!("`a2a.bus_skills[{i}]`: {e}"))?;
-        }
         if let Some(i) = c.a2a.iter().position(String::is_empty) {
             return Err(format!("`capabilities.a2a[{i}]` must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+impl A2aSection {
+    fn validate(&self) -> Result<(), String> {
+        if self.expose && self.security.is_none() {
+            return Err("`a2a.expose = true` needs `a2a.security`: name the host's schemes a client must satisfy (`security = [\"team\"]`), or write `security = []` to serve anyone".into());
+        }
+        for (i, skill) in self.bus_skills.iter().enumerate() {
+            super::check_skill(skill).map_err(|e| format!("`a2a.bus_skills[{i}]`: {e}"))?;
         }
         Ok(())
     }

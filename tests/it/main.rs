@@ -4,6 +4,7 @@
 mod a2a;
 mod audit;
 mod bus_suite;
+mod demo;
 mod deploy;
 mod engine;
 mod hostile;

@@ -18,54 +18,26 @@ const KAFKA_PORT: u16 = 9092;
 /// How long the agents get to produce everything expected.
 const OUTPUT_TIMEOUT: &str = "60s";
 
-/// What the example requests must produce: (topic, how many records, what it shows, text the
-/// records must contain).
-const EXPECTED: &[(&str, u64, &str, &[&str])] = &[
-    (
-        "ecommerce.price-changed.v1",
-        4,
-        "price-collector (Python) scraped our price and the competitor's for sku-1, 2, 3 and 5",
-        &["\"sku-1\"", "\"sku-5\"", "\"competitor_price\"", "19.99"],
-    ),
-    (
-        "action.price-adjustment.v1",
-        3,
-        "price-analysis (Rust) decided, with stock from the inventory MCP server; sku-3 is within 5%",
-        &[
-            r#""recommendation":"lower""#,
-            r#""recommendation":"hold""#,
-            r#""recommendation":"raise""#,
-            r#""on_hand":42"#,
-        ],
-    ),
-    (
-        "ecommerce.order-updated.v1",
-        3,
-        "order-update (Rust), handed each decision over A2A, repriced sku-1 and sku-5 and restocked sku-2",
-        &[
-            r#""action":"reprice""#,
-            r#""price":19.99"#,
-            r#""action":"restock""#,
-            r#""incoming":120"#,
-        ],
-    ),
-    (
-        "agent.dead-letter.price-collector.v1",
-        1,
-        "sku-4 has no listing: price-collector rejected it and the host dead-lettered it with the reason",
-        &["sku-4", "no listing"],
-    ),
-];
+/// What the example requests must produce (`examples/pricing/expected.json`, which the
+/// integration test `tests/it/demo.rs` checks too).
+#[derive(serde::Deserialize)]
+struct Expected {
+    outputs: Vec<ExpectedOutput>,
+    /// The notifications customer-notify must have sent through the notifier MCP server.
+    notifications: Vec<String>,
+    /// The request whose trace the demo prints: it crosses all four agents.
+    traced: String,
+}
 
-/// The notifications customer-notify must have sent through the notifier MCP server.
-const NOTIFICATIONS: &[&str] = &[
-    "New price for sku-1",
-    "sku-2 is being restocked",
-    "New price for sku-5",
-];
-
-/// The request whose trace the demo prints: it crosses all four agents.
-const TRACED: &str = "check-sku-2";
+#[derive(serde::Deserialize)]
+struct ExpectedOutput {
+    topic: String,
+    count: u64,
+    /// What the records show, for the heading.
+    shows: String,
+    /// Text the records must contain.
+    contains: Vec<String>,
+}
 
 /// A child process stopped (SIGTERM, then waited for) when dropped.
 struct Process(Child);
@@ -109,6 +81,17 @@ pub fn run(args: Vec<String>) -> Result<()> {
 
     let root = workspace::root();
     let example = root.join("examples/pricing");
+    let expected_path = example.join("expected.json");
+    let expected: Expected = serde_json::from_str(
+        &std::fs::read_to_string(&expected_path)
+            .with_context(|| format!("cannot read {}", expected_path.display()))?,
+    )
+    .with_context(|| {
+        format!(
+            "{} is not the expected-output table",
+            expected_path.display()
+        )
+    })?;
     // The MCP servers are Python on the `mcp` SDK.
     peers::ensure_requirements(&example.join("requirements.txt"))?;
     let bin = workspace::target_dir().join("debug/agenthost");
@@ -187,8 +170,8 @@ pub fn run(args: Vec<String>) -> Result<()> {
 
     // Wait for everything expected (the steps scroll by meanwhile), then show it.
     let mut results = Vec::new();
-    for (topic, count, _, _) in EXPECTED {
-        let format = if *topic == "agent.dead-letter.price-collector.v1" {
+    for ExpectedOutput { topic, count, .. } in &expected.outputs {
+        let format = if topic == "agent.dead-letter.price-collector.v1" {
             "json"
         } else {
             "text"
@@ -206,16 +189,18 @@ pub fn run(args: Vec<String>) -> Result<()> {
             format,
         ])?);
     }
-    let notifications = wait_for_notifications(&outbox, Duration::from_secs(30));
+    let notifications =
+        wait_for_notifications(&outbox, &expected.notifications, Duration::from_secs(30));
     // Let the last steps print before the summary.
     std::thread::sleep(Duration::from_millis(800));
 
     let mut missing = Vec::new();
-    for ((topic, _, what, must_contain), out) in EXPECTED.iter().zip(&results) {
-        println!("\n==> {topic}: {what}");
+    for (output, out) in expected.outputs.iter().zip(&results) {
+        let (topic, must_contain) = (&output.topic, &output.contains);
+        println!("\n==> {topic}: {}", output.shows);
         let stdout = String::from_utf8_lossy(&out.stdout);
         for line in stdout.lines() {
-            if *topic == "agent.dead-letter.price-collector.v1" {
+            if topic == "agent.dead-letter.price-collector.v1" {
                 let record: serde_json::Value = serde_json::from_str(line)?;
                 println!(
                     "  {}  error: {}",
@@ -228,10 +213,9 @@ pub fn run(args: Vec<String>) -> Result<()> {
                 println!("  {line}");
             }
         }
-        let absent: Vec<&str> = must_contain
+        let absent: Vec<&String> = must_contain
             .iter()
-            .copied()
-            .filter(|text| !stdout.contains(text))
+            .filter(|text| !stdout.contains(text.as_str()))
             .collect();
         if !out.status.success() {
             println!("  !! {}", String::from_utf8_lossy(&out.stderr).trim());
@@ -248,19 +232,20 @@ pub fn run(args: Vec<String>) -> Result<()> {
     for line in &notifications {
         println!("  {line}");
     }
-    for subject in NOTIFICATIONS {
-        if !notifications.iter().any(|n| n.contains(subject)) {
+    for subject in &expected.notifications {
+        if !notifications.iter().any(|n| n.contains(subject.as_str())) {
             println!("  !! no notification {subject:?}");
             missing.push(format!("notification {subject:?}"));
         }
     }
 
-    println!("\n==> agenthost trace {TRACED}: one request's path through the agents");
-    let trace = cli(&["trace", TRACED])?;
+    let traced = &expected.traced;
+    println!("\n==> agenthost trace {traced}: one request's path through the agents");
+    let trace = cli(&["trace", traced])?;
     print!("{}", String::from_utf8_lossy(&trace.stdout));
     if !trace.status.success() {
         println!("  !! {}", String::from_utf8_lossy(&trace.stderr).trim());
-        missing.push(format!("trace {TRACED}"));
+        missing.push(format!("trace {traced}"));
     }
 
     if options.once {
@@ -377,7 +362,7 @@ fn follow_steps(bin: &Path) -> Result<Process> {
 }
 
 /// The notifier's outbox lines, once it holds every expected notification or after `wait`.
-fn wait_for_notifications(outbox: &PathBuf, wait: Duration) -> Vec<String> {
+fn wait_for_notifications(outbox: &PathBuf, expected: &[String], wait: Duration) -> Vec<String> {
     let start = Instant::now();
     loop {
         let lines: Vec<String> = std::fs::read_to_string(outbox)
@@ -385,9 +370,9 @@ fn wait_for_notifications(outbox: &PathBuf, wait: Duration) -> Vec<String> {
             .lines()
             .map(str::to_owned)
             .collect();
-        let complete = NOTIFICATIONS
+        let complete = expected
             .iter()
-            .all(|subject| lines.iter().any(|l| l.contains(subject)));
+            .all(|subject| lines.iter().any(|l| l.contains(subject.as_str())));
         if complete || start.elapsed() > wait {
             return lines;
         }

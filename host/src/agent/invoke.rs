@@ -1,7 +1,7 @@
 //! Invoking an agent: one bus event, a batch of them through `on-events`, or one A2A message.
-//! Every invocation takes the same path: its deliveries are announced in the audit log before
+//! Every invocation takes the same path: its subjects are announced in the audit log before
 //! the agent runs (capability `event` or `a2a.message`), it runs in an `invocation` span, and
-//! it is concluded — each failed delivery audited, each counted in the metrics. With the
+//! it is concluded — each failed subject audited, each counted in the metrics. With the
 //! capability uses in between, that is one request's path through the agents (`agenthost
 //! trace`).
 
@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::Store;
 
-/// One delivery of an invocation (a batch has several), for its audit entries and metrics.
-struct Delivery<'a> {
+/// What an invocation is for — one event or message (a batch has several) — for its audit
+/// entries and metrics.
+struct Subject<'a> {
     correlation_id: &'a str,
     /// `topic[partition]@offset`, or `task <id>`.
     target: String,
@@ -28,7 +29,7 @@ struct Delivery<'a> {
     detail: String,
 }
 
-/// The audit log's name for a delivery of `kind`.
+/// The audit log's name for a subject of `kind`.
 fn capability(kind: InvocationKind) -> &'static str {
     match kind {
         InvocationKind::Event => "event",
@@ -73,14 +74,14 @@ impl AgentVersion {
         txn: Option<Arc<dyn TxnPublisher>>,
     ) -> Result<Acks, InvocationError> {
         let correlation_id = event.correlation_id.clone();
-        let delivery = Delivery {
+        let subject = Subject {
             correlation_id: &correlation_id,
             target: event_target(&event.topic, event.partition, event.offset),
             detail: attempt_detail(event.attempt),
         };
         self.invoke(
             InvocationKind::Event,
-            delivery,
+            subject,
             txn,
             move |exports, store| {
                 Box::pin(async move {
@@ -103,7 +104,7 @@ impl AgentVersion {
         correlation_id: &str,
         task_id: &str,
     ) -> Result<types::Reply, InvocationError> {
-        let delivery = Delivery {
+        let subject = Subject {
             correlation_id,
             target: format!("task {task_id}"),
             detail: String::new(),
@@ -111,7 +112,7 @@ impl AgentVersion {
         let (reply, acks) = self
             .invoke(
                 InvocationKind::Message,
-                delivery,
+                subject,
                 None,
                 move |exports, store| {
                     Box::pin(async move {
@@ -129,12 +130,12 @@ impl AgentVersion {
         Ok(reply)
     }
 
-    /// One delivery through an export that answers `result<_, failure>`: the agent's own
+    /// One subject through an export that answers `result<_, failure>`: the agent's own
     /// failure becomes an invocation error.
     async fn invoke<R: Send>(
         &self,
         kind: InvocationKind,
-        delivery: Delivery<'_>,
+        subject: Subject<'_>,
         txn: Option<Arc<dyn TxnPublisher>>,
         call: impl for<'a> FnOnce(
             &'a Exports,
@@ -145,10 +146,10 @@ impl AgentVersion {
         >,
     ) -> Result<(R, Acks), InvocationError> {
         let started = Instant::now();
-        let deliveries = [delivery];
-        self.announce(kind, &deliveries);
-        let [delivery] = &deliveries;
-        let correlation_id = delivery.correlation_id;
+        let subjects = [subject];
+        self.announce(kind, &subjects);
+        let [subject] = &subjects;
+        let correlation_id = subject.correlation_id;
         // Everything the invocation logs (denials, MCP and A2A calls, failures) is inside this
         // span, and it is what OTLP export sends: agent, version, kind, correlation id.
         let span = tracing::info_span!(
@@ -168,11 +169,11 @@ impl AgentVersion {
             .and_then(|(r, sent)| {
                 let mut acks = Acks::of(sent);
                 if !acks.is_empty() {
-                    acks.failure = Some(self.unstored_entry(kind, delivery));
+                    acks.failure = Some(self.unstored_entry(kind, subject));
                 }
                 r.map(|value| (value, acks)).map_err(failure)
             });
-        self.conclude(kind, &deliveries, [outcome.as_ref().err()], started, &span);
+        self.conclude(kind, &subjects, [outcome.as_ref().err()], started, &span);
         outcome
     }
 
@@ -186,16 +187,16 @@ impl AgentVersion {
         let started = Instant::now();
         let count = events.len();
         let ids: Vec<String> = events.iter().map(|e| e.correlation_id.clone()).collect();
-        let deliveries: Vec<Delivery> = events
+        let subjects: Vec<Subject> = events
             .iter()
             .zip(&ids)
-            .map(|(e, id)| Delivery {
+            .map(|(e, id)| Subject {
                 correlation_id: id,
                 target: event_target(&e.topic, e.partition, e.offset),
                 detail: attempt_detail(e.attempt),
             })
             .collect();
-        self.announce(InvocationKind::Event, &deliveries);
+        self.announce(InvocationKind::Event, &subjects);
         let span = tracing::info_span!(
             "invocation",
             agent = &*self.name,
@@ -232,12 +233,12 @@ impl AgentVersion {
                 results
                     .into_iter()
                     .zip(per_event)
-                    .zip(&deliveries)
-                    .map(|((result, pending), delivery)| {
+                    .zip(&subjects)
+                    .map(|((result, pending), subject)| {
                         result.map_err(failure).map(|()| Acks {
                             pending,
                             shared: shared.clone(),
-                            failure: Some(self.unstored_entry(InvocationKind::Event, delivery)),
+                            failure: Some(self.unstored_entry(InvocationKind::Event, subject)),
                         })
                     })
                     .collect()
@@ -245,29 +246,29 @@ impl AgentVersion {
             Err(err) => (0..count).map(|_| Err(err.clone())).collect(),
         };
         let errors = outcomes.iter().map(|o| o.as_ref().err());
-        self.conclude(InvocationKind::Event, &deliveries, errors, started, &span);
+        self.conclude(InvocationKind::Event, &subjects, errors, started, &span);
         outcomes
     }
 
-    /// Before the agent runs: each delivery in the audit log.
-    fn announce(&self, kind: InvocationKind, deliveries: &[Delivery]) {
-        for delivery in deliveries {
+    /// Before the agent runs: each subject in the audit log.
+    fn announce(&self, kind: InvocationKind, subjects: &[Subject]) {
+        for subject in subjects {
             self.audit(
-                delivery.correlation_id,
+                subject.correlation_id,
                 capability(kind),
-                &delivery.target,
+                &subject.target,
                 Outcome::Allowed,
-                &delivery.detail,
+                &subject.detail,
             );
         }
     }
 
-    /// After it ran: each failed delivery audited, each delivery counted, and the span given
+    /// After it ran: each failed subject audited, each subject counted, and the span given
     /// the first failure as its outcome and how many failed.
     fn conclude<'e>(
         &self,
         kind: InvocationKind,
-        deliveries: &[Delivery],
+        subjects: &[Subject],
         errors: impl IntoIterator<Item = Option<&'e InvocationError>>,
         started: Instant,
         span: &tracing::Span,
@@ -275,14 +276,14 @@ impl AgentVersion {
         let elapsed = started.elapsed();
         let mut first = None;
         let mut failed = 0usize;
-        for (delivery, error) in deliveries.iter().zip(errors) {
+        for (subject, error) in subjects.iter().zip(errors) {
             if let Some(err) = error {
                 first.get_or_insert(err);
                 failed += 1;
                 self.audit(
-                    delivery.correlation_id,
+                    subject.correlation_id,
                     capability(kind),
-                    &delivery.target,
+                    &subject.target,
                     Outcome::Failed,
                     &err.to_string(),
                 );
@@ -290,30 +291,30 @@ impl AgentVersion {
             self.metrics.record_invocation(kind, elapsed, error);
         }
         span.record("outcome", first.map_or("ok", InvocationError::label));
-        // Declared by a batch's span only; a single delivery's ignores it.
+        // Declared by a batch's span only; a single subject's ignores it.
         span.record("failed", i64::try_from(failed).unwrap_or(i64::MAX));
     }
 
-    /// Where and what [`Acks::wait`] records when a sent record is not stored: the delivery's
+    /// Where and what [`Acks::wait`] records when a sent record is not stored: the subject's
     /// failure, as a failed invocation would be audited.
     fn unstored_entry(
         &self,
         kind: InvocationKind,
-        delivery: &Delivery,
+        subject: &Subject,
     ) -> (Arc<AuditLog>, AuditEntry) {
         let entry = AuditEntry::new(
             &*self.name,
             &*self.version,
-            delivery.correlation_id,
+            subject.correlation_id,
             capability(kind),
-            &delivery.target,
+            &subject.target,
             Outcome::Failed,
         );
         (self.grants.audit.clone(), entry)
     }
 }
 
-/// The audit detail of a delivery: which attempt, for a redelivered event.
+/// The audit detail of a subject: which attempt, for a redelivered event.
 fn attempt_detail(attempt: u32) -> String {
     match attempt {
         0 | 1 => String::new(),

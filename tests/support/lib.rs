@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub use agenthost::http::WireRecord;
@@ -115,11 +116,30 @@ pub fn plugin(name: &str) -> PathBuf {
     path
 }
 
+/// A loopback port nothing listens on, never handed out twice by this process.
+///
+/// The integration tests run as threads of one process, many at once. A port the kernel
+/// gives to `bind(0)` comes from the ephemeral range, where any test's outgoing connection
+/// (to the broker, an MCP server, a host) may take it between this call and the listener
+/// binding it — CI saw a host fail with "Address already in use" that way. So ports come
+/// from below Linux's ephemeral range (32768 and up), walked in order from an offset
+/// derived from the process id so that two test processes rarely meet.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    const FIRST: u32 = 10_000;
+    const COUNT: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() % 1_000) * 20;
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (start + n) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free loopback port between {FIRST} and {}",
+        FIRST + COUNT
+    )
 }
 
 /// A scratch directory with an `agenthost.toml` and an `agents/` folder.

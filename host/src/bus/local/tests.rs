@@ -11,8 +11,23 @@ const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 const SHORT: Duration = Duration::from_millis(150);
 const LONG: Duration = Duration::from_secs(10);
 
+/// Opens the database in `dir`, waiting for a bus of the same directory that was just
+/// dropped to let go of it: a flush it spawned may still hold a handle for a moment.
+fn open_db(dir: &TempDir) -> sled::Db {
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        match sled::open(dir.path()) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("opening {}: {e}", dir.path().display()),
+        }
+    }
+}
+
 fn open(dir: &TempDir, partitions: u32) -> LocalBus {
-    let db = sled::open(dir.path()).unwrap();
+    let db = open_db(dir);
     LocalBus::open(
         db,
         LocalBusOptions {
@@ -24,7 +39,7 @@ fn open(dir: &TempDir, partitions: u32) -> LocalBus {
 }
 
 fn open_with_clock(dir: &TempDir, options: LocalBusOptions, now: &Arc<AtomicU64>) -> LocalBus {
-    let db = sled::open(dir.path()).unwrap();
+    let db = open_db(dir);
     let now = Arc::clone(now);
     let clock = Arc::new(move || now.load(Ordering::SeqCst));
     LocalBus::open_with(db, options, clock, Duration::from_millis(10)).unwrap()

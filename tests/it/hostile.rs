@@ -25,7 +25,8 @@ concurrency = 4
 
 [limits]
 memory = "160MiB"
-timeout = "2s"
+# Long enough for every attack but `loop` to end by its own limit on a loaded 2-core machine.
+timeout = "4s"
 publishes = 100
 
 [capabilities]
@@ -277,10 +278,19 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
             .filter(|r| r.payload.as_deref().unwrap_or("").starts_with("ESCAPED"))
             .collect::<Vec<_>>()
     );
-    assert_eq!(
-        out.len(),
-        100,
-        "the flood published beyond limits.publishes"
+    // Each attempt of the flood stops at limits.publishes. What an attempt published stays
+    // published (at-least-once), so on a loaded machine an attempt the timeout ended early
+    // adds its records to those of the attempt that reached the limit.
+    let flood_attempts: usize = dead
+        .iter()
+        .find(|r| r.headers["correlation-id"] == "cid-flood")
+        .and_then(|r| r.headers.get("agenthost-attempts"))
+        .and_then(|a| a.parse().ok())
+        .expect("the flood's dead letter says how many attempts it took");
+    assert!(
+        (100..=100 * flood_attempts).contains(&out.len()),
+        "the flood published {} records in {flood_attempts} attempts: beyond limits.publishes (100 each)",
+        out.len()
     );
     let reached = std::fs::read_to_string(&forbidden_log).unwrap();
     assert!(

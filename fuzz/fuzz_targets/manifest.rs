@@ -3,7 +3,8 @@
 
 #![no_main]
 
-use agenthost::config::{HostConfig, Manifest};
+use agenthost::config::HostConfig;
+use agenthost::manifest::Manifest;
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 

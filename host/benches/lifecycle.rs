@@ -17,9 +17,10 @@
 mod common;
 
 use agenthost::bus::{Outgoing, StartAt};
-use agenthost::config::{HostConfig, Manifest};
+use agenthost::config::HostConfig;
 use agenthost::deployments::Origin;
 use agenthost::host::Host;
+use agenthost::manifest::Manifest;
 use anyhow::{Context, Result, bail, ensure};
 use common::{free_port, now_us, percentile_ms};
 use std::collections::HashMap;

@@ -3,8 +3,8 @@
 //! its failure rate over the window exceeds the running version's by more than the margin.
 
 use crate::agent::AgentVersion;
-use crate::config::Rollout;
 use crate::deployments::{DeployOutcome, Deployment, Origin};
+use crate::manifest::Rollout;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};

@@ -16,8 +16,11 @@ pub mod http;
 pub mod invocation;
 #[cfg(test)]
 mod layers;
+pub mod manifest;
 pub mod mcp;
 pub mod metrics;
+#[cfg(test)]
+mod reference;
 pub mod registry;
 pub mod runtime;
 pub mod telemetry;

@@ -8,7 +8,8 @@
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{HostConfig, Manifest};
+    use crate::config::HostConfig;
+    use crate::manifest::Manifest;
     use std::collections::BTreeSet;
     use std::path::Path;
 

@@ -190,7 +190,7 @@ impl Registry {
     /// Why an agent may not be named like `manifest`'s, if it may not: each agent's name is
     /// its own group, so it cannot be the name of a group another agent subscribes in. (That
     /// no agent joins another's group is checked against the deployment history.)
-    pub fn group_conflict(&self, manifest: &crate::config::Manifest) -> Option<String> {
+    pub fn group_conflict(&self, manifest: &crate::manifest::Manifest) -> Option<String> {
         let name = manifest.name.as_str();
         self.read()
             .iter()

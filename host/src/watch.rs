@@ -41,7 +41,7 @@ impl Fingerprint {
             Some(p) if p.manifest.is_some() && p.manifest == manifest_stat => {
                 p.component_path.clone()
             }
-            _ => crate::config::Manifest::load(manifest)
+            _ => crate::manifest::Manifest::load(manifest)
                 .ok()
                 .map(|m| m.component),
         };

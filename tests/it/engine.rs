@@ -19,8 +19,9 @@ use agenthost::bus::{
     TopicPartition, TopicReader, TxnPublisher,
 };
 use agenthost::capabilities::HostServices;
-use agenthost::config::{Manifest, RuntimeConfig};
+use agenthost::config::RuntimeConfig;
 use agenthost::delivery::{self, AgentEvents, Deps};
+use agenthost::manifest::Manifest;
 use agenthost::metrics::Metrics;
 use agenthost::registry::AgentCell;
 use agenthost::runtime::Runtime;

@@ -147,6 +147,23 @@ impl A2a {
     }
 
     /// The base URL of an agent: its card is at `{base}/.well-known/agent-card.json`.
+    /// Refuses an agent to be served under a scheme this host does not configure: checked at
+    /// deploy, so a typo in `[a2a] security` does not leave the agent unreachable.
+    pub fn check_served_under(&self, schemes: &[String]) -> Result<(), String> {
+        match schemes
+            .iter()
+            .find(|name| !self.schemes.contains_key(*name))
+        {
+            Some(name) => {
+                let configured: Vec<&String> = self.schemes.keys().collect();
+                Err(format!(
+                    "`a2a.security` names scheme {name:?}, which this host does not configure (its [a2a.security] are {configured:?})"
+                ))
+            }
+            None => Ok(()),
+        }
+    }
+
     pub fn agent_url(&self, agent: &str) -> String {
         format!("{}/agents/{agent}", self.public_url)
     }

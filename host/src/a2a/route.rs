@@ -10,14 +10,6 @@ use crate::wit::{a2a as wit, types};
 
 #[async_trait::async_trait]
 impl A2aRouter for A2a {
-    fn has_scheme(&self, name: &str) -> bool {
-        self.schemes.contains_key(name)
-    }
-
-    fn scheme_names(&self) -> Vec<String> {
-        self.schemes.keys().cloned().collect()
-    }
-
     async fn send(
         &self,
         from: &str,

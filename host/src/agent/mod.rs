@@ -10,8 +10,8 @@ mod invoke;
 pub use acks::Acks;
 
 use crate::capabilities::{Grants, HostServices};
-use crate::config::Manifest;
 use crate::invocation::InvocationError;
+use crate::manifest::Manifest;
 use crate::metrics::VersionMetrics;
 use crate::runtime::{Compiled, LoadError, Runtime, StoreData};
 use crate::wit::{AgentPluginIndices, AgentPluginPre, agent, events, types};
@@ -78,7 +78,7 @@ impl AgentVersion {
         let indices = AgentPluginIndices::new(pre.instance_pre())
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let events = events::GuestIndices::new(pre.instance_pre()).ok();
-        let grants = Grants::from_manifest(&manifest, services)
+        let grants = Grants::new(&manifest.grant_request(), services)
             .map_err(|e| LoadError::Import(format!("{e:#}")))?;
         let mut agent = Self {
             name: manifest.name.as_str().into(),

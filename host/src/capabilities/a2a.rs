@@ -6,7 +6,6 @@
 
 use super::caller::Caller;
 use crate::audit::AuditLog;
-use crate::config::Manifest;
 use crate::wit::{a2a as wit, types};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
@@ -15,27 +14,24 @@ pub const CAPABILITY: super::capability::Capability = super::capability::Capabil
     key: Some("capabilities.a2a"),
     interfaces: &["agenthost:agent/a2a"],
     required: Some(super::capability::Requirement {
-        granted: |m| !m.capabilities.a2a.is_empty(),
+        granted: |c| !c.a2a.is_empty(),
         missing: "peers: list agent names, skill ids or A2A URLs in `capabilities.a2a`",
     }),
-    grants: |m| {
-        m.capabilities
-            .a2a
-            .iter()
-            .map(|p| format!("a2a {p}"))
-            .collect()
+    validate: |c| match c.a2a.iter().position(String::is_empty) {
+        Some(i) => Err(format!("`capabilities.a2a[{i}]` must not be empty")),
+        None => Ok(()),
     },
+    grants: |c| c.a2a.iter().map(|p| format!("a2a {p}")).collect(),
 };
+
+/// `capabilities.a2a`: the peers the agent may message — agent names, skill ids or A2A URLs.
+pub type Section = Vec<String>;
 
 /// Where the capability's calls go: the host's A2A (`crate::a2a::A2a`), which finds what a
 /// granted peer name reaches — a local agent, a skill served over the bus, a remote agent — and
 /// carries the message. The capability decides whether the call may be made and audits it.
 #[async_trait::async_trait]
 pub trait A2aRouter: Send + Sync {
-    /// Whether this host configures the security scheme `name` (`[a2a.security]`).
-    fn has_scheme(&self, name: &str) -> bool;
-    /// The security schemes this host configures, for an error naming them.
-    fn scheme_names(&self) -> Vec<String>;
     /// Sends `message` from agent `from` to `peer` and waits for the task it starts: what the
     /// calling agent gets back, or the reason it is given.
     async fn send(
@@ -55,29 +51,12 @@ pub struct A2aGrant {
 }
 
 impl A2aGrant {
-    pub fn new(
-        manifest: &Manifest,
-        router: Arc<dyn A2aRouter>,
-        audit: Arc<AuditLog>,
-    ) -> anyhow::Result<Self> {
-        for name in manifest.a2a.schemes() {
-            if !router.has_scheme(name) {
-                let configured = router.scheme_names();
-                anyhow::bail!(
-                    "a2a.security names scheme {name:?}, which this host does not configure (its [a2a.security] are {configured:?})"
-                );
-            }
-        }
-        Ok(Self {
-            peers: manifest
-                .capabilities
-                .a2a
-                .iter()
-                .map(|p| normalize(p).to_owned())
-                .collect(),
+    pub fn new(section: &Section, router: Arc<dyn A2aRouter>, audit: Arc<AuditLog>) -> Self {
+        Self {
+            peers: section.iter().map(|p| normalize(p).to_owned()).collect(),
             router,
             audit,
-        })
+        }
     }
 
     fn allows(&self, peer: &str) -> bool {

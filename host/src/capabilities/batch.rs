@@ -10,6 +10,7 @@ pub const CAPABILITY: super::capability::Capability = super::capability::Capabil
     key: None,
     interfaces: &["agenthost:agent/batch"],
     required: None,
+    validate: super::capability::nothing_to_validate,
     grants: super::capability::no_grant_lines,
 };
 

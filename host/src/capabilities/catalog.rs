@@ -1,17 +1,19 @@
-//! The table of capabilities: for each, the manifest key that grants it, the interfaces it opens
-//! and the grant lines a capability diff compares. One table drives the import check at deploy,
-//! `agenthost inspect` and the diff, so a capability is described once, in its own module
-//! (its `CAPABILITY`), and listed once, in [`ALL`].
+//! The table of capabilities: for each, the manifest key that grants it, the interfaces it opens,
+//! the checks of its section and the grant lines a capability diff compares. One table drives
+//! the manifest's validation, the import check at deploy, `agenthost inspect` and the diff, so a
+//! capability is described once, in its own module (its `CAPABILITY`), and listed once, in
+//! [`ALL`].
 
-use super::capability::{Capability, no_grant_lines};
+use super::Capabilities;
+use super::capability::{Capability, no_grant_lines, nothing_to_validate};
 use super::{a2a, batch, config, env, files, http, log, mcp, publish, state, wasi};
-use crate::config::Manifest;
 
 /// The interfaces every agenthost interface shares: its types.
 const TYPES: Capability = Capability {
     key: None,
     interfaces: &["agenthost:agent/types"],
     required: None,
+    validate: nothing_to_validate,
     grants: no_grant_lines,
 };
 
@@ -38,9 +40,9 @@ fn provider(interface: &str) -> Option<&'static Capability> {
         .find(|c| c.interfaces.contains(&interface))
 }
 
-/// Whether a component may import interface `name` under `manifest`. The error says which
+/// Whether a component may import interface `name` under a manifest's `capabilities`. The error says which
 /// grant would allow it, or why it is never allowed.
-pub fn check_import(name: &str, manifest: &Manifest) -> Result<(), String> {
+pub fn check_import(name: &str, capabilities: &Capabilities) -> Result<(), String> {
     let (interface, version) = name.split_once('@').unwrap_or((name, ""));
     let ours = interface.starts_with("agenthost:agent/");
     if ours && !version.is_empty() && !version.starts_with("0.1.") {
@@ -55,7 +57,7 @@ pub fn check_import(name: &str, manifest: &Manifest) -> Result<(), String> {
         Some(Capability {
             required: Some(required),
             ..
-        }) if !(required.granted)(manifest) => Err(format!(
+        }) if !(required.granted)(capabilities) => Err(format!(
             "imports `{name}` but the manifest grants no {}",
             required.missing
         )),
@@ -100,14 +102,10 @@ pub fn grant_needed(import: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
-    fn manifest(extra: &str) -> Manifest {
-        Manifest::parse(
-            Path::new("a.toml"),
-            &format!("name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n{extra}"),
-        )
-        .unwrap()
+    /// A manifest's `[capabilities]` table of `toml`.
+    fn manifest(toml: &str) -> Capabilities {
+        toml::from_str(toml).unwrap()
     }
 
     #[test]
@@ -130,7 +128,7 @@ mod tests {
     #[test]
     fn granted_interfaces_are_allowed() {
         let m = manifest(
-            "[capabilities]\npublish = [\"x\"]\nstate = \"1MiB\"\nmcp = [{ server = \"s\", tools = [\"t\"] }]",
+            "publish = [\"x\"]\nstate = \"1MiB\"\nmcp = [{ server = \"s\", tools = [\"t\"] }]",
         );
         assert!(check_import("agenthost:agent/bus@0.1.0", &m).is_ok());
         assert!(check_import("agenthost:agent/mcp@0.1.0", &m).is_ok());

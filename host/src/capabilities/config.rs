@@ -2,7 +2,6 @@
 
 use super::caller::Caller;
 use crate::audit::{AuditLog, Outcome};
-use crate::config::Manifest;
 use crate::wit::config as wit;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,17 +12,21 @@ pub const CAPABILITY: super::capability::Capability = super::capability::Capabil
     key: None,
     interfaces: &["agenthost:agent/config"],
     required: None,
+    validate: super::capability::nothing_to_validate,
     grants: super::capability::no_grant_lines,
 };
+
+/// `capabilities.config`: values the agent reads by key.
+pub type Section = BTreeMap<String, String>;
 
 pub struct ConfigGrant {
     values: BTreeMap<String, String>,
 }
 
 impl ConfigGrant {
-    pub fn new(manifest: &Manifest) -> Self {
+    pub fn new(section: &Section) -> Self {
         Self {
-            values: manifest.capabilities.config.clone(),
+            values: section.clone(),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! naming the admin token's variable, an A2A scheme's or peer's credential, or a variable the
 //! host hands to an MCP server is refused at deploy, naming the variable and what it holds.
 
-use crate::config::{HostConfig, Manifest};
+use crate::config::HostConfig;
 use std::collections::BTreeMap;
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -13,17 +13,21 @@ pub const CAPABILITY: super::capability::Capability = super::capability::Capabil
     key: Some("capabilities.env"),
     interfaces: &[],
     required: None,
-    grants: grant_lines,
+    validate: |c| {
+        for (i, name) in c.env.iter().enumerate() {
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                return Err(format!(
+                    "`capabilities.env[{i}]`: {name:?} is not an environment variable name"
+                ));
+            }
+        }
+        Ok(())
+    },
+    grants: |c| c.env.iter().map(|e| format!("env {e}")).collect(),
 };
 
-fn grant_lines(manifest: &Manifest) -> Vec<String> {
-    manifest
-        .capabilities
-        .env
-        .iter()
-        .map(|e| format!("env {e}"))
-        .collect()
-}
+/// `capabilities.env`: the names of the variables copied from the host's environment.
+pub type Section = Vec<String>;
 
 /// The variables an agent version sees, copied once at deploy: what an agent sees does not
 /// change under it while it runs.
@@ -32,10 +36,8 @@ pub struct EnvGrant {
 }
 
 impl EnvGrant {
-    pub fn from_manifest(manifest: &Manifest) -> Self {
-        let vars = manifest
-            .capabilities
-            .env
+    pub fn new(section: &Section) -> Self {
+        let vars = section
             .iter()
             .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
             .collect();
@@ -93,9 +95,9 @@ impl HostSecrets {
         Self { names }
     }
 
-    /// Refuses a manifest whose `capabilities.env` names one of the host's secrets.
-    pub fn check(&self, manifest: &Manifest) -> Result<(), String> {
-        for (i, name) in manifest.capabilities.env.iter().enumerate() {
+    /// Refuses a `capabilities.env` that names one of the host's secrets.
+    pub fn check(&self, section: &Section) -> Result<(), String> {
+        for (i, name) in section.iter().enumerate() {
             if let Some(what) = self.names.get(name) {
                 return Err(format!(
                     "`capabilities.env[{i}]`: {name} holds {what}; the host's own secrets are never given to agents: pass the agent a variable of its own"
@@ -137,24 +139,14 @@ headers_env = { Authorization = "INVENTORY_AUTH" }
             ("PARTNER_TOKEN", "A2A peer https://partner.example"),
             ("INVENTORY_AUTH", "MCP server \"inventory\""),
         ] {
-            let manifest = Manifest::parse(
-                Path::new("agents/a.toml"),
-                &format!(
-                    "name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n[capabilities]\nenv = [\"LOG_LEVEL\", {var:?}]\n"
-                ),
-            )
-            .unwrap();
-            let err = secrets.check(&manifest).unwrap_err();
+            let err = secrets
+                .check(&vec!["LOG_LEVEL".to_owned(), var.to_owned()])
+                .unwrap_err();
             assert!(
                 err.contains("`capabilities.env[1]`") && err.contains(var) && err.contains(says),
                 "{var}: {err}"
             );
         }
-        let fine = Manifest::parse(
-            Path::new("agents/a.toml"),
-            "name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n[capabilities]\nenv = [\"LOG_LEVEL\"]\n",
-        )
-        .unwrap();
-        secrets.check(&fine).unwrap();
+        secrets.check(&vec!["LOG_LEVEL".to_owned()]).unwrap();
     }
 }

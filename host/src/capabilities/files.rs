@@ -11,7 +11,8 @@
 
 use super::caller::Caller;
 use crate::audit::{AuditLog, Outcome};
-use crate::config::{FileAccess, HostConfig, Manifest};
+use crate::config::HostConfig;
+use serde::Deserialize;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use wasmtime::StoreContextMut;
@@ -26,22 +27,54 @@ pub const CAPABILITY: super::capability::Capability = super::capability::Capabil
     key: Some("capabilities.files"),
     interfaces: &["wasi:filesystem/types", "wasi:filesystem/preopens"],
     required: None,
-    grants: grant_lines,
+    validate: |c| {
+        for (i, grant) in c.files.iter().enumerate() {
+            if !grant.mount.starts_with('/') {
+                return Err(format!(
+                    "`capabilities.files[{i}].mount`: {:?} must be an absolute path",
+                    grant.mount
+                ));
+            }
+            if grant.path.as_os_str().is_empty() {
+                return Err(format!("`capabilities.files[{i}].path` must not be empty"));
+            }
+        }
+        Ok(())
+    },
+    grants: |c| {
+        c.files
+            .iter()
+            .map(|f| {
+                let access = match f.access {
+                    FileAccess::Read => "read",
+                    FileAccess::ReadWrite => "read-write",
+                };
+                format!("files {} at {} ({access})", f.path.display(), f.mount)
+            })
+            .collect()
+    },
 };
 
-fn grant_lines(manifest: &Manifest) -> Vec<String> {
-    manifest
-        .capabilities
-        .files
-        .iter()
-        .map(|f| {
-            let access = match f.access {
-                FileAccess::Read => "read",
-                FileAccess::ReadWrite => "read-write",
-            };
-            format!("files {} at {} ({access})", f.path.display(), f.mount)
-        })
-        .collect()
+/// `capabilities.files`: the host directories the agent sees, each at a mount point.
+pub type Section = Vec<FileGrant>;
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileGrant {
+    /// Host directory, relative to the manifest's directory (resolved when it is loaded).
+    pub path: PathBuf,
+    /// Absolute path the agent sees.
+    pub mount: String,
+    #[serde(default)]
+    pub access: FileAccess,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileAccess {
+    #[default]
+    Read,
+    ReadWrite,
 }
 
 /// The interface whose `open-at` is wrapped; older 0.2.x imports resolve to it too.
@@ -53,9 +86,9 @@ pub struct FilesGrant {
 }
 
 impl FilesGrant {
-    pub fn from_manifest(manifest: &Manifest) -> anyhow::Result<Self> {
+    pub fn new(section: &Section) -> anyhow::Result<Self> {
         let mut dirs = Vec::new();
-        for grant in &manifest.capabilities.files {
+        for grant in section {
             if !grant.path.is_dir() {
                 anyhow::bail!(
                     "capabilities.files: {} (mounted at {}) is not a directory",
@@ -279,8 +312,8 @@ impl HostPaths {
     /// Refuses a manifest whose files grant overlaps a protected path: the grant is that path,
     /// inside it, or a parent of it. Paths are compared canonical, so `..` and symlinks in the
     /// grant do not hide an overlap.
-    pub fn check(&self, manifest: &Manifest) -> Result<(), String> {
-        for (i, grant) in manifest.capabilities.files.iter().enumerate() {
+    pub fn check(&self, section: &Section) -> Result<(), String> {
+        for (i, grant) in section.iter().enumerate() {
             let granted = canonical(&grant.path);
             if let Some((path, what)) = self
                 .protected
@@ -363,14 +396,13 @@ fn canonical(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn manifest(dir: &Path, grant: &str) -> Manifest {
-        Manifest::parse(
-            &dir.join("agents/a.toml"),
-            &format!(
-                "name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n[capabilities]\nfiles = [{{ path = {grant:?}, mount = \"/d\" }}]\n"
-            ),
-        )
-        .unwrap()
+    /// A grant of `grant`, written in a manifest in `dir/agents`.
+    fn section(dir: &Path, grant: &str) -> Section {
+        vec![FileGrant {
+            path: dir.join("agents").join(grant),
+            mount: "/d".into(),
+            access: FileAccess::Read,
+        }]
     }
 
     fn host(dir: &Path) -> HostPaths {
@@ -406,7 +438,7 @@ mod tests {
             // Not created yet: compared by where it will be.
             ("../data/later", "data_dir"),
         ] {
-            let err = paths.check(&manifest(d, grant)).unwrap_err();
+            let err = paths.check(&section(d, grant)).unwrap_err();
             assert!(
                 err.contains("capabilities.files[0].path") && err.contains(overlaps),
                 "{grant}: {err}"
@@ -414,7 +446,7 @@ mod tests {
         }
         for grant in ["../shared", "../elsewhere", "../shared/new", "../database"] {
             paths
-                .check(&manifest(d, grant))
+                .check(&section(d, grant))
                 .unwrap_or_else(|e| panic!("{grant}: {e}"));
         }
     }

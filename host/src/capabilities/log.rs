@@ -25,6 +25,7 @@ pub const CAPABILITY: super::capability::Capability = super::capability::Capabil
     key: None,
     interfaces: &["agenthost:agent/log"],
     required: None,
+    validate: super::capability::nothing_to_validate,
     grants: super::capability::no_grant_lines,
 };
 

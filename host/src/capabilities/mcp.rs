@@ -4,7 +4,6 @@
 
 use super::caller::Caller;
 use crate::audit::AuditLog;
-use crate::config::Manifest;
 use crate::mcp::McpServers;
 use crate::metrics::Metrics;
 use crate::wit::{mcp as wit, types};
@@ -19,17 +18,42 @@ pub const CAPABILITY: super::capability::Capability = super::capability::Capabil
     key: Some("capabilities.mcp"),
     interfaces: &["agenthost:agent/mcp"],
     required: Some(super::capability::Requirement {
-        granted: |m| !m.capabilities.mcp.is_empty(),
+        granted: |c| !c.mcp.is_empty(),
         missing: "MCP servers: list them in `capabilities.mcp`",
     }),
-    grants: |m| {
-        m.capabilities
-            .mcp
+    validate: |c| {
+        for (i, grant) in c.mcp.iter().enumerate() {
+            if grant.server.is_empty() {
+                return Err(format!("`capabilities.mcp[{i}].server` must not be empty"));
+            }
+            if grant.tools.is_empty() || grant.tools.iter().any(String::is_empty) {
+                return Err(format!(
+                    "`capabilities.mcp[{i}].tools` must list tool names, or [\"*\"] for every tool"
+                ));
+            }
+        }
+        Ok(())
+    },
+    grants: |c| {
+        c.mcp
             .iter()
             .flat_map(|g| g.tools.iter().map(|t| format!("mcp {}/{t}", g.server)))
             .collect()
     },
 };
+
+/// `capabilities.mcp`: the tools the agent may call, by server.
+pub type Section = Vec<McpTools>;
+
+/// One `capabilities.mcp` entry.
+#[derive(Clone, Debug, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct McpTools {
+    /// A server of the host's `[mcp.servers]`.
+    pub server: String,
+    /// Tool names; `["*"]` grants every tool of the server.
+    pub tools: Vec<String>,
+}
 
 /// The `_meta` key carrying the correlation id on every request the host sends for an agent.
 pub const CORRELATION_META_KEY: &str = "agenthost/correlation-id";
@@ -64,16 +88,16 @@ pub struct McpGrant {
 }
 
 impl McpGrant {
-    /// The grant of `manifest`; an error names a granted server the host does not configure,
+    /// The grant of `section`; an error names a granted server the host does not configure,
     /// so a typo is caught at deploy instead of denying every call later.
     pub fn new(
-        manifest: &Manifest,
+        section: &Section,
         connections: Arc<McpServers>,
         audit: Arc<AuditLog>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let mut servers: BTreeMap<String, Tools> = BTreeMap::new();
-        for (i, grant) in manifest.capabilities.mcp.iter().enumerate() {
+        for (i, grant) in section.iter().enumerate() {
             if connections.get(&grant.server).is_none() {
                 let configured: Vec<&str> = connections.names().collect();
                 anyhow::bail!(

@@ -1,9 +1,11 @@
 //! Capabilities: what an agent may touch, one module each.
 //!
-//! Each capability owns its manifest section's interpretation (the *grant*, built once per agent
-//! version at deploy), its per-instance state (built for every invocation), its linker
-//! registration, and its checks. Deny by default: an interface the manifest does not grant is
-//! refused at deploy, and every call of a granted one is checked again.
+//! Each capability owns its manifest section (its type and checks, gathered in
+//! [`Capabilities`]), the *grant* built from it once per agent version at deploy, its
+//! per-instance state (built for every invocation), its linker registration, and the checks of
+//! every call. Deny by default: an interface the manifest does not grant is refused at deploy,
+//! and every call of a granted one is checked again. docs/architecture.md says what adding one
+//! takes.
 
 pub mod a2a;
 pub mod batch;
@@ -12,23 +14,23 @@ mod caller;
 mod capability;
 mod catalog;
 pub mod config;
-pub mod diff;
 pub mod env;
 pub mod files;
 pub mod http;
 pub mod log;
 pub mod mcp;
 pub mod publish;
+mod sections;
 pub mod state;
 pub mod wasi;
 
 pub use caller::{BatchSent, Caller};
 pub use capability::{Capability, Requirement};
 pub use catalog::{ALL, check_import, grant_needed};
+pub use sections::Capabilities;
 
 use crate::audit::AuditLog;
 use crate::bus::Bus;
-use crate::config::Manifest;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use wasmtime::component::Linker;
@@ -85,40 +87,60 @@ pub struct Grants {
     pub http: Arc<http::HttpGrant>,
 }
 
+/// What of an agent's manifest its grants are built from: its `[capabilities]` and the
+/// `[limits]` the capabilities enforce.
+pub struct GrantRequest<'a> {
+    pub agent: &'a str,
+    pub capabilities: &'a Capabilities,
+    pub publish: publish::PublishLimits,
+    /// `limits.log_rate`: log lines per second across the agent's instances.
+    pub log_rate: u32,
+}
+
 impl Grants {
-    pub fn from_manifest(manifest: &Manifest, services: &HostServices) -> anyhow::Result<Self> {
+    /// Every grant of `request`; an error names a grant this host cannot honour (an MCP
+    /// server it does not configure, a directory that does not exist).
+    pub fn new(request: &GrantRequest<'_>, services: &HostServices) -> anyhow::Result<Self> {
+        let capabilities = request.capabilities;
         Ok(Self {
             publish: Arc::new(publish::PublishGrant::new(
-                manifest,
+                request.agent,
+                &capabilities.publish,
+                request.publish,
                 services.bus.clone(),
                 services.metrics.clone(),
                 services.audit.clone(),
                 &services.db,
             )?),
-            state: state::StateStore::for_manifest(manifest, &services.db, &services.states)?
-                .map(Arc::new),
-            config: Arc::new(config::ConfigGrant::new(manifest)),
+            state: state::StateStore::granted(
+                request.agent,
+                &capabilities.state,
+                &services.db,
+                &services.states,
+            )?
+            .map(Arc::new),
+            config: Arc::new(config::ConfigGrant::new(&capabilities.config)),
             audit: services.audit.clone(),
-            env: env::EnvGrant::from_manifest(manifest),
-            files: files::FilesGrant::from_manifest(manifest)?,
+            env: env::EnvGrant::new(&capabilities.env),
+            files: files::FilesGrant::new(&capabilities.files)?,
             log: Arc::new(budget::LogBudget::new(
-                manifest.name.as_str().into(),
-                manifest.limits.log_rate,
+                request.agent.into(),
+                request.log_rate,
                 services.metrics.clone(),
             )),
             mcp: Arc::new(mcp::McpGrant::new(
-                manifest,
+                &capabilities.mcp,
                 services.mcp.clone(),
                 services.audit.clone(),
                 services.metrics.clone(),
             )?),
             a2a: Arc::new(a2a::A2aGrant::new(
-                manifest,
+                &capabilities.a2a,
                 services.a2a.clone(),
                 services.audit.clone(),
-            )?),
+            )),
             http: Arc::new(http::HttpGrant::new(
-                manifest,
+                &capabilities.http,
                 services.audit.clone(),
                 services.listen,
             )),

@@ -5,27 +5,36 @@
 use super::caller::Caller;
 use crate::audit::{AuditLog, Outcome};
 use crate::bus::{self, Bus, Outgoing, headers, set_header};
-use crate::config::{Manifest, TopicPattern};
+use crate::config::TopicPattern;
 use crate::metrics::Metrics;
 use crate::wit::{bus as wit, types};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
+/// `capabilities.publish`: the topic patterns the agent may publish to.
+pub type Section = Vec<TopicPattern>;
+
 pub const CAPABILITY: super::capability::Capability = super::capability::Capability {
     key: Some("capabilities.publish"),
     interfaces: &["agenthost:agent/bus"],
     required: Some(super::capability::Requirement {
-        granted: |m| !m.capabilities.publish.is_empty(),
+        granted: |c| !c.publish.is_empty(),
         missing: "topics: add them to `capabilities.publish`",
     }),
-    grants: |m| {
-        m.capabilities
-            .publish
-            .iter()
-            .map(|p| format!("publish {p}"))
-            .collect()
-    },
+    validate: super::capability::nothing_to_validate,
+    grants: |c| c.publish.iter().map(|p| format!("publish {p}")).collect(),
 };
+
+/// The `[limits]` the publish capability enforces.
+#[derive(Clone, Copy, Debug)]
+pub struct PublishLimits {
+    /// `limits.publish_size`, in bytes.
+    pub max_size: u64,
+    /// `limits.publishes`: records per invocation.
+    pub max_count: u32,
+    /// `limits.topics`: distinct topics reached through wildcard patterns.
+    pub wildcard_topics: u32,
+}
 
 pub struct PublishGrant {
     patterns: Vec<TopicPattern>,
@@ -75,24 +84,22 @@ impl WildcardTopics {
 
 impl PublishGrant {
     pub fn new(
-        manifest: &Manifest,
+        agent: &str,
+        section: &Section,
+        limits: PublishLimits,
         bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
         audit: Arc<AuditLog>,
         db: &sled::Db,
     ) -> anyhow::Result<Self> {
         Ok(Self {
-            patterns: manifest.capabilities.publish.clone(),
-            max_size: manifest.limits.publish_size.as_u64(),
-            max_count: manifest.limits.publishes,
+            patterns: section.clone(),
+            max_size: limits.max_size,
+            max_count: limits.max_count,
             bus,
             metrics,
             audit,
-            wildcard_topics: WildcardTopics::open(
-                db,
-                manifest.name.as_str(),
-                manifest.limits.topics,
-            )?,
+            wildcard_topics: WildcardTopics::open(db, agent, limits.wildcard_topics)?,
         })
     }
 

@@ -6,8 +6,8 @@
 
 use super::caller::Caller;
 use crate::audit::AuditLog;
-use crate::config::Manifest;
 use crate::wit::{state as wit, types};
+use bytesize::ByteSize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use wasmtime::component::{HasData, Linker};
@@ -17,11 +17,20 @@ pub const CAPABILITY: super::capability::Capability = super::capability::Capabil
     key: Some("capabilities.state"),
     interfaces: &["agenthost:agent/state"],
     required: Some(super::capability::Requirement {
-        granted: |m| m.capabilities.state.is_some(),
+        granted: |c| c.state.is_some(),
         missing: "state: set a quota with `capabilities.state = \"16MiB\"`",
     }),
+    validate: |c| match c.state {
+        Some(quota) if quota.as_u64() == 0 => {
+            Err("`capabilities.state` is 0: omit it to grant no state, or give a quota".into())
+        }
+        _ => Ok(()),
+    },
     grants: super::capability::no_grant_lines,
 };
+
+/// `capabilities.state`: the quota of the agent's key-value state; absent, no state import.
+pub type Section = Option<ByteSize>;
 
 const MAX_KEY: usize = 1024;
 
@@ -69,20 +78,16 @@ pub struct StateStore {
 
 impl StateStore {
     /// The agent's store, or `None` when its manifest grants no state.
-    pub fn for_manifest(
-        manifest: &Manifest,
+    pub fn granted(
+        agent: &str,
+        section: &Section,
         db: &sled::Db,
         stores: &StateStores,
     ) -> anyhow::Result<Option<Self>> {
-        let Some(quota) = manifest.capabilities.state else {
+        let Some(quota) = section else {
             return Ok(None);
         };
-        Ok(Some(Self::open(
-            db,
-            stores,
-            manifest.name.as_str(),
-            quota.as_u64(),
-        )?))
+        Ok(Some(Self::open(db, stores, agent, quota.as_u64())?))
     }
 
     pub fn open(

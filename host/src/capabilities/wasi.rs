@@ -43,6 +43,7 @@ pub const CAPABILITY: super::capability::Capability = super::capability::Capabil
         "wasi:random/insecure-seed",
     ],
     required: None,
+    validate: super::capability::nothing_to_validate,
     grants: super::capability::no_grant_lines,
 };
 

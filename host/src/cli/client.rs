@@ -253,7 +253,7 @@ pub async fn agents(args: &HostArgs, format: Format) -> anyhow::Result<()> {
 
 pub async fn deploy(args: &HostArgs, manifest_path: &Path, approve: bool) -> anyhow::Result<()> {
     // Parse locally first: errors name the file and key before anything is uploaded.
-    let manifest = crate::config::Manifest::load(manifest_path)?;
+    let manifest = crate::manifest::Manifest::load(manifest_path)?;
     let text = std::fs::read_to_string(manifest_path)?;
     let component = crate::runtime::read_component(&manifest.component)?;
     let client = Client::new(args)?;

@@ -3,7 +3,8 @@
 
 use super::Format;
 use crate::capabilities::{check_import, grant_needed};
-use crate::config::{Manifest, RuntimeConfig};
+use crate::config::RuntimeConfig;
+use crate::manifest::Manifest;
 use crate::runtime::{Runtime, read_component};
 use std::path::Path;
 
@@ -24,7 +25,7 @@ pub fn run(component: &Path, manifest: Option<&Path>, format: Format) -> anyhow:
         Some(m) => info
             .imports
             .iter()
-            .map(|i| (i.name.clone(), check_import(&i.name, m)))
+            .map(|i| (i.name.clone(), check_import(&i.name, &m.capabilities)))
             .collect(),
         None => Vec::new(),
     };

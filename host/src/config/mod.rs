@@ -1,26 +1,23 @@
-//! Parsing and validating the two files users write: agent manifests (`agents/<name>.toml`) and
-//! the host config (`agenthost.toml`).
+//! The host config (`agenthost.toml`) and what both files users write share: topic patterns,
+//! HTTP rules, topic names, agent names, reading and parsing with errors that name the file. The
+//! agent manifest itself is [`crate::manifest`], above the capabilities whose sections it holds.
 //!
-//! Both are strict: unknown keys are errors, because a typo in a security policy must never
+//! Both files are strict: unknown keys are errors, because a typo in a security policy must never
 //! silently grant or drop anything. Every error names the file, the key and what was expected.
 
+mod agent_name;
 mod host;
 mod http_rule;
-mod manifest;
 mod pattern;
-mod reference;
 mod topic;
 
+pub use agent_name::AgentName;
 pub use host::{
     A2aConfig, A2aPeer, A2aScheme, A2aSchemeKind, AdminConfig, AuditConfig, BusConfig, BusKind,
     HostConfig, HttpConfig, KafkaConfig, LocalBusConfig, McpConnect, McpProtocol, McpServerConfig,
     RuntimeConfig, TelemetryConfig,
 };
 pub use http_rule::HttpRule;
-pub use manifest::{
-    A2aSection, AgentName, Capabilities, Delivery, DeliveryMode, FileAccess, FileGrant, Limits,
-    MAX_TABLE_ELEMENTS, Manifest, McpTools, Ordering, Rollout, SubscribeEntry, default_dead_letter,
-};
 pub use pattern::TopicPattern;
 pub use topic::{InvalidTopic, check_skill, request_topic, result_topic, validate_topic};
 

@@ -8,7 +8,7 @@
 //! earlier record still in flight: a crash replays from there, and nothing is lost.
 
 use crate::bus::Record;
-use crate::config::Ordering;
+use crate::manifest::Ordering;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 /// Records that must be handled one after another.

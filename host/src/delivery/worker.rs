@@ -7,7 +7,7 @@ use super::release::Release;
 use super::{BUS_RETRY, Deps, Handler, sleep_or_stop};
 use crate::agent::AgentVersion;
 use crate::bus::{BusError, PartitionReader, Record, TopicPartition};
-use crate::config::{DeliveryMode, Ordering};
+use crate::manifest::{DeliveryMode, Ordering};
 use crate::registry::AgentCell;
 use futures::FutureExt;
 use std::sync::Arc;

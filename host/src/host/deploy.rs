@@ -6,9 +6,10 @@ use super::plan::{self, Live, Plan, Refusal, Requested, Subscription};
 use super::{DeployError, DeployReport, Host};
 use crate::agent::AgentVersion;
 use crate::audit::{AuditEntry, Outcome};
-use crate::capabilities::diff::diff;
-use crate::config::{ConfigError, Manifest};
+use crate::config::ConfigError;
 use crate::deployments::{self, Deployment, Origin};
+use crate::manifest::Manifest;
+use crate::manifest::diff::diff;
 use crate::registry::AgentCell;
 use crate::runtime::read_component;
 use std::path::Path;
@@ -381,8 +382,9 @@ impl Host {
             .check_before_compile(bytes, digest, &manifest)
             .map_err(load_err)?;
         self.host_paths
-            .check(&manifest)
-            .and_then(|()| self.host_secrets.check(&manifest))
+            .check(&manifest.capabilities.files)
+            .and_then(|()| self.host_secrets.check(&manifest.capabilities.env))
+            .and_then(|()| self.a2a.check_served_under(manifest.a2a.schemes()))
             .map_err(|message| ConfigError::invalid(Path::new(source), message))?;
         // Compile and validate off the hot path, before touching the running version (and,
         // unless the caller holds it, before taking the deploy lock).
@@ -552,7 +554,7 @@ impl Host {
                 )));
             }
         }
-        if version.manifest.delivery.mode == crate::config::DeliveryMode::ExactlyOnce
+        if version.manifest.delivery.mode == crate::manifest::DeliveryMode::ExactlyOnce
             && let Some(first) = version.manifest.subscribe.first()
         {
             // Refused rather than silently downgraded: the manifest promises exactly-once.

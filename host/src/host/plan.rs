@@ -3,8 +3,8 @@
 //! restarting them), or refuse it with the reason. [`super::deploy`] applies the plan; every
 //! decision is tested here.
 
-use crate::capabilities::diff::DiffLine;
-use crate::config::{Delivery, DeliveryMode, Manifest};
+use crate::manifest::diff::DiffLine;
+use crate::manifest::{Delivery, DeliveryMode, Manifest};
 
 /// A consumer group and one topic it subscribes to.
 pub type Subscription = (String, String);

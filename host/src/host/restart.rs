@@ -4,8 +4,8 @@
 use super::deploy::{Approval, DeployRequest};
 use super::{DeployError, DeployReport, Host};
 use crate::audit::{AuditEntry, Outcome};
-use crate::config::Manifest;
 use crate::deployments::{self, Deployment, Origin};
+use crate::manifest::Manifest;
 use crate::runtime::read_component;
 use std::path::Path;
 use std::sync::atomic::Ordering;

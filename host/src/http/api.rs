@@ -6,8 +6,8 @@ use super::{
     WireRecord,
 };
 use crate::bus::{self, Header, Outgoing, StartAt};
-use crate::config::Manifest;
 use crate::host::{Approval, DeployError, DeployRequest};
+use crate::manifest::Manifest;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;

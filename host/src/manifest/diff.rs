@@ -2,7 +2,7 @@
 //! that the running one is not. Widening needs the operator's explicit approval; narrowing does
 //! not.
 
-use crate::config::Manifest;
+use super::Manifest;
 use std::collections::BTreeSet;
 
 /// One line of a diff: `+ …` widens, `- …` narrows.
@@ -26,8 +26,8 @@ fn grant_set(m: &Manifest) -> BTreeSet<String> {
             .iter()
             .map(|s| format!("subscribe {} (group {})", s.topic, m.group_of(s))),
     );
-    for capability in super::ALL {
-        set.extend((capability.grants)(m));
+    for capability in crate::capabilities::ALL {
+        set.extend((capability.grants)(&m.capabilities));
     }
     // Serving a skill from the bus takes requests from any host: a grant like a subscription.
     set.extend(
@@ -145,7 +145,7 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<DiffLine> {
     let (dlo, dln) = (&old.delivery.dead_letter, &new.delivery.dead_letter);
     if dlo != dln {
         lines.push(DiffLine {
-            widens: *dln != crate::config::default_dead_letter(&new.name),
+            widens: *dln != super::default_dead_letter(&new.name),
             text: format!("delivery.dead_letter {dlo} → {dln}"),
         });
     }

@@ -1,52 +1,20 @@
 //! The agent manifest, `agents/<name>.toml`: who the agent is, what it subscribes to, how its
-//! events are delivered, its resource limits, and every capability it is granted.
+//! events are delivered, its resource limits, and every capability it is granted. The
+//! `[capabilities]` sections are the capabilities' own ([`Capabilities`]); this module holds the
+//! rest, and sits above the capabilities so that each can own its section.
 
-use super::{ConfigError, HttpRule, TopicPattern, parse_toml};
+pub mod diff;
+
+pub use crate::capabilities::Capabilities;
+pub use crate::config::AgentName;
+
+use crate::capabilities::GrantRequest;
+use crate::capabilities::publish::PublishLimits;
+use crate::config::{ConfigError, parse_toml};
 use bytesize::ByteSize;
 use serde::{Deserialize, Deserializer};
-use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// An agent's name: `[a-z0-9-]+`, at most 63 characters, not starting with `-`. Unique in a host;
-/// used in URLs, metric labels and consumer-group names, hence the narrow alphabet.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AgentName(String);
-
-impl AgentName {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let ok = !text.is_empty()
-            && text.len() <= 63
-            && !text.starts_with('-')
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(format!(
-                "agent name {text:?} is invalid: expected 1-63 characters of [a-z0-9-], not starting with '-'"
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for AgentName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for AgentName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Self::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-}
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -268,52 +236,6 @@ impl Default for Limits {
     }
 }
 
-/// Everything an agent may touch. Deny by default: what is absent is not granted.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Capabilities {
-    /// Topics the agent may publish to.
-    pub publish: Vec<TopicPattern>,
-    /// Quota of the agent's key-value state; absent = no state import.
-    pub state: Option<ByteSize>,
-    /// Outbound HTTP allowlist, `scheme://host[:port]` with `*` wildcards.
-    pub http: Vec<HttpRule>,
-    pub files: Vec<FileGrant>,
-    /// Environment variables copied from the host's environment.
-    pub env: Vec<String>,
-    pub config: BTreeMap<String, String>,
-    pub mcp: Vec<McpTools>,
-    /// A2A peers: agent names, skill ids or URLs.
-    pub a2a: Vec<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct FileGrant {
-    /// Host directory, relative to the manifest's directory.
-    pub path: PathBuf,
-    /// Absolute path the agent sees.
-    pub mount: String,
-    #[serde(default)]
-    pub access: FileAccess,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum FileAccess {
-    #[default]
-    Read,
-    ReadWrite,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct McpTools {
-    pub server: String,
-    /// Tool names; `["*"]` grants every tool of the server.
-    pub tools: Vec<String>,
-}
-
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct A2aSection {
@@ -351,7 +273,7 @@ impl Manifest {
     /// Reads, parses and validates a manifest; the component and file paths come back resolved
     /// against the manifest's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = super::read(path)?;
+        let text = crate::config::read(path)?;
         Self::parse(path, &text)
     }
 
@@ -372,6 +294,20 @@ impl Manifest {
             grant.path = base.join(&grant.path);
         }
         Ok(manifest)
+    }
+
+    /// What the agent's grants are built from.
+    pub fn grant_request(&self) -> GrantRequest<'_> {
+        GrantRequest {
+            agent: self.name.as_str(),
+            capabilities: &self.capabilities,
+            publish: PublishLimits {
+                max_size: self.limits.publish_size.as_u64(),
+                max_count: self.limits.publishes,
+                wildcard_topics: self.limits.topics,
+            },
+            log_rate: self.limits.log_rate,
+        }
     }
 
     /// The consumer group of a subscription: its `group`, or the agent's name.
@@ -475,7 +411,7 @@ impl Manifest {
 
 /// A topic name, checked with the key it came from.
 fn topic(key: &str, name: &str) -> Result<(), String> {
-    super::validate_topic(name).map_err(|e| format!("`{key}`: {e}"))
+    crate::config::validate_topic(name).map_err(|e| format!("`{key}`: {e}"))
 }
 
 impl Rollout {
@@ -528,56 +464,13 @@ impl Limits {
     }
 }
 
-impl Capabilities {
-    fn validate(&self) -> Result<(), String> {
-        let c = self;
-        if c.state == Some(ByteSize::b(0)) {
-            return Err(
-                "`capabilities.state` is 0: omit it to grant no state, or give a quota".into(),
-            );
-        }
-        for (i, grant) in c.files.iter().enumerate() {
-            if !grant.mount.starts_with('/') {
-                return Err(format!(
-                    "`capabilities.files[{i}].mount`: {:?} must be an absolute path",
-                    grant.mount
-                ));
-            }
-            if grant.path.as_os_str().is_empty() {
-                return Err(format!("`capabilities.files[{i}].path` must not be empty"));
-            }
-        }
-        for (i, name) in c.env.iter().enumerate() {
-            if name.is_empty() || name.contains('=') || name.contains('\0') {
-                return Err(format!(
-                    "`capabilities.env[{i}]`: {name:?} is not an environment variable name"
-                ));
-            }
-        }
-        for (i, grant) in c.mcp.iter().enumerate() {
-            if grant.server.is_empty() {
-                return Err(format!("`capabilities.mcp[{i}].server` must not be empty"));
-            }
-            if grant.tools.is_empty() || grant.tools.iter().any(String::is_empty) {
-                return Err(format!(
-                    "`capabilities.mcp[{i}].tools` must list tool names, or [\"*\"] for every tool"
-                ));
-            }
-        }
-        if let Some(i) = c.a2a.iter().position(String::is_empty) {
-            return Err(format!("`capabilities.a2a[{i}]` must not be empty"));
-        }
-        Ok(())
-    }
-}
-
 impl A2aSection {
     fn validate(&self) -> Result<(), String> {
         if self.expose && self.security.is_none() {
             return Err("`a2a.expose = true` needs `a2a.security`: name the host's schemes a client must satisfy (`security = [\"team\"]`), or write `security = []` to serve anyone".into());
         }
         for (i, skill) in self.bus_skills.iter().enumerate() {
-            super::check_skill(skill).map_err(|e| format!("`a2a.bus_skills[{i}]`: {e}"))?;
+            crate::config::check_skill(skill).map_err(|e| format!("`a2a.bus_skills[{i}]`: {e}"))?;
         }
         Ok(())
     }
@@ -643,7 +536,10 @@ security = []
         assert_eq!(m.limits.memory, ByteSize::mib(64));
         assert_eq!(m.capabilities.state, Some(ByteSize::mib(16)));
         assert_eq!(m.capabilities.files[0].path, Path::new("agents/data"));
-        assert_eq!(m.capabilities.files[0].access, FileAccess::Read);
+        assert_eq!(
+            m.capabilities.files[0].access,
+            crate::capabilities::files::FileAccess::Read
+        );
         assert_eq!(m.capabilities.config["threshold"], "0.05");
         assert!(m.a2a.expose);
         assert_eq!(m.group_of(&m.subscribe[0]), "price-analysis");

@@ -8,7 +8,8 @@ pub use cache::digest_of;
 pub use store::{Limiter, StoreData, http_ctx, resource_table};
 
 use crate::capabilities;
-use crate::config::{Manifest, RuntimeConfig};
+use crate::config::RuntimeConfig;
+use crate::manifest::Manifest;
 use cache::ArtifactCache;
 use std::path::Path;
 use std::sync::Arc;
@@ -147,7 +148,7 @@ impl Runtime {
             .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
             .max_component_instance_size(1 << 20)
             .max_core_instance_size(1 << 20)
-            .table_elements(crate::config::MAX_TABLE_ELEMENTS as usize)
+            .table_elements(crate::manifest::MAX_TABLE_ELEMENTS as usize)
             // Reset a released slot by copying back only the pages the guest dirtied (found with
             // Linux's PAGEMAP_SCAN, 6.7+), up to this many bytes; only a larger working set is
             // returned to the kernel with madvise. madvise drops the slot's page mappings, which
@@ -398,7 +399,7 @@ fn check_imports<'a>(
     manifest: &Manifest,
 ) -> Result<(), LoadError> {
     let refused: Vec<String> = names
-        .filter_map(|name| capabilities::check_import(name, manifest).err())
+        .filter_map(|name| capabilities::check_import(name, &manifest.capabilities).err())
         .collect();
     if refused.is_empty() {
         Ok(())

@@ -14,7 +14,7 @@ mod connect;
 
 use super::caller::Caller;
 use crate::audit::{AuditLog, Outcome};
-use crate::config::{HttpRule, Manifest};
+use crate::config::HttpRule;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,17 +25,15 @@ pub const CAPABILITY: super::capability::Capability = super::capability::Capabil
     key: Some("capabilities.http"),
     interfaces: &INTERFACES,
     required: Some(super::capability::Requirement {
-        granted: |m| !m.capabilities.http.is_empty(),
+        granted: |c| !c.http.is_empty(),
         missing: "outbound HTTP: list the allowed `scheme://host[:port]` in `capabilities.http`",
     }),
-    grants: |m| {
-        m.capabilities
-            .http
-            .iter()
-            .map(|h| format!("http {h}"))
-            .collect()
-    },
+    validate: super::capability::nothing_to_validate,
+    grants: |c| c.http.iter().map(|h| format!("http {h}")).collect(),
 };
+
+/// `capabilities.http`: the outbound HTTP allowlist, `scheme://host[:port]` with `*` wildcards.
+pub type Section = Vec<HttpRule>;
 
 /// The wasi:http interfaces linked for agents, both granted by `capabilities.http`.
 pub const INTERFACES: [&str; 2] = ["wasi:http/outgoing-handler", "wasi:http/types"];
@@ -49,9 +47,9 @@ pub struct HttpGrant {
 }
 
 impl HttpGrant {
-    pub fn new(manifest: &Manifest, audit: Arc<AuditLog>, listen: Option<SocketAddr>) -> Self {
+    pub fn new(section: &Section, audit: Arc<AuditLog>, listen: Option<SocketAddr>) -> Self {
         Self {
-            rules: manifest.capabilities.http.clone(),
+            rules: section.clone(),
             audit,
             listen,
         }

@@ -2,56 +2,26 @@
 //! (`bus.send`). An event is finished only once they are in; in a batch, each event waits for
 //! its own and for those sent before the agent named an event.
 
-use crate::capabilities::BatchSent;
+use crate::audit::{AuditEntry, AuditLog};
+use crate::bus::PendingReceipt;
+use crate::capabilities::Sent;
 use crate::invocation::InvocationError;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use std::sync::Arc;
 
-/// The acknowledgements an invocation left to wait for, as [`Begin`] asked.
-pub(super) enum Sent {
-    One(Vec<crate::bus::PendingReceipt>),
-    Batch(BatchSent),
-}
-
 /// What a record the bus did not store says, for every event waiting on it.
-type SharedAck = futures::future::Shared<futures::future::BoxFuture<'static, Result<(), String>>>;
+type SharedAck = Shared<BoxFuture<'static, Result<(), String>>>;
 
-/// A batch's sent records as each event waits for them.
-pub(super) struct BatchSentAcks {
-    /// Sent before the agent named an event: every event waits for them.
-    pub shared: Option<SharedAck>,
-    pub per_event: Vec<Vec<crate::bus::PendingReceipt>>,
-}
-
-impl BatchSentAcks {
-    pub(super) fn of(sent: Sent, count: usize) -> Self {
-        let (shared, mut per_event) = match sent {
-            Sent::Batch(sent) => (sent.shared, sent.per_event),
-            Sent::One(pending) => (pending, Vec::new()),
-        };
-        per_event.resize_with(count, Vec::new);
-        let shared = (!shared.is_empty()).then(|| {
-            let all: futures::future::BoxFuture<'static, Result<(), String>> =
-                Box::pin(async move {
-                    for outcome in futures::future::join_all(shared).await {
-                        outcome.map_err(|e| e.to_string())?;
-                    }
-                    Ok(())
-                });
-            futures::FutureExt::shared(all)
-        });
-        Self { shared, per_event }
-    }
-}
-
-/// The acknowledgements still to come for the records an invocation sent (`bus.send`).
+/// The acknowledgements still to come for the records one event's invocation sent.
 #[must_use = "an event is finished only once the records it sent are acknowledged"]
 pub struct Acks {
-    pub(super) pending: Vec<crate::bus::PendingReceipt>,
+    pending: Vec<PendingReceipt>,
     /// In a batch, records sent before the agent named an event, which every event awaits.
-    pub(super) shared: Option<SharedAck>,
-    /// The delivery's failure, recorded in the audit log if a record is not stored (like an
+    shared: Option<SharedAck>,
+    /// The invocation's failure, recorded in the audit log if a record is not stored (like an
     /// invocation that fails).
-    pub(super) failure: Option<(Arc<crate::audit::AuditLog>, crate::audit::AuditEntry)>,
+    failure: Option<(Arc<AuditLog>, AuditEntry)>,
 }
 
 impl Acks {
@@ -64,21 +34,53 @@ impl Acks {
         }
     }
 
-    /// What a single invocation sent. (A batch's, were it given one, is waited for whole.)
-    pub(super) fn of(sent: Sent) -> Self {
-        let pending = match sent {
-            Sent::One(pending) => pending,
-            Sent::Batch(sent) => sent
-                .shared
-                .into_iter()
-                .chain(sent.per_event.into_iter().flatten())
-                .collect(),
-        };
+    /// What a single event's invocation sent: all of it is the event's.
+    pub(super) fn whole(sent: Sent) -> Self {
+        let pending = sent
+            .shared
+            .into_iter()
+            .chain(sent.per_event.into_iter().flatten())
+            .collect();
         Self {
             pending,
             shared: None,
             failure: None,
         }
+    }
+
+    /// What a batch of `count` events sent, as each event waits for it: its own records and
+    /// those sent before the agent named an event.
+    pub(super) fn per_event(sent: Sent, count: usize) -> Vec<Self> {
+        let Sent {
+            shared,
+            mut per_event,
+        } = sent;
+        per_event.resize_with(count, Vec::new);
+        let shared = (!shared.is_empty()).then(|| {
+            let all: BoxFuture<'static, Result<(), String>> = Box::pin(async move {
+                for outcome in futures::future::join_all(shared).await {
+                    outcome.map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            });
+            all.shared()
+        });
+        per_event
+            .into_iter()
+            .map(|pending| Self {
+                pending,
+                shared: shared.clone(),
+                failure: None,
+            })
+            .collect()
+    }
+
+    /// These acknowledgements, recording the entry in the log should a record not be stored.
+    pub(super) fn failing_as(mut self, failure: (Arc<AuditLog>, AuditEntry)) -> Self {
+        if !self.is_empty() {
+            self.failure = Some(failure);
+        }
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -118,7 +120,7 @@ impl Acks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::{BusError, PendingReceipt, Receipt};
+    use crate::bus::{BusError, Receipt};
 
     fn stored(offset: u64) -> PendingReceipt {
         Box::pin(async move {
@@ -130,6 +132,14 @@ mod tests {
         })
     }
 
+    /// What a single event's invocation sent.
+    fn one(pending: Vec<PendingReceipt>) -> Sent {
+        Sent {
+            shared: pending,
+            per_event: Vec::new(),
+        }
+    }
+
     fn lost() -> PendingReceipt {
         Box::pin(async { Err(BusError::Storage("disk full".into())) })
     }
@@ -137,10 +147,10 @@ mod tests {
     #[tokio::test]
     async fn an_event_is_finished_once_what_it_sent_is_stored() {
         assert!(Acks::none().wait().await.is_ok());
-        let acks = Acks::of(Sent::One(vec![stored(1), stored(2)]));
+        let acks = Acks::whole(one(vec![stored(1), stored(2)]));
         assert!(!acks.is_empty());
         assert!(acks.wait().await.is_ok());
-        let err = Acks::of(Sent::One(vec![stored(1), lost()]))
+        let err = Acks::whole(one(vec![stored(1), lost()]))
             .wait()
             .await
             .unwrap_err();
@@ -155,19 +165,14 @@ mod tests {
 
     #[tokio::test]
     async fn in_a_batch_what_was_sent_before_naming_an_event_holds_every_event() {
-        let sent = Sent::Batch(BatchSent {
+        let sent = Sent {
             shared: vec![lost()],
             per_event: vec![vec![stored(1)]],
-        });
+        };
         // Three events, one of which sent something of its own.
-        let BatchSentAcks { shared, per_event } = BatchSentAcks::of(sent, 3);
+        let per_event = Acks::per_event(sent, 3);
         assert_eq!(per_event.len(), 3);
-        for pending in per_event {
-            let acks = Acks {
-                pending,
-                shared: shared.clone(),
-                failure: None,
-            };
+        for acks in per_event {
             assert!(
                 acks.wait().await.is_err(),
                 "every event waits for the lost record"

@@ -3,7 +3,7 @@
 //! the host's instance pool while it lives, and what ended a call that failed.
 
 use super::AgentVersion;
-use super::acks::Sent;
+use crate::capabilities::Sent;
 use crate::capabilities::{self, Caller, InstanceCaps};
 use crate::invocation::InvocationError;
 use crate::metrics::VersionMetrics;
@@ -131,11 +131,7 @@ impl AgentVersion {
             }
         };
         let caller = &store.data().caller;
-        // The caller is in a batch exactly when this invocation began one.
-        let sent = match caller.take_batch_sent() {
-            Some(sent) => Sent::Batch(sent),
-            None => Sent::One(caller.take_sent()),
-        };
+        let sent = caller.take_sent();
         if limits.reuse_instances {
             self.warm
                 .lock()

@@ -6,7 +6,7 @@
 //! trace`).
 
 use super::AgentVersion;
-use super::acks::{Acks, BatchSentAcks};
+use super::acks::Acks;
 use super::instance::{Begin, Exports};
 use super::{event_target, to_event};
 use crate::audit::{AuditEntry, AuditLog, Outcome};
@@ -167,10 +167,7 @@ impl AgentVersion {
         let outcome = tracing::Instrument::instrument(self.run(begin, call), span.clone())
             .await
             .and_then(|(r, sent)| {
-                let mut acks = Acks::of(sent);
-                if !acks.is_empty() {
-                    acks.failure = Some(self.unstored_entry(kind, subject));
-                }
+                let acks = Acks::whole(sent).failing_as(self.unstored_entry(kind, subject));
                 r.map(|value| (value, acks)).map_err(failure)
             });
         self.conclude(kind, &subjects, [outcome.as_ref().err()], started, &span);
@@ -228,21 +225,15 @@ impl AgentVersion {
                 ));
                 (0..count).map(|_| Err(err.clone())).collect()
             }
-            Ok((results, sent)) => {
-                let BatchSentAcks { shared, per_event } = BatchSentAcks::of(sent, count);
-                results
-                    .into_iter()
-                    .zip(per_event)
-                    .zip(&subjects)
-                    .map(|((result, pending), subject)| {
-                        result.map_err(failure).map(|()| Acks {
-                            pending,
-                            shared: shared.clone(),
-                            failure: Some(self.unstored_entry(InvocationKind::Event, subject)),
-                        })
-                    })
-                    .collect()
-            }
+            Ok((results, sent)) => results
+                .into_iter()
+                .zip(Acks::per_event(sent, count))
+                .zip(&subjects)
+                .map(|((result, acks), subject)| {
+                    let failing = self.unstored_entry(InvocationKind::Event, subject);
+                    result.map_err(failure).map(|()| acks.failing_as(failing))
+                })
+                .collect(),
             Err(err) => (0..count).map(|_| Err(err.clone())).collect(),
         };
         let errors = outcomes.iter().map(|o| o.as_ref().err());

@@ -61,11 +61,12 @@ struct Batch {
     events: Vec<Request>,
 }
 
-/// The acknowledgements still to come for what a batch sent.
-pub struct BatchSent {
-    /// Sent before the agent named an event: every event waits for these.
+/// The acknowledgements still to come for the records an invocation sent (`bus.send`).
+pub struct Sent {
+    /// Sent for every event of the invocation: all a single event's records, or in a batch
+    /// those sent before the agent named an event.
     pub shared: Vec<crate::bus::PendingReceipt>,
-    /// Sent on behalf of each event, in the batch's order.
+    /// In a batch, sent on behalf of each event, in the batch's order; empty otherwise.
     pub per_event: Vec<Vec<crate::bus::PendingReceipt>>,
 }
 
@@ -151,18 +152,20 @@ impl Caller {
             .push(pending);
     }
 
-    /// The acknowledgements still to come of this request's sent records.
-    pub fn take_sent(&self) -> Vec<crate::bus::PendingReceipt> {
-        self.request().take_sent()
-    }
-
-    /// In a batch: the acknowledgements still to come, by event. `None` outside a batch.
-    pub fn take_batch_sent(&self) -> Option<BatchSent> {
-        let batch = self.request().batch?;
-        Some(BatchSent {
-            shared: batch.before.take_sent(),
-            per_event: batch.events.iter().map(Request::take_sent).collect(),
-        })
+    /// The acknowledgements still to come of the records this invocation sent; in a batch,
+    /// by event.
+    pub fn take_sent(&self) -> Sent {
+        let request = self.request();
+        match &request.batch {
+            Some(batch) => Sent {
+                shared: batch.before.take_sent(),
+                per_event: batch.events.iter().map(Request::take_sent).collect(),
+            },
+            None => Sent {
+                shared: request.take_sent(),
+                per_event: Vec::new(),
+            },
+        }
     }
 
     /// Records one use of `capability` on `target` in the audit log.
@@ -311,7 +314,7 @@ mod tests {
         caller.handling(1).unwrap();
         assert!(caller.take_publish(1));
 
-        let sent = caller.take_batch_sent().unwrap();
+        let sent = caller.take_sent();
         assert_eq!(offsets(sent.shared).await, [100]);
         let mut per_event = Vec::new();
         for pending in sent.per_event {
@@ -325,7 +328,7 @@ mod tests {
         let caller = Caller::new("a".into(), "1".into(), "c");
         let err = caller.handling(0).unwrap_err();
         assert!(err.contains("outside on-events"), "{err}");
-        assert!(caller.take_batch_sent().is_none());
+        assert!(caller.take_sent().per_event.is_empty());
         caller.begin_batch(["c0", "c1"]);
         let err = caller.handling(2).unwrap_err();
         assert!(err.contains("the batch has 2"), "{err}");

@@ -24,7 +24,7 @@ mod sections;
 pub mod state;
 pub mod wasi;
 
-pub use caller::{BatchSent, Caller};
+pub use caller::{Caller, Sent};
 pub use capability::{Capability, Requirement};
 pub use catalog::{ALL, check_import, grant_needed};
 pub use sections::Capabilities;

@@ -310,7 +310,12 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
         Some("cid-fetch"),
     )
     .unwrap();
-    let fetched = consume(&host.url, "hostile.out.v1", 101, Duration::from_secs(30));
+    let fetched = consume(
+        &host.url,
+        "hostile.out.v1",
+        out.len() + 1,
+        Duration::from_secs(30),
+    );
     let answer = fetched
         .last()
         .and_then(|r| r.payload.clone())
@@ -326,7 +331,7 @@ fn hostile_agents_are_contained_and_the_bystander_keeps_serving() {
     // neither the static nor the heap copy the previous event left; a warm one (the control)
     // does, so the probe would notice.
     for (agent, expected, records) in [
-        ("hostile", "recall: fresh memory", 103),
+        ("hostile", "recall: fresh memory", out.len() + 3),
         (
             "hostile-warm",
             "ESCAPED static kept across invocations: k9; heap kept across invocations",

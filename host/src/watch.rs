@@ -97,22 +97,11 @@ pub fn spawn(host: Arc<Host>, mut known: HashMap<PathBuf, Fingerprint>, interval
                 }
                 settling.remove(path);
                 known.insert(path.clone(), fingerprint.clone());
-                match host
+                // The deployment says itself in the log and the audit log, deployed or
+                // refused (the running version keeps serving a refusal).
+                let _ = host
                     .deploy_path(path, crate::host::Approval::Required, Origin::Config)
-                    .await
-                {
-                    Ok(report) => tracing::info!(
-                        manifest = %path.display(),
-                        agent = report.agent,
-                        version = report.version,
-                        replaced = report.replaced,
-                        "changed manifest deployed"
-                    ),
-                    Err(err) => tracing::error!(
-                        manifest = %path.display(),
-                        "changed manifest refused; the running version keeps serving: {err}"
-                    ),
-                }
+                    .await;
             }
             known.retain(|path, _| {
                 let present = scan.contains_key(path);

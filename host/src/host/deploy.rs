@@ -2,10 +2,10 @@
 //! rollback, approval and promotion, which are deploys of a stored or trial version; and the
 //! record of each in the audit log and the deployment history.
 
+use super::events::DeployEvent;
 use super::plan::{self, Live, Plan, Refusal, Requested, Subscription};
 use super::{DeployError, DeployReport, Host};
 use crate::agent::AgentVersion;
-use crate::audit::{AuditEntry, Outcome};
 use crate::config::ConfigError;
 use crate::deployments::{self, Deployment, Origin};
 use crate::manifest::Manifest;
@@ -91,7 +91,13 @@ impl Host {
                 .await
             }
             Err(err) => {
-                self.refuse(&source, None, &err);
+                self.announce(DeployEvent::Refused {
+                    agent: "",
+                    version: "",
+                    source: &source,
+                    origin,
+                    error: &err.to_string(),
+                });
                 Err(err)
             }
         }
@@ -127,28 +133,28 @@ impl Host {
         let result = self
             .deploy_inner(manifest, &bytes, &digest, source, approval, held)
             .await;
-        let (outcome, detail) = match &result {
+        let detail = match &result {
             Ok(report) => {
-                self.registry.clear_refusal(source);
                 self.claim_skills(&agent_name);
-                (Outcome::Allowed, report.diff.join("; "))
+                self.announce(DeployEvent::Deployed {
+                    report,
+                    source,
+                    origin,
+                });
+                report.diff.join("; ")
             }
             Err(err) => {
-                self.refuse(source, Some(agent_name.clone()), err);
-                (Outcome::Denied, err.to_string())
+                let error = err.to_string();
+                self.announce(DeployEvent::Refused {
+                    agent: &agent_name,
+                    version: &version,
+                    source,
+                    origin,
+                    error: &error,
+                });
+                error
             }
         };
-        self.audit.record(
-            AuditEntry::new(
-                agent_name.as_str(),
-                version.as_str(),
-                "",
-                "deploy",
-                source,
-                outcome,
-            )
-            .detail(detail.as_str()),
-        );
         let deployment = Deployment {
             id: 0,
             agent: agent_name,
@@ -323,19 +329,13 @@ impl Host {
         }
         self.claim_skills(agent);
         let version = &canary.version;
-        tracing::info!(agent, version = %version.version, replaced = %old.version, "canary promoted");
+        self.announce(DeployEvent::Promoted {
+            agent,
+            version: &version.version,
+            replaced: &old.version,
+            source: &canary.source,
+        });
         let counts = canary.counts();
-        self.audit.record(
-            AuditEntry::new(
-                agent,
-                &*version.version,
-                "",
-                "deploy",
-                canary.source.as_str(),
-                Outcome::Allowed,
-            )
-            .detail(format!("canary promoted, replacing {}", old.version)),
-        );
         let deployment = canary.deployment(
             Origin::Promote,
             deployments::DeployOutcome::Deployed,
@@ -477,13 +477,6 @@ impl Host {
                     rollout,
                     source.to_owned(),
                 ));
-                tracing::info!(
-                    agent = name,
-                    canary = report.version,
-                    percent,
-                    live = report.replaced,
-                    "canary on trial"
-                );
                 Ok(DeployReport {
                     canary: percent,
                     ..report

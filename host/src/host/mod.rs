@@ -3,12 +3,15 @@
 //! [`deploy`] (decided by [`plan`]), starting from the history and the files in [`restart`].
 
 mod deploy;
+mod events;
+
+use events::DeployEvent;
 mod plan;
 mod restart;
 
 pub use deploy::{Approval, DeployRequest};
 
-use crate::audit::{AuditEntry, AuditLog, Outcome};
+use crate::audit::AuditLog;
 use crate::bus::Bus;
 use crate::bus::local::{LocalBus, LocalBusOptions};
 use crate::capabilities::HostServices;
@@ -255,13 +258,25 @@ impl Host {
         }
     }
 
-    pub(super) fn refuse(&self, source: &str, agent: Option<String>, err: &DeployError) {
-        self.registry.refuse(Refusal {
-            source: source.to_owned(),
-            agent,
-            error: err.to_string(),
-            at: SystemTime::now(),
-        });
+    /// Says what happened to a deployment (see [`events`]) and keeps the list of refused
+    /// deployments current: a refusal stays listed until its file deploys.
+    fn announce(&self, event: DeployEvent<'_>) {
+        match event {
+            DeployEvent::Deployed { source, .. } => self.registry.clear_refusal(source),
+            DeployEvent::Refused {
+                agent,
+                source,
+                error,
+                ..
+            } => self.registry.refuse(Refusal {
+                source: source.to_owned(),
+                agent: (!agent.is_empty()).then(|| agent.to_owned()),
+                error: error.to_owned(),
+                at: SystemTime::now(),
+            }),
+            DeployEvent::Promoted { .. } | DeployEvent::CanaryEnded { .. } => {}
+        }
+        event.record(&self.audit);
     }
 
     pub(super) fn start_subscriptions(
@@ -351,18 +366,13 @@ async fn record_canary_end(
     reason: String,
 ) {
     let version = &canary.version;
-    tracing::warn!(agent = %version.name, version = %version.version, reason, "canary rolled back");
-    audit.record(
-        AuditEntry::new(
-            &*version.name,
-            &*version.version,
-            "",
-            "deploy",
-            canary.source.as_str(),
-            Outcome::Denied,
-        )
-        .detail(format!("canary rolled back: {reason}")),
-    );
+    DeployEvent::CanaryEnded {
+        agent: &version.name,
+        version: &version.version,
+        source: &canary.source,
+        reason: &reason,
+    }
+    .record(audit);
     let deployment = canary.deployment(origin, deployments::DeployOutcome::RolledBack, reason);
     if let Err(err) = deployments.record(deployment, None).await {
         tracing::error!(error = %err, "cannot record the canary's end in the history");

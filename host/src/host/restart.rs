@@ -2,8 +2,8 @@
 //! files the `agents` globs match, reconciled with it by the rules of any deploy.
 
 use super::deploy::{Approval, DeployRequest};
+use super::events::DeployEvent;
 use super::{DeployError, DeployReport, Host};
-use crate::audit::{AuditEntry, Outcome};
 use crate::deployments::{self, Deployment, Origin};
 use crate::manifest::Manifest;
 use crate::runtime::read_component;
@@ -37,7 +37,7 @@ impl Host {
                     parsed.entry(m.name.to_string()).or_insert(m);
                 }
                 // Refused (and listed) with its error by the same path as any deploy.
-                Err(_) => self.deploy_logged(&path, Approval::Given).await,
+                Err(_) => self.deploy_file(&path, Approval::Given).await,
             }
         }
         // Restored first: a restored version clears the refusals of its source, and a
@@ -54,23 +54,14 @@ impl Host {
             // A first deployment needs no approval; a change to what the history restored is
             // deployed as `deploy` would without --approve.
             let approval = Approval::given(self.registry.get(name).is_none());
-            self.deploy_logged(path, approval).await;
+            self.deploy_file(path, approval).await;
         }
         self.ready.store(true, Ordering::Release);
     }
 
-    async fn deploy_logged(&self, path: &Path, approval: Approval) {
-        match self.deploy_path(path, approval, Origin::Config).await {
-            Ok(report) => tracing::info!(
-                manifest = %path.display(),
-                agent = report.agent,
-                version = report.version,
-                digest = report.digest,
-                replaced = report.replaced,
-                "agent deployed"
-            ),
-            Err(err) => tracing::error!(manifest = %path.display(), "agent refused: {err}"),
-        }
+    /// Deploys a manifest file at start; the deployment says itself, deployed or refused.
+    async fn deploy_file(&self, path: &Path, approval: Approval) {
+        let _ = self.deploy_path(path, approval, Origin::Config).await;
     }
 
     /// Refuses every manifest of an agent that several manifests name.
@@ -82,12 +73,13 @@ impl Host {
                 all.len(),
                 all.join(", ")
             ));
-            tracing::error!(manifest = source, "agent refused: {err}");
-            self.audit.record(
-                AuditEntry::new(name, "", "", "deploy", source.as_str(), Outcome::Denied)
-                    .detail(err.to_string()),
-            );
-            self.refuse(source, Some(name.to_owned()), &err);
+            self.announce(DeployEvent::Refused {
+                agent: name,
+                version: "",
+                source,
+                origin: Origin::Config,
+                error: &err.to_string(),
+            });
         }
     }
 
@@ -127,21 +119,8 @@ impl Host {
                 );
                 continue;
             }
-            match self.restore(approved).await {
-                Ok(report) => tracing::info!(
-                    agent = report.agent,
-                    version = report.version,
-                    digest = report.digest,
-                    from = approved.source,
-                    origin = approved.origin.as_str(),
-                    "restored from the deployment history"
-                ),
-                Err(err) => tracing::error!(
-                    agent = name,
-                    version = approved.version,
-                    "cannot restore from the deployment history: {err}"
-                ),
-            }
+            // Said by the deployment itself (origin `restore`), deployed or refused.
+            let _ = self.restore(approved).await;
         }
     }
 

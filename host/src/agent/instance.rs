@@ -206,30 +206,7 @@ impl AgentVersion {
             tracing::warn!(agent = &*self.name, error = %err, "capabilities.files unavailable for this invocation");
             wasmtime_wasi::WasiCtxBuilder::new().build()
         });
-        let caps = InstanceCaps {
-            publish: capabilities::publish::PublishInstance::new(
-                self.grants.publish.clone(),
-                caller.clone(),
-            ),
-            state: capabilities::state::StateInstance::new(
-                self.grants.state.clone(),
-                caller.clone(),
-                self.grants.audit.clone(),
-            ),
-            log: capabilities::log::LogInstance::new(caller.clone(), self.grants.log.clone()),
-            config: capabilities::config::ConfigInstance::new(
-                self.grants.config.clone(),
-                caller.clone(),
-                self.grants.audit.clone(),
-            ),
-            mcp: capabilities::mcp::McpInstance::new(self.grants.mcp.clone(), caller.clone()),
-            a2a: capabilities::a2a::A2aInstance::new(self.grants.a2a.clone(), caller.clone()),
-            files: capabilities::files::FilesInstance::new(
-                caller.clone(),
-                self.grants.audit.clone(),
-            ),
-            http: capabilities::http::HttpInstance::new(self.grants.http.clone(), caller.clone()),
-        };
+        let caps = InstanceCaps::new(grants, &caller);
         let memory = usize::try_from(limits.memory.as_u64()).unwrap_or(usize::MAX);
         let data = StoreData {
             wasi,

@@ -188,6 +188,32 @@ mod tests {
         );
     }
 
+    /// A capability left out of [`ALL`] would never be validated nor offered; one left out of
+    /// the `[capabilities]` table could never be granted.
+    #[test]
+    fn the_catalog_and_the_capabilities_table_name_the_same_grants() {
+        let err = toml::from_str::<Capabilities>("zz_probe = 1")
+            .unwrap_err()
+            .to_string();
+        let (_, expected) = err
+            .split_once("expected one of")
+            .expect("serde lists the keys");
+        let table: std::collections::BTreeSet<&str> =
+            expected.split('`').skip(1).step_by(2).collect();
+        let catalog: std::collections::BTreeSet<&str> = ALL
+            .iter()
+            .filter_map(|c| c.key?.strip_prefix("capabilities."))
+            .collect();
+        assert!(catalog.is_subset(&table), "{catalog:?} ⊄ {table:?}");
+        // `config` holds values the agent reads, not a grant: every agent has the interface.
+        let values: Vec<&str> = table.difference(&catalog).copied().collect();
+        assert_eq!(
+            values,
+            ["config"],
+            "keys of [capabilities] without a catalog entry"
+        );
+    }
+
     #[test]
     fn every_interface_has_one_capability() {
         let mut seen = std::collections::BTreeSet::new();

@@ -50,6 +50,30 @@ pub struct InstanceCaps {
     pub http: http::HttpInstance,
 }
 
+impl InstanceCaps {
+    /// The views of one instance on its agent version's `grants`, each acting for `caller`.
+    pub fn new(grants: &Grants, caller: &Caller) -> Self {
+        Self {
+            publish: publish::PublishInstance::new(grants.publish.clone(), caller.clone()),
+            state: state::StateInstance::new(
+                grants.state.clone(),
+                caller.clone(),
+                grants.audit.clone(),
+            ),
+            log: log::LogInstance::new(caller.clone(), grants.log.clone()),
+            config: config::ConfigInstance::new(
+                grants.config.clone(),
+                caller.clone(),
+                grants.audit.clone(),
+            ),
+            mcp: mcp::McpInstance::new(grants.mcp.clone(), caller.clone()),
+            a2a: a2a::A2aInstance::new(grants.a2a.clone(), caller.clone()),
+            files: files::FilesInstance::new(caller.clone(), grants.audit.clone()),
+            http: http::HttpInstance::new(grants.http.clone(), caller.clone()),
+        }
+    }
+}
+
 /// What an instance's store offers the capabilities. The runtime's store implements it and no
 /// capability names the store's type: each links its interface with a getter into this (the
 /// `HasData` pattern of wasmtime's bindings).

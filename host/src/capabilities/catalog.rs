@@ -17,7 +17,7 @@ const TYPES: Capability = Capability {
     grants: no_grant_lines,
 };
 
-/// Every capability of the host. Adding one is its module plus a line here.
+/// Every capability of the host (docs/architecture.md says what else adding one takes).
 pub const ALL: &[&Capability] = &[
     &TYPES,
     &wasi::CAPABILITY,

@@ -275,17 +275,21 @@ fn redeploying_with_more_capabilities_needs_approval() {
 #[test]
 fn inspect_shows_imports_and_what_a_manifest_is_missing() {
     let s = Scenario::new("");
+    let inspect = |args: &[&str]| {
+        std::process::Command::new(agenthost_bin())
+            .arg("inspect")
+            .args(args)
+            .output()
+            .unwrap()
+    };
     let manifest = s.manifest("echo", &ECHO.replace("publish = [\"demo.out.v1\"]", ""));
-    let out = std::process::Command::new(agenthost_bin())
-        .args([
-            "inspect",
-            plugin("echo").to_str().unwrap(),
-            "--manifest",
-            manifest.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", describe(&out));
+    let out = inspect(&[
+        plugin("echo").to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    // Not deployable: said on stdout, and the exit status says it to a script.
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("agenthost:agent/agent@0.1.0"), "{text}");
     assert!(
@@ -298,6 +302,49 @@ fn inspect_shows_imports_and_what_a_manifest_is_missing() {
         !text.contains("agenthost:agent/mcp"),
         "echo does not import mcp: {text}"
     );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not deployable under"),
+        "{}",
+        describe(&out)
+    );
+
+    // Without a component, the manifest's own; deployable, exit 0, with and without
+    // compiling it.
+    let manifest = s.manifest("echo", ECHO);
+    let out = inspect(&["--manifest", manifest.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("echo.wasm"), "{text}");
+    assert!(
+        text.contains("deployable: yes, by what it declares"),
+        "{text}"
+    );
+    let out = inspect(&["--manifest", manifest.to_str().unwrap(), "--compile"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("deployable: yes (compiled and linked)"),
+        "{}",
+        describe(&out)
+    );
+
+    // A component path that does not resolve names the manifest, the key and where a
+    // relative path starts, with the OS error once.
+    let manifest = s.manifest(
+        "lost",
+        &ECHO
+            .replace("name = \"echo\"", "name = \"lost\"")
+            .replace("{plugins}/echo.wasm", "../nowhere/echo.wasm"),
+    );
+    let out = inspect(&["--manifest", manifest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lost.toml")
+            && err.contains("`component` = \"../nowhere/echo.wasm\"")
+            && err.contains("a relative path starts at the manifest's directory"),
+        "{err}"
+    );
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }
 
 #[test]

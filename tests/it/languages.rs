@@ -373,8 +373,12 @@ fn inspect(component: &str, manifest: &std::path::Path) -> Value {
         .args(["--format", "json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", describe(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    let inspected: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
+    // The exit status says what `deployable` says.
+    let deployable = inspected["deployable"].as_bool().unwrap();
+    assert_eq!(out.status.success(), deployable, "{}", describe(&out));
+    inspected
 }
 
 fn imports(inspected: &Value) -> Vec<String> {

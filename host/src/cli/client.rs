@@ -255,7 +255,7 @@ pub async fn deploy(args: &HostArgs, manifest_path: &Path, approve: bool) -> any
     // Parse locally first: errors name the file and key before anything is uploaded.
     let manifest = crate::manifest::Manifest::load(manifest_path)?;
     let text = std::fs::read_to_string(manifest_path)?;
-    let component = crate::runtime::read_component(&manifest.component)?;
+    let component = manifest.read_component(manifest_path)?;
     let client = Client::new(args)?;
     let absolute =
         std::fs::canonicalize(manifest_path).unwrap_or_else(|_| manifest_path.to_owned());

@@ -194,11 +194,16 @@ enum Command {
         #[command(flatten)]
         host: HostArgs,
     },
-    /// Show a component's imports and exports and, with a manifest, what is granted or missing.
+    /// Show a component's imports and exports and, with a manifest, what is granted or missing
+    /// (exit status 1 when the manifest does not let it deploy).
     Inspect {
-        component: PathBuf,
+        /// The component; without it, the one the manifest names.
+        component: Option<PathBuf>,
         #[arg(long)]
         manifest: Option<PathBuf>,
+        /// Also compile and link the component, as a deploy does (slower for large ones).
+        #[arg(long)]
+        compile: bool,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -304,15 +309,22 @@ pub fn main() -> ExitCode {
             Command::Inspect {
                 component,
                 manifest,
+                compile,
                 format,
-            } => inspect::run(&component, manifest.as_deref(), format),
+            } => inspect::run(inspect::Inspect {
+                component: component.as_deref(),
+                manifest: manifest.as_deref(),
+                compile,
+                format,
+            }),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line: the reason and its causes.
-            eprintln!("error: {}", format!("{err:#}").replace('\n', " "));
+            // The reason and its causes; a TOML error keeps its excerpt of the file on the
+            // lines below, pointing at the offending text.
+            eprintln!("error: {err:#}");
             ExitCode::from(1)
         }
     }

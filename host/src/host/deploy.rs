@@ -11,7 +11,6 @@ use crate::deployments::{self, Deployment, Origin};
 use crate::manifest::Manifest;
 use crate::manifest::diff::diff;
 use crate::registry::AgentCell;
-use crate::runtime::read_component;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -70,15 +69,10 @@ impl Host {
         origin: Origin,
     ) -> Result<DeployReport, DeployError> {
         let source = path.display().to_string();
-        let loaded = Manifest::load(path)
-            .map_err(DeployError::from)
-            .and_then(|m| {
-                let bytes = read_component(&m.component).map_err(|error| DeployError::Load {
-                    source_name: source.clone(),
-                    error,
-                })?;
-                Ok((m, bytes))
-            });
+        let loaded = Manifest::load(path).and_then(|m| {
+            let bytes = m.read_component(path)?;
+            Ok((m, bytes))
+        });
         match loaded {
             Ok((manifest, component)) => {
                 self.deploy(DeployRequest {
@@ -98,7 +92,7 @@ impl Host {
                     origin,
                     error: &err.to_string(),
                 });
-                Err(err)
+                Err(err.into())
             }
         }
     }

@@ -23,6 +23,9 @@ pub struct Manifest {
     pub version: semver::Version,
     /// Relative to the manifest's directory; resolved by [`Manifest::load`].
     pub component: PathBuf,
+    /// `component` as the manifest wrote it, for messages.
+    #[serde(skip)]
+    pub component_as_written: PathBuf,
     /// `sha256:<hex>`; when present, deploy refuses a component whose digest differs.
     #[serde(default, deserialize_with = "digest")]
     pub digest: Option<String>,
@@ -289,11 +292,36 @@ impl Manifest {
             .validate()
             .map_err(|message| ConfigError::invalid(path, message))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        manifest.component_as_written = manifest.component.clone();
         manifest.component = base.join(&manifest.component);
         for grant in &mut manifest.capabilities.files {
             grant.path = base.join(&grant.path);
         }
         Ok(manifest)
+    }
+
+    /// The bytes of the component, for the manifest read from `path`. An error names the
+    /// manifest, its `component` key, and where a relative path starts.
+    pub fn read_component(&self, path: &Path) -> Result<Vec<u8>, ConfigError> {
+        std::fs::read(&self.component).map_err(|error| {
+            let relative = if self.component_as_written.is_relative() {
+                let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+                format!(
+                    " (a relative path starts at the manifest's directory, {})",
+                    dir.unwrap_or(Path::new(".")).display()
+                )
+            } else {
+                String::new()
+            };
+            ConfigError::invalid(
+                path,
+                format!(
+                    "`component` = {:?}: cannot read {}: {error}{relative}",
+                    self.component_as_written.display().to_string(),
+                    self.component.display()
+                ),
+            )
+        })
     }
 
     /// What the agent's grants are built from.

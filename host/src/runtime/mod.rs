@@ -2,9 +2,11 @@
 //! store with its limits for every invocation.
 
 mod cache;
+mod describe;
 mod store;
 
 pub use cache::digest_of;
+pub use describe::{ComponentInfo, InterfaceInfo, NotAComponent, describe};
 pub use store::{Limiter, StoreData, http_ctx, resource_table};
 
 use crate::capabilities;
@@ -14,7 +16,7 @@ use cache::ArtifactCache;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Core module instances one component may contain (see the pool in [`Runtime::with_sandbox`]).
@@ -33,11 +35,9 @@ const KEEP_RESIDENT_PER_TABLE: usize = 64 << 10;
 /// Why a component could not be loaded or does not fit its manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{path}: cannot read component: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    // The I/O error is in the message, not a source: shown once, however it is printed.
+    #[error("{path}: cannot read component: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("digest mismatch: the manifest pins {expected} but the component is {actual}")]
     DigestMismatch { expected: String, actual: String },
     #[error("not a valid WebAssembly component: {0}")]
@@ -73,21 +73,6 @@ impl Sandbox {
 pub struct Compiled {
     pub component: Component,
     pub digest: String,
-}
-
-/// What a component asks for and offers, for `agenthost inspect` and deploy checks.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ComponentInfo {
-    pub digest: String,
-    pub size: usize,
-    pub imports: Vec<InterfaceInfo>,
-    pub exports: Vec<InterfaceInfo>,
-}
-
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct InterfaceInfo {
-    pub name: String,
-    pub functions: Vec<String>,
 }
 
 pub struct Runtime {
@@ -296,38 +281,25 @@ impl Runtime {
     ) -> Result<(), LoadError> {
         check_digest(manifest, digest)?;
         self.check_limits(manifest)?;
-        match component_imports(bytes) {
-            Ok(names) => check_imports(names.iter().map(String::as_str), manifest),
+        match describe::names(bytes) {
+            Ok((imports, _)) => check_imports(imports.iter().map(String::as_str), manifest),
             Err(_) => Ok(()),
         }
     }
 
-    /// Imports and exports of a compiled component.
-    pub fn inspect(&self, compiled: &Compiled, size: usize) -> ComponentInfo {
-        let ty = compiled.component.component_type();
-        let describe = |name: &str, item: ComponentItem| InterfaceInfo {
-            name: name.to_owned(),
-            functions: match item {
-                ComponentItem::ComponentInstance(instance) => instance
-                    .exports(&self.engine)
-                    .filter(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_)))
-                    .map(|(f, _)| f.to_owned())
-                    .collect(),
-                _ => Vec::new(),
-            },
-        };
-        ComponentInfo {
-            digest: compiled.digest.clone(),
-            size,
-            imports: ty
-                .imports(&self.engine)
-                .map(|(n, i)| describe(n, i.ty))
-                .collect(),
-            exports: ty
-                .exports(&self.engine)
-                .map(|(n, i)| describe(n, i.ty))
-                .collect(),
-        }
+    /// What a deploy of the component `info` describes would refuse without compiling it: the
+    /// checks of [`Runtime::check_before_compile`] and the agent export. Compiling and linking
+    /// it ([`Runtime::prepare`]) can refuse it still, for what only linking reveals (an import
+    /// of the right name with the wrong type).
+    pub fn check_described(
+        &self,
+        info: &ComponentInfo,
+        manifest: &Manifest,
+    ) -> Result<(), LoadError> {
+        check_digest(manifest, &info.digest)?;
+        self.check_limits(manifest)?;
+        check_exports(info.exports.iter().map(|e| e.name.as_str()))?;
+        check_imports(info.imports.iter().map(|i| i.name.as_str()), manifest)
     }
 
     /// Checks a compiled component against a manifest: it must export the agent interface and
@@ -339,21 +311,7 @@ impl Runtime {
     ) -> Result<crate::wit::AgentPluginPre<StoreData>, LoadError> {
         check_digest(manifest, &compiled.digest)?;
         let ty = compiled.component.component_type();
-        let exports: Vec<&str> = ty.exports(&self.engine).map(|(n, _)| n).collect();
-        if !exports
-            .iter()
-            .any(|e| e.starts_with("agenthost:agent/agent@0.1."))
-        {
-            return Err(LoadError::WrongWorld(format!(
-                "it must export `{}`, but it exports {}",
-                crate::wit::AGENT_EXPORT,
-                if exports.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    format!("{exports:?}")
-                }
-            )));
-        }
+        check_exports(ty.exports(&self.engine).map(|(n, _)| n))?;
         check_imports(ty.imports(&self.engine).map(|(name, _)| name), manifest)?;
         let pre = self
             .linker
@@ -376,9 +334,9 @@ fn is_core_module(bytes: &[u8]) -> bool {
 
 /// Loads the component a manifest names, with the file path in any error.
 pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|source| LoadError::Read {
+    std::fs::read(path).map_err(|error| LoadError::Read {
         path: path.display().to_string(),
-        source,
+        error,
     })
 }
 
@@ -391,6 +349,26 @@ fn check_digest(manifest: &Manifest, digest: &str) -> Result<(), LoadError> {
         }),
         _ => Ok(()),
     }
+}
+
+/// A component must export the agent interface.
+fn check_exports<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), LoadError> {
+    let exports: Vec<&str> = names.collect();
+    if exports
+        .iter()
+        .any(|e| e.starts_with("agenthost:agent/agent@0.1."))
+    {
+        return Ok(());
+    }
+    Err(LoadError::WrongWorld(format!(
+        "it must export `{}`, but it exports {}",
+        crate::wit::AGENT_EXPORT,
+        if exports.is_empty() {
+            "nothing".to_owned()
+        } else {
+            format!("{exports:?}")
+        }
+    )))
 }
 
 /// Every import must be one the manifest grants; the refusal names each that is not.
@@ -406,26 +384,4 @@ fn check_imports<'a>(
     } else {
         Err(LoadError::Import(refused.join("; ")))
     }
-}
-
-/// The names of a component's own imports (not those of the modules and components nested in
-/// it), in order.
-fn component_imports(bytes: &[u8]) -> Result<Vec<String>, wasmparser::BinaryReaderError> {
-    use wasmparser::{Parser, Payload};
-    let mut names = Vec::new();
-    // Nested modules and components are parsed inline; only depth 0 is the component itself.
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(bytes) {
-        match payload? {
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentImportSection(reader) if depth == 0 => {
-                for import in reader {
-                    names.push(import?.name.name.to_owned());
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(names)
 }

@@ -348,6 +348,17 @@ fn inspect_shows_imports_and_what_a_manifest_is_missing() {
 }
 
 #[test]
+fn a_glob_that_matches_nothing_is_named_at_start() {
+    let s = Scenario::new("");
+    let host = s.start();
+    let log = host.log_text();
+    assert!(
+        log.contains("the `agents` glob matches no manifest") && log.contains("agents/*.toml"),
+        "{log}"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let out = std::process::Command::new(agenthost_bin())
         .args(["publish"])
@@ -381,11 +392,23 @@ fn a_restart_loads_compiled_components_from_the_cache() {
     let first = artifacts();
     assert_eq!(first.len(), 1, "one compiled artifact for echo: {first:?}");
     assert!(first[0].0.extension().is_some_and(|e| e == "cwasm"));
+    // A first compile says so, and how long it took.
+    let log = host.log_text();
+    assert!(
+        log.contains("compiling a component not compiled before")
+            && log.contains("component compiled"),
+        "{log}"
+    );
     assert!(host.terminate().success());
 
     let host = s.start();
     // Loaded, not rewritten: the same file with the same modification time.
     assert_eq!(artifacts(), first);
+    assert!(
+        !host.log_text().contains("component compiled"),
+        "a cached component is not compiled again: {}",
+        host.log_text()
+    );
     publish(&host.url, "demo.in.v1", None, "from the cache", None).unwrap();
     assert_eq!(
         consume(&host.url, "demo.out.v1", 1, Duration::from_secs(30)).len(),

@@ -23,8 +23,14 @@ impl Host {
     /// is refused, both naming the files. A refusal does not stop the others.
     pub async fn deploy_configured(&self) {
         let paths = crate::config::manifest_paths(&self.config.agents);
-        if paths.is_empty() {
-            tracing::warn!(globs = ?self.config.agents, "the `agents` globs match no manifest");
+        // Each glob on its own: one mistyped glob among several is as worth saying as all.
+        for glob in &self.config.agents {
+            if crate::config::manifest_paths(std::slice::from_ref(glob)).is_empty() {
+                tracing::warn!(
+                    glob,
+                    "the `agents` glob matches no manifest (relative globs start at the config file's directory)"
+                );
+            }
         }
         // Each agent's manifest files, with what the first one says (read once here).
         let mut files: std::collections::BTreeMap<String, Vec<std::path::PathBuf>> =

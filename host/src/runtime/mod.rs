@@ -232,13 +232,24 @@ impl Runtime {
                 "this is a core WebAssembly module, not a component: build the agent for wasm32-wasip2 (cargo build --target wasm32-wasip2) or wrap it with `wasm-tools component new`".into(),
             ));
         }
+        // Said before and after: a large component (an interpreter, as Python agents carry)
+        // takes tens of seconds the first time, and a host that says nothing looks hung.
+        let size = bytesize::ByteSize::b(bytes.len() as u64);
+        tracing::info!(%digest, %size, "compiling a component not compiled before");
+        let started = std::time::Instant::now();
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-        if let Some(cache) = &self.cache
-            && let Err(err) = cache.put(&digest, &component)
-        {
-            tracing::warn!(%digest, error = %err, "could not cache compiled component; it will be compiled again next start");
-        }
+        let cached = match &self.cache {
+            Some(cache) => match cache.put(&digest, &component) {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::warn!(%digest, error = %err, "could not cache compiled component; it will be compiled again next start");
+                    false
+                }
+            },
+            None => false,
+        };
+        tracing::info!(%digest, %size, elapsed = ?started.elapsed(), cached, "component compiled");
         Ok(Compiled { component, digest })
     }
 

@@ -14,14 +14,16 @@ impl Event {
 
     /// Parse the payload as JSON.
     ///
-    /// A malformed payload is a permanent failure: the error is a [`Failure::Reject`] naming
-    /// the topic, partition and offset and what serde found wrong, so the record is
-    /// dead-lettered with a reason an operator can act on.
+    /// A payload that does not parse is a permanent failure: the error is a
+    /// [`Failure::Reject`] naming the topic, partition and offset, whether the payload is not
+    /// JSON at all or JSON of another shape, and what serde found wrong (`missing field
+    /// \`price\``), so the record is dead-lettered with a reason an operator can act on.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Failure> {
         serde_json::from_slice(&self.payload).map_err(|error| {
             Failure::Reject(format!(
-                "malformed JSON payload at {}: {error}",
-                self.position()
+                "payload at {} {}: {error}",
+                self.position(),
+                crate::json::what_is_wrong(&error)
             ))
         })
     }

@@ -53,8 +53,13 @@ impl Response {
 
     /// The body parsed as JSON; a [`Failure::Reject`] naming the URL when it is not.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Failure> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| Failure::reject(format!("{} did not answer JSON: {e}", self.url)))
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Failure::reject(format!(
+                "the answer of {} {}: {e}",
+                self.url,
+                crate::json::what_is_wrong(&e)
+            ))
+        })
     }
 
     /// Whether the status is 2xx.

@@ -135,6 +135,7 @@ pub mod bindings {
 pub mod batch;
 mod card;
 mod event;
+mod json;
 mod message;
 
 pub mod a2a;

@@ -45,7 +45,10 @@ pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<T>, Failure> {
     match raw::get(key)? {
         None => Ok(None),
         Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
-            Failure::Reject(format!("state key {key:?} holds malformed JSON: {error}"))
+            Failure::Reject(format!(
+                "the value of state key {key:?} {}: {error}",
+                crate::json::what_is_wrong(&error)
+            ))
         }),
     }
 }

@@ -106,6 +106,78 @@ fn events_flow_through_echo_with_correlation_and_provenance(bus: TestBus) {
     assert!(lines.iter().any(
         |r| r.payload.as_deref() == Some("hello") && r.headers["correlation-id"] == "from-cli"
     ));
+
+    // Many records in one call from a JSONL file; text output with --headers shows them.
+    let records = s.path().join("records.jsonl");
+    std::fs::write(
+        &records,
+        concat!(
+            "{\"payload\": \"one\"}\n",
+            "\n",
+            "{\"payload\": \"two\", \"key\": \"k2\", \"headers\": {\"source\": \"file\"}}\n",
+            "{\"payload_base64\": \"dGhyZWU=\"}\n",
+        ),
+    )
+    .unwrap();
+    let published = s.cli(&["publish", "cli.batch.v1", "--file", "records.jsonl"]);
+    assert!(published.status.success(), "{}", describe(&published));
+    assert_eq!(
+        String::from_utf8_lossy(&published.stdout)
+            .lines()
+            .filter(|l| l.starts_with("published to cli.batch.v1["))
+            .count(),
+        3,
+        "{}",
+        describe(&published)
+    );
+    // A line that is not a record is named, and nothing of the file is published.
+    std::fs::write(&records, "{\"payload\": \"four\"}\nnot a record\n").unwrap();
+    let refused = s.cli(&["publish", "cli.batch.v1", "--file", "records.jsonl"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("records.jsonl:2: expected a record"),
+        "{}",
+        describe(&refused)
+    );
+    let consumed = s.cli(&[
+        "consume",
+        "cli.batch.v1",
+        "--from-beginning",
+        "--headers",
+        "--count",
+        "3",
+        "--timeout",
+        "20s",
+    ]);
+    assert!(consumed.status.success(), "{}", describe(&consumed));
+    let text = String::from_utf8_lossy(&consumed.stdout);
+    let payloads: Vec<&str> = text
+        .lines()
+        .map(|l| l.rsplit_once(' ').map_or("", |(_, p)| p))
+        .collect();
+    let mut sorted = payloads.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["one", "three", "two"], "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" key=k2 [") && l.contains("source=file") && l.ends_with(" two")),
+        "{text}"
+    );
+    // Without --headers, none.
+    let plain = s.cli(&[
+        "consume",
+        "cli.batch.v1",
+        "--from-beginning",
+        "--count",
+        "3",
+        "--timeout",
+        "20s",
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&plain.stdout).contains("source=file"),
+        "{}",
+        describe(&plain)
+    );
 }
 
 fn a_kill_9_mid_stream_loses_nothing(bus: TestBus) {

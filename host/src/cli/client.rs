@@ -89,17 +89,73 @@ pub async fn publish(
         payload_base64: None,
         headers: header_map,
     };
+    let response = publish_one(&client, topic, &body).await?;
+    print_published(&response);
+    Ok(())
+}
+
+/// Publishes every record of a JSONL file (`-`: stdin) in order, over one connection, each
+/// printed as it is stored; the first line that is not a record stops it, naming the line.
+pub async fn publish_file(args: &HostArgs, topic: &str, file: &Path) -> anyhow::Result<()> {
+    let text = if file == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("cannot read records from stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let name = if file == Path::new("-") {
+        "stdin".to_owned()
+    } else {
+        file.display().to_string()
+    };
+    // Every line is parsed before the first is sent: a bad line publishes nothing.
+    let mut records = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: PublishRequest = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{name}:{}: expected a record, {{\"payload\": \"…\", \"key\": \"…\", \"headers\": {{…}}}}",
+                i + 1
+            )
+        })?;
+        records.push(record);
+    }
+    let client = Client::new(args)?;
+    for record in &records {
+        print_published(&publish_one(&client, topic, record).await?);
+    }
+    Ok(())
+}
+
+async fn publish_one(
+    client: &Client,
+    topic: &str,
+    body: &PublishRequest,
+) -> anyhow::Result<PublishResponse> {
     let path = format!("/v1/topics/{topic}/records");
-    let response: PublishResponse = client
-        .send(client.request(reqwest::Method::POST, &path).json(&body))
+    Ok(client
+        .send(client.request(reqwest::Method::POST, &path).json(body))
         .await?
         .json()
-        .await?;
+        .await?)
+}
+
+fn print_published(response: &PublishResponse) {
     println!(
         "published to {}[{}]@{} correlation-id={}",
         response.topic, response.partition, response.offset, response.correlation_id
     );
-    Ok(())
+}
+
+/// How `consume` prints records.
+pub struct Show {
+    pub format: Format,
+    /// In the text format, each record's headers too.
+    pub headers: bool,
 }
 
 pub async fn consume(
@@ -108,7 +164,7 @@ pub async fn consume(
     from_beginning: bool,
     count: Option<u64>,
     timeout: Duration,
-    format: Format,
+    show: Show,
 ) -> anyhow::Result<()> {
     let client = Client::new(args)?;
     let mut query = vec![
@@ -139,7 +195,7 @@ pub async fn consume(
                 }
             };
             seen += 1;
-            match format {
+            match show.format {
                 Format::Json => writeln!(out, "{}", String::from_utf8_lossy(&line).trim_end())?,
                 Format::Text => {
                     let key = record
@@ -154,9 +210,19 @@ pub async fn consume(
                             record.payload_base64.clone().unwrap_or_default()
                         )
                     });
+                    let headers = if show.headers && !record.headers.is_empty() {
+                        let pairs: Vec<String> = record
+                            .headers
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect();
+                        format!(" [{}]", pairs.join(" "))
+                    } else {
+                        String::new()
+                    };
                     writeln!(
                         out,
-                        "{}[{}]@{}{key} {payload}",
+                        "{}[{}]@{}{key}{headers} {payload}",
                         record.topic, record.partition, record.offset
                     )?;
                 }

@@ -130,18 +130,26 @@ enum Command {
     Publish {
         topic: String,
         /// The record's payload; `-` reads it from stdin.
-        payload: String,
-        #[arg(long)]
+        #[arg(required_unless_present = "file")]
+        payload: Option<String>,
+        #[arg(long, conflicts_with = "file")]
         key: Option<String>,
         /// A header, KEY=VALUE; repeatable.
-        #[arg(long = "header", value_name = "KEY=VALUE")]
+        #[arg(long = "header", value_name = "KEY=VALUE", conflicts_with = "file")]
         headers: Vec<String>,
+        /// Publish every record of a JSONL file (`-`: stdin), one JSON object a line:
+        /// {"payload": "…", "key": "…", "headers": {"k": "v"}} (or "payload_base64").
+        #[arg(long, value_name = "FILE", conflicts_with = "payload")]
+        file: Option<PathBuf>,
         #[command(flatten)]
         host: HostArgs,
     },
     /// Print records of a topic.
     Consume {
         topic: String,
+        /// Show each record's headers (the text format; JSON always has them).
+        #[arg(long)]
+        headers: bool,
         /// Start at the oldest record instead of only new ones.
         #[arg(long)]
         from_beginning: bool,
@@ -270,16 +278,28 @@ pub fn main() -> ExitCode {
                 payload,
                 key,
                 headers,
+                file,
                 host,
-            } => client::publish(&host, &topic, &payload, key, &headers).await,
+            } => match (file, payload) {
+                (Some(file), _) => client::publish_file(&host, &topic, &file).await,
+                (None, Some(payload)) => {
+                    client::publish(&host, &topic, &payload, key, &headers).await
+                }
+                // clap requires one of them.
+                (None, None) => anyhow::bail!("give a payload or --file"),
+            },
             Command::Consume {
                 topic,
+                headers,
                 from_beginning,
                 count,
                 timeout,
                 format,
                 host,
-            } => client::consume(&host, &topic, from_beginning, count, timeout, format).await,
+            } => {
+                let show = client::Show { format, headers };
+                client::consume(&host, &topic, from_beginning, count, timeout, show).await
+            }
             Command::Audit {
                 agent,
                 denied,

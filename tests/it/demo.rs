@@ -153,4 +153,40 @@ fn the_pricing_example_produces_every_expected_output() {
             "trace {traced} does not pass {agent}:\n{trace}"
         );
     }
+    // Each event comes after the publish of its record: by its place (`topic[p]@offset`,
+    // for the API's and an agent's `publish`), or by its topic (an agent's `send`).
+    // (who, capability, target) of each step line: `  +12ms  who  capability  target …`.
+    let steps: Vec<(String, String, String)> = trace
+        .lines()
+        .filter(|l| l.trim_start().starts_with('+'))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words
+                .iter()
+                .position(|w| *w == "event" || *w == "publish")?;
+            Some((
+                words.get(1)?.to_string(),
+                words[at].to_owned(),
+                words.get(at + 1)?.to_string(),
+            ))
+        })
+        .collect();
+    for (i, (_, capability, target)) in steps.iter().enumerate() {
+        if capability != "event" {
+            continue;
+        }
+        let topic = target.split('[').next().unwrap_or_default();
+        assert!(
+            steps[..i]
+                .iter()
+                .any(|(_, c, t)| c == "publish" && (t == target || t == topic)),
+            "the event {target} is shown before the publish of its record:\n{trace}"
+        );
+    }
+    assert!(
+        steps
+            .iter()
+            .any(|(who, c, t)| who != "(api)" && c == "publish" && t.contains("]@")),
+        "an agent's publish shows where its record was stored:\n{trace}"
+    );
 }

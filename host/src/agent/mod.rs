@@ -178,7 +178,7 @@ impl AgentVersion {
 
 /// How an event's position reads in logs and the audit trail: `topic[partition]@offset`.
 pub fn event_target(topic: &str, partition: u32, offset: u64) -> String {
-    format!("{topic}[{partition}]@{offset}")
+    crate::bus::position(topic, partition, offset)
 }
 
 impl AgentVersion {

@@ -85,6 +85,12 @@ pub struct Receipt {
     pub offset: u64,
 }
 
+/// A record's place as the audit log and traces name it, `topic[partition]@offset`: the same
+/// text for its publish and for each delivery of it, so a trace can tie them together.
+pub fn position(topic: &str, partition: u32, offset: u64) -> String {
+    format!("{topic}[{partition}]@{offset}")
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TopicPartition {
     pub topic: String,

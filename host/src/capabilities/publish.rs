@@ -126,19 +126,26 @@ impl PublishInstance {
         Self { grant, caller }
     }
 
-    /// Publishes if the grant allows it; every attempt is counted and audited once.
+    /// Publishes if the grant allows it; every attempt is counted and audited once, a stored
+    /// record by its place (`topic[partition]@offset`, as its deliveries are), so a trace ties
+    /// the publish to the events it causes.
     async fn publish(&self, record: wit::Outgoing) -> Result<wit::Receipt, types::Error> {
         let topic = record.topic.clone();
         let result = match self.checked(record) {
             Ok(outgoing) => self.deliver(outgoing).await,
             Err(refused) => Err(refused),
         };
-        self.account(&topic, &result);
+        let target = match &result {
+            Ok(receipt) => bus::position(&receipt.topic, receipt.partition, receipt.offset),
+            Err(_) => topic,
+        };
+        self.account(&target, &result);
         result
     }
 
     /// `send`: checked and handed to the bus in order now; acknowledged later, awaited by
     /// whoever finishes the request (the delivery engine before it commits the event's offset).
+    /// Audited when handed over, by its topic: its place is not known yet.
     /// Where the bus cannot take a record without waiting, or the record belongs to a
     /// transaction, it is published as `publish` would.
     async fn send(&self, record: wit::Outgoing) -> Result<(), types::Error> {

@@ -39,17 +39,24 @@ fn push_new(list: &mut Vec<String>, item: String) {
 }
 
 /// Puts each record's publish before its delivery. The audit log orders entries by when they
-/// were recorded, and the publish API records its entry once the record is stored — by then an
-/// agent may already be handling it. A delivery's target (`topic[partition]@offset`) names the
-/// record, as does the API publish's, so the publish moves up to just before the delivery.
+/// were recorded, and a publish (through the API, or an agent's `publish`) records its entry
+/// once the record is stored — by then an agent may already be handling it. A delivery's target
+/// (`topic[partition]@offset`) names the record, as does such a publish's, so the publish moves
+/// up to just before the delivery. An agent's `send` is recorded by its topic alone (its place
+/// is not known when it is handed over): the first later one to the delivery's topic moves.
 pub fn causal_order(mut entries: Vec<AuditEntry>) -> Vec<AuditEntry> {
     let mut i = 0;
     while i < entries.len() {
         if entries[i].capability == "event" {
             let target = entries[i].target.clone();
-            if let Some(later) = (i + 1..entries.len())
-                .find(|&j| entries[j].capability == "publish" && entries[j].target == target)
-            {
+            let topic = topic_of(&target).to_owned();
+            let publishes = |j: &usize, wanted: &str| {
+                entries[*j].capability == "publish" && entries[*j].target == wanted
+            };
+            let later = (i + 1..entries.len())
+                .find(|j| publishes(j, &target))
+                .or_else(|| (i + 1..entries.len()).find(|j| publishes(j, &topic)));
+            if let Some(later) = later {
                 let publish = entries.remove(later);
                 entries.insert(i, publish);
                 i += 1;
@@ -309,7 +316,12 @@ mod tests {
         let steps = vec![
             step(0, "collector", "event", "t.v1[0]@4", Allowed),
             step(1, API_CALLER, "publish", "t.v1[0]@4", Allowed),
-            step(2, "collector", "publish", "u.v1", Allowed),
+            // An agent's publish, recorded once stored (by its place), after the event it
+            // caused; then a send, recorded by its topic, also after its event.
+            step(2, "analysis", "event", "u.v1[1]@7", Allowed),
+            step(3, "collector", "publish", "u.v1[1]@7", Allowed),
+            step(4, "orders", "event", "w.v1[0]@2", Allowed),
+            step(5, "analysis", "publish", "w.v1", Allowed),
         ];
         let ordered = causal_order(steps);
         let order: Vec<(&str, &str)> = ordered
@@ -321,7 +333,10 @@ mod tests {
             [
                 (API_CALLER, "publish"),
                 ("collector", "event"),
-                ("collector", "publish")
+                ("collector", "publish"),
+                ("analysis", "event"),
+                ("analysis", "publish"),
+                ("orders", "event"),
             ]
         );
     }

@@ -13,5 +13,6 @@ mod languages;
 mod mcp;
 mod orchestrator;
 mod sandbox;
+mod scaffold;
 mod telemetry;
 mod versions;

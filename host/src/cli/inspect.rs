@@ -94,7 +94,7 @@ pub fn run(args: Inspect<'_>) -> anyhow::Result<()> {
 
 /// Why a deploy of the component under `manifest` would be refused, if it would: checked
 /// from what the component declares or, with `compile`, by compiling and linking it.
-fn refusal(
+pub(super) fn refusal(
     bytes: &[u8],
     info: &crate::runtime::ComponentInfo,
     manifest: &Manifest,

@@ -1,8 +1,11 @@
-//! The `agenthost` command line. `serve` runs the host; every other verb but `inspect` is a
-//! client of a running host's HTTP API, so it works the same on the local bus and on Kafka.
+//! The `agenthost` command line. `serve` runs the host; `new`, `build` and `inspect` work on
+//! files; every other verb is a client of a running host's HTTP API, so it works the same on the
+//! local bus and on Kafka.
 
+mod build;
 mod client;
 mod inspect;
+mod new;
 mod send;
 mod serve;
 mod trace;
@@ -202,6 +205,32 @@ enum Command {
         #[command(flatten)]
         host: HostArgs,
     },
+    /// Create an agent project: its source with a unit test, build file, manifest with the
+    /// grants it needs, sample events and a README.
+    New {
+        /// The agent's name ([a-z0-9-], starting with a letter): its directory by default.
+        name: String,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: new::Lang,
+        #[arg(long, value_enum, default_value = "echo")]
+        template: new::Template,
+        /// Create it here instead of ./NAME.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Depend on the Rust SDK in this directory (an agenthost checkout's sdk-guest/).
+        #[arg(long, value_name = "DIR")]
+        sdk: Option<PathBuf>,
+    },
+    /// Build an agent project into the component its manifest names, and check the component
+    /// against the manifest.
+    Build {
+        /// The project (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Its manifest (default: DIR/agent.toml).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+    },
     /// Show a component's imports and exports and, with a manifest, what is granted or missing
     /// (exit status 1 when the manifest does not let it deploy).
     Inspect {
@@ -326,6 +355,20 @@ pub fn main() -> ExitCode {
                 also,
                 host,
             } => client::trace(&host, &also, &correlation_id, format).await,
+            Command::New {
+                name,
+                lang,
+                template,
+                dir,
+                sdk,
+            } => new::run(new::NewProject {
+                name: &name,
+                lang,
+                template,
+                dir: dir.as_deref(),
+                sdk: sdk.as_deref(),
+            }),
+            Command::Build { dir, manifest } => build::run(&dir, manifest.as_deref()),
             Command::Inspect {
                 component,
                 manifest,

@@ -543,7 +543,9 @@ fn a_restart_runs_the_approved_versions_and_refuses_widenings_made_on_disk() {
     );
     let log = host.log_text();
     assert!(
-        log.contains("restored from the deployment history") && log.contains("relay.toml"),
+        log.lines().any(|l| l.contains("agent deployed")
+            && l.contains("origin=\"restore\"")
+            && l.contains("relay.toml")),
         "{log}"
     );
     // The CLI-deployed agent is back.

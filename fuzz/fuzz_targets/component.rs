@@ -1,11 +1,12 @@
-//! Arbitrary bytes as an agent component: compiling, inspecting and checking it against a
-//! manifest that grants every capability must refuse bad input with an error, never panic.
+//! Arbitrary bytes as an agent component: reading it without compiling (as `inspect` and
+//! `build` do), compiling it, and checking it against a manifest that grants every capability
+//! must refuse bad input with an error, never panic.
 
 #![no_main]
 
 use agenthost::config::HostConfig;
 use agenthost::manifest::Manifest;
-use agenthost::runtime::Runtime;
+use agenthost::runtime::{Runtime, describe};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 use std::sync::LazyLock;
@@ -47,6 +48,16 @@ static TARGET: LazyLock<Target> = LazyLock::new(|| {
 
 fuzz_target!(|data: &[u8]| {
     let t = &*TARGET;
+    match describe(data) {
+        Ok(info) => {
+            if let Err(err) = t.runtime.check_described(&info, &t.manifest) {
+                let _ = err.to_string();
+            }
+        }
+        Err(err) => {
+            let _ = err.to_string();
+        }
+    }
     let compiled = match t.runtime.compile(data) {
         Ok(compiled) => compiled,
         Err(err) => {
@@ -54,7 +65,6 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    let _ = t.runtime.inspect(&compiled, data.len());
     if let Err(err) = t.runtime.prepare(&compiled, &t.manifest) {
         let _ = err.to_string();
     }

@@ -71,6 +71,23 @@ pub fn check_import(name: &str, capabilities: &Capabilities) -> Result<(), Strin
     }
 }
 
+/// The `agenthost:agent` interfaces a component under `capabilities` may import: those always
+/// granted and those its grants open. `types` (implied by the others) and `batch` (which goes
+/// with the `events` export, not with a grant) are left out. `agenthost build` writes a world of
+/// exactly these for languages whose tools keep every import of their world.
+pub fn granted_agent_interfaces(capabilities: &Capabilities) -> Vec<&'static str> {
+    ALL.iter()
+        .filter(|c| {
+            c.required
+                .as_ref()
+                .is_none_or(|r| (r.granted)(capabilities))
+        })
+        .flat_map(|c| c.interfaces.iter().copied())
+        .filter(|i| i.starts_with("agenthost:agent/"))
+        .filter(|i| !matches!(*i, "agenthost:agent/types" | "agenthost:agent/batch"))
+        .collect()
+}
+
 /// Why an interface is refused whatever the manifest says.
 fn never_granted(interface: &str) -> Option<&'static str> {
     if interface.starts_with("wasi:sockets/") {
@@ -123,6 +140,24 @@ mod tests {
         ] {
             assert!(check_import(ok, &bare).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn the_granted_agent_interfaces_follow_the_grants() {
+        assert_eq!(
+            granted_agent_interfaces(&manifest("")),
+            ["agenthost:agent/log", "agenthost:agent/config"]
+        );
+        let all = granted_agent_interfaces(&manifest(
+            "publish = [\"a.b.v1\"]\nstate = \"1MiB\"\nmcp = [{ server = \"s\", tools = [\"t\"] }]\na2a = [\"peer\"]",
+        ));
+        for interface in ["bus", "state", "log", "config", "mcp", "a2a"] {
+            assert!(
+                all.contains(&format!("agenthost:agent/{interface}").as_str()),
+                "{all:?}"
+            );
+        }
+        assert_eq!(all.len(), 6, "{all:?}");
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod wasi;
 
 pub use caller::{Caller, Sent};
 pub use capability::{Capability, Requirement};
-pub use catalog::{ALL, check_import, grant_needed};
+pub use catalog::{ALL, check_import, grant_needed, granted_agent_interfaces};
 pub use sections::Capabilities;
 
 use crate::audit::AuditLog;

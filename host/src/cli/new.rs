@@ -1,9 +1,11 @@
 //! `agenthost new NAME`: a standalone agent project in a directory of its own — the agent's
-//! source with a unit test, its build file, a manifest granting only what the template uses,
-//! sample events and a README — ready for `agenthost build`. The templates are files under
-//! `host/templates/`, compiled into the binary.
+//! source (in Rust with a unit test), its build file, a manifest granting only what the
+//! template uses, sample events for `agenthost test` and a README — ready for `agenthost
+//! build`. The templates are files under `host/templates/` (`common/` the manifests and events
+//! every language shares, one directory per language), compiled into the binary.
 
 use crate::config::AgentName;
+use crate::manifest::Manifest;
 use anyhow::{Context as _, bail};
 use std::path::{Path, PathBuf};
 
@@ -11,6 +13,20 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
     Rust,
+    #[value(alias = "javascript")]
+    Js,
+    #[value(alias = "py")]
+    Python,
+}
+
+impl Lang {
+    fn said(self) -> &'static str {
+        match self {
+            Lang::Rust => "Rust",
+            Lang::Js => "JavaScript",
+            Lang::Python => "Python",
+        }
+    }
 }
 
 /// What the new agent does to begin with.
@@ -37,16 +53,19 @@ pub struct NewProject<'a> {
     pub template: Template,
     /// Where to create it; default: a directory named after the agent.
     pub dir: Option<&'a Path>,
-    /// The Rust SDK to depend on by path; default: the one this binary was built with, if it
-    /// is still there, else the published crate.
+    /// The language's SDK to depend on by path; default: the one beside the sources this
+    /// binary was built from, if they are still there, else the published package.
     pub sdk: Option<&'a Path>,
 }
 
-/// One template's own files and what its README says.
+/// One template's files and what its README says.
 struct Parts {
-    lib: &'static str,
     manifest: &'static str,
-    events: Option<&'static str>,
+    events: &'static str,
+    /// The agent's source in each language.
+    rust: &'static str,
+    js: &'static str,
+    python: &'static str,
     summary: &'static str,
     /// The commands that exercise it once deployed.
     try_it: &'static str,
@@ -55,32 +74,38 @@ struct Parts {
 fn parts(template: Template) -> Parts {
     match template {
         Template::Echo => Parts {
-            lib: include_str!("../../templates/rust/echo/lib.rs"),
-            manifest: include_str!("../../templates/rust/echo/agent.toml"),
-            events: Some(include_str!("../../templates/rust/echo/events.jsonl")),
+            manifest: include_str!("../../templates/common/echo/agent.toml"),
+            events: include_str!("../../templates/common/echo/events.jsonl"),
+            rust: include_str!("../../templates/rust/echo/lib.rs"),
+            js: include_str!("../../templates/js/echo/agent.js"),
+            python: include_str!("../../templates/python/echo/agent.py"),
             summary: "Republishes every event of `{{name}}.in.v1` to `{{name}}.out.v1`, unchanged.",
             try_it: "agenthost publish {{name}}.in.v1 --file events.jsonl\nagenthost consume {{name}}.out.v1 --from-beginning --count 2",
         },
         Template::Stateful => Parts {
-            lib: include_str!("../../templates/rust/stateful/lib.rs"),
-            manifest: include_str!("../../templates/rust/stateful/agent.toml"),
-            events: Some(include_str!("../../templates/rust/stateful/events.jsonl")),
+            manifest: include_str!("../../templates/common/stateful/agent.toml"),
+            events: include_str!("../../templates/common/stateful/events.jsonl"),
+            rust: include_str!("../../templates/rust/stateful/lib.rs"),
+            js: include_str!("../../templates/js/stateful/agent.js"),
+            python: include_str!("../../templates/python/stateful/agent.py"),
             summary: "Counts the events of `{{name}}.in.v1` per key in its state and publishes each count to `{{name}}.out.v1`.",
             try_it: "agenthost publish {{name}}.in.v1 --file events.jsonl\nagenthost consume {{name}}.out.v1 --from-beginning --count 3",
         },
         Template::ToolCaller => Parts {
-            lib: include_str!("../../templates/rust/tool-caller/lib.rs"),
-            manifest: include_str!("../../templates/rust/tool-caller/agent.toml"),
-            events: Some(include_str!(
-                "../../templates/rust/tool-caller/events.jsonl"
-            )),
+            manifest: include_str!("../../templates/common/tool-caller/agent.toml"),
+            events: include_str!("../../templates/common/tool-caller/events.jsonl"),
+            rust: include_str!("../../templates/rust/tool-caller/lib.rs"),
+            js: include_str!("../../templates/js/tool-caller/agent.js"),
+            python: include_str!("../../templates/python/tool-caller/agent.py"),
             summary: "Calls the MCP tool `{{server}}/{{tool}}` with each event of `{{name}}.in.v1` and publishes its text to `{{name}}.out.v1`. The host must configure the server, `[mcp.servers.{{server}}]` in its config; change the server and tool in `agent.toml`.",
             try_it: "agenthost publish {{name}}.in.v1 --file events.jsonl\nagenthost consume {{name}}.out.v1 --from-beginning --count 1",
         },
         Template::A2aWorker => Parts {
-            lib: include_str!("../../templates/rust/a2a-worker/lib.rs"),
-            manifest: include_str!("../../templates/rust/a2a-worker/agent.toml"),
-            events: None,
+            manifest: include_str!("../../templates/common/a2a-worker/agent.toml"),
+            events: include_str!("../../templates/common/a2a-worker/events.jsonl"),
+            rust: include_str!("../../templates/rust/a2a-worker/lib.rs"),
+            js: include_str!("../../templates/js/a2a-worker/agent.js"),
+            python: include_str!("../../templates/python/a2a-worker/agent.py"),
             summary: "Answers A2A messages with the number of words and characters of their text; served by the host with its agent card.",
             try_it: "agenthost send {{name}} \"the quick brown fox\"",
         },
@@ -89,7 +114,7 @@ fn parts(template: Template) -> Parts {
 
 pub fn run(args: NewProject<'_>) -> anyhow::Result<()> {
     let name = AgentName::parse(args.name).map_err(anyhow::Error::msg)?;
-    if name.as_str().starts_with(|c: char| c.is_ascii_digit()) {
+    if args.lang == Lang::Rust && name.as_str().starts_with(|c: char| c.is_ascii_digit()) {
         bail!(
             "agent name {:?} starts with a digit, which a Rust crate name may not: start it with a letter",
             name.as_str()
@@ -109,10 +134,8 @@ pub fn run(args: NewProject<'_>) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    let sdk = sdk_dependency(args.sdk)?;
-    let files = match args.lang {
-        Lang::Rust => rust_files(&name, args.template, &sdk.toml),
-    };
+    let sdk = sdk_dependency(args.lang, args.sdk)?;
+    let files = project_files(&name, args.lang, args.template, &sdk.spec);
     for (path, text) in &files {
         let path = dir.join(path);
         if let Some(parent) = path.parent() {
@@ -125,38 +148,64 @@ pub fn run(args: NewProject<'_>) -> anyhow::Result<()> {
         .map(|v| v.get_name().to_owned())
         .unwrap_or_default();
     println!(
-        "created {} (template {template}, Rust; the SDK {}):",
+        "created {} (template {template}, {}; the SDK {}):",
         dir.display(),
+        args.lang.said(),
         sdk.said
     );
     for (path, _) in &files {
         println!("  {path}");
     }
     println!(
-        "next: cd {} && agenthost build && agenthost inspect --manifest agent.toml",
+        "next: cd {} && agenthost build && agenthost test",
         dir.display()
     );
     Ok(())
 }
 
-/// How the project depends on the SDK, as TOML, and as said to the user.
+/// How the project depends on its language's SDK (in its build file's syntax), and as said to
+/// the user.
 struct SdkDependency {
-    toml: String,
+    spec: String,
     said: String,
 }
 
-fn sdk_dependency(explicit: Option<&Path>) -> anyhow::Result<SdkDependency> {
+/// Where each language's SDK lives in a checkout, and what marks it as that SDK.
+fn sdk_layout(lang: Lang) -> (&'static str, &'static str, &'static str) {
+    match lang {
+        Lang::Rust => ("sdk-guest", "Cargo.toml", "name = \"agenthost-sdk\""),
+        Lang::Js => ("sdk-js", "package.json", "\"name\": \"agenthost-sdk\""),
+        Lang::Python => ("sdk-py", "pyproject.toml", "name = \"agenthost-sdk\""),
+    }
+}
+
+fn sdk_dependency(lang: Lang, explicit: Option<&Path>) -> anyhow::Result<SdkDependency> {
+    let (checkout_dir, marker, name_line) = sdk_layout(lang);
     let by_path = |dir: &Path| -> anyhow::Result<SdkDependency> {
         let dir = std::fs::canonicalize(dir)
             .with_context(|| format!("the SDK directory {} does not exist", dir.display()))?;
-        let manifest = std::fs::read_to_string(dir.join("Cargo.toml"))
-            .with_context(|| format!("{} is not a crate: it has no Cargo.toml", dir.display()))?;
-        if !manifest.contains("name = \"agenthost-sdk\"") {
-            bail!("{} is not the agenthost-sdk crate", dir.display());
+        let manifest = std::fs::read_to_string(dir.join(marker)).with_context(|| {
+            format!(
+                "{} is not the {} SDK: it has no {marker}",
+                dir.display(),
+                lang.said()
+            )
+        })?;
+        if !manifest.contains(name_line) {
+            bail!(
+                "{} is not the {} SDK (agenthost-sdk)",
+                dir.display(),
+                lang.said()
+            );
         }
-        let path = toml::Value::String(dir.display().to_string());
+        let shown = dir.display().to_string();
+        let spec = match lang {
+            Lang::Rust => format!("{{ path = {} }}", toml::Value::String(shown)),
+            Lang::Js => serde_json::Value::String(format!("file:{shown}")).to_string(),
+            Lang::Python => format!("agenthost-sdk @ file://{shown}"),
+        };
         Ok(SdkDependency {
-            toml: format!("{{ path = {path} }}"),
+            spec,
             said: format!("from {}", dir.display()),
         })
     };
@@ -164,61 +213,107 @@ fn sdk_dependency(explicit: Option<&Path>) -> anyhow::Result<SdkDependency> {
         return by_path(dir);
     }
     // The SDK beside the sources this binary was built from, while the checkout is there.
-    let built_with = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk-guest");
-    if built_with.join("Cargo.toml").is_file() {
+    let built_with = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(checkout_dir);
+    if built_with.join(marker).is_file() {
         return by_path(&built_with);
     }
-    let version = format!(
-        "{}.{}",
+    let (major, minor) = (
         env!("CARGO_PKG_VERSION_MAJOR"),
-        env!("CARGO_PKG_VERSION_MINOR")
+        env!("CARGO_PKG_VERSION_MINOR"),
     );
+    let (spec, registry) = match lang {
+        Lang::Rust => (format!("\"{major}.{minor}\""), "crates.io"),
+        Lang::Js => (format!("\"~{major}.{minor}.0\""), "npm"),
+        Lang::Python => (format!("agenthost-sdk~={major}.{minor}.0"), "PyPI"),
+    };
     Ok(SdkDependency {
-        toml: format!("\"{version}\""),
-        said: format!("{version} from crates.io (--sdk DIR uses a checkout's sdk-guest/ instead)"),
+        spec,
+        said: format!(
+            "{major}.{minor} from {registry} (--sdk DIR uses a checkout's {checkout_dir}/ instead)"
+        ),
     })
 }
 
-/// The files of a Rust project, by path relative to its directory.
-fn rust_files(name: &AgentName, template: Template, sdk: &str) -> Vec<(String, String)> {
+/// The files of a project, by path relative to its directory.
+fn project_files(
+    name: &AgentName,
+    lang: Lang,
+    template: Template,
+    sdk: &str,
+) -> Vec<(String, String)> {
     let parts = parts(template);
+    let description = Manifest::parse(
+        Path::new("agent.toml"),
+        &parts.manifest.replace("{{name}}", name.as_str()),
+    )
+    .map(|m| m.description)
+    .unwrap_or_default();
     let render = |text: &str| {
         text.replace("{{summary}}", parts.summary)
             .replace("{{try}}", parts.try_it)
+            .replace("{{description}}", &description)
             .replace("{{name}}", name.as_str())
             .replace("{{type}}", &type_name(name.as_str()))
             .replace("{{sdk}}", sdk)
             .replace("{{server}}", TOOL_CALLER_SERVER)
             .replace("{{tool}}", TOOL_CALLER_TOOL)
+            .replace(
+                "{{componentize_qjs}}",
+                super::build::javascript::COMPONENTIZE_QJS,
+            )
+            .replace("{{rolldown}}", super::build::javascript::ROLLDOWN)
     };
-    let mut readme = render(include_str!("../../templates/rust/README.md"));
-    if parts.events.is_none() {
-        readme = readme
-            .lines()
-            .filter(|l| !l.starts_with("| `events.jsonl`"))
-            .map(|l| format!("{l}\n"))
-            .collect();
-    }
     let mut files = vec![
-        (
-            "Cargo.toml".to_owned(),
-            render(include_str!("../../templates/rust/Cargo.toml")),
-        ),
-        ("src/lib.rs".to_owned(), render(parts.lib)),
         ("agent.toml".to_owned(), render(parts.manifest)),
-        ("README.md".to_owned(), readme),
-        (
-            ".gitignore".to_owned(),
-            include_str!("../../templates/rust/gitignore").to_owned(),
-        ),
+        ("events.jsonl".to_owned(), render(parts.events)),
     ];
-    if let Some(events) = parts.events {
-        files.push(("events.jsonl".to_owned(), render(events)));
-    }
+    let (readme, gitignore) = match lang {
+        Lang::Rust => {
+            files.push((
+                "Cargo.toml".to_owned(),
+                render(include_str!("../../templates/rust/Cargo.toml")),
+            ));
+            files.push(("src/lib.rs".to_owned(), render(parts.rust)));
+            (
+                include_str!("../../templates/rust/README.md"),
+                include_str!("../../templates/rust/gitignore"),
+            )
+        }
+        Lang::Js => {
+            files.push((
+                "package.json".to_owned(),
+                render(include_str!("../../templates/js/package.json")),
+            ));
+            files.push((
+                "rolldown.config.mjs".to_owned(),
+                include_str!("../../templates/js/rolldown.config.mjs").to_owned(),
+            ));
+            files.push(("agent.js".to_owned(), render(parts.js)));
+            (
+                include_str!("../../templates/js/README.md"),
+                include_str!("../../templates/js/gitignore"),
+            )
+        }
+        Lang::Python => {
+            files.push((
+                "requirements.txt".to_owned(),
+                render(include_str!("../../templates/python/requirements.txt")),
+            ));
+            files.push(("agent.py".to_owned(), render(parts.python)));
+            (
+                include_str!("../../templates/python/README.md"),
+                include_str!("../../templates/python/gitignore"),
+            )
+        }
+    };
+    files.push(("README.md".to_owned(), render(readme)));
+    files.push((".gitignore".to_owned(), gitignore.to_owned()));
     files
 }
 
-/// `price-watch` → `PriceWatch`: the agent's type in its source.
+/// `price-watch` → `PriceWatch`: the agent's type in its Rust source.
 fn type_name(name: &str) -> String {
     name.split('-')
         .filter(|part| !part.is_empty())
@@ -235,7 +330,6 @@ fn type_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Manifest;
 
     #[test]
     fn names_become_type_names() {
@@ -244,31 +338,34 @@ mod tests {
         assert_eq!(type_name("a2a-worker-2"), "A2aWorker2");
     }
 
-    /// Every template's manifest parses, names its component after the agent, and the source
-    /// has no placeholder left.
+    /// Every template in every language: the manifest parses and names its component after the
+    /// agent, the source is there, and no placeholder is left anywhere.
     #[test]
     fn every_template_renders_a_valid_manifest_and_no_placeholder() {
         let name = AgentName::parse("price-watch").unwrap();
-        for template in [
-            Template::Echo,
-            Template::Stateful,
-            Template::ToolCaller,
-            Template::A2aWorker,
-        ] {
-            let files = rust_files(&name, template, "\"0.1\"");
-            for (path, text) in &files {
-                assert!(!text.contains("{{"), "{template:?} {path}: {text}");
+        for lang in [Lang::Rust, Lang::Js, Lang::Python] {
+            for template in [
+                Template::Echo,
+                Template::Stateful,
+                Template::ToolCaller,
+                Template::A2aWorker,
+            ] {
+                let files = project_files(&name, lang, template, "\"0.1\"");
+                for (path, text) in &files {
+                    assert!(!text.contains("{{"), "{lang:?} {template:?} {path}: {text}");
+                }
+                let file = |path: &str| &files.iter().find(|(p, _)| p == path).unwrap().1;
+                let parsed = Manifest::parse(Path::new("p/agent.toml"), file("agent.toml"))
+                    .unwrap_or_else(|e| panic!("{template:?}: {e}"));
+                assert_eq!(parsed.name.as_str(), "price-watch");
+                assert_eq!(parsed.component, Path::new("p/price-watch.wasm"));
+                match lang {
+                    Lang::Rust => assert!(file("src/lib.rs").contains("struct PriceWatch;")),
+                    Lang::Js => assert!(file("agent.js").contains("export const agent")),
+                    Lang::Python => assert!(file("agent.py").contains("class Agent(")),
+                }
+                assert!(file("README.md").contains("events.jsonl"));
             }
-            let manifest = &files.iter().find(|(p, _)| p == "agent.toml").unwrap().1;
-            let parsed = Manifest::parse(Path::new("p/agent.toml"), manifest)
-                .unwrap_or_else(|e| panic!("{template:?}: {e}"));
-            assert_eq!(parsed.name.as_str(), "price-watch");
-            assert_eq!(parsed.component, Path::new("p/price-watch.wasm"));
-            let lib = &files.iter().find(|(p, _)| p == "src/lib.rs").unwrap().1;
-            assert!(lib.contains("struct PriceWatch;"), "{template:?}");
-            let has_events = files.iter().any(|(p, _)| p == "events.jsonl");
-            let readme = &files.iter().find(|(p, _)| p == "README.md").unwrap().1;
-            assert_eq!(readme.contains("events.jsonl"), has_events, "{template:?}");
         }
     }
 }

@@ -1,14 +1,17 @@
-//! From nothing to a running agent outside this repository: `agenthost new` for every
-//! template, `agenthost build`, the project's own unit test, and a deploy to a running host
-//! that then does what the template's README says.
+//! From nothing to a running agent outside this repository, in each language: `agenthost new`
+//! for every template, `agenthost build`, `agenthost test` with the project's sample events
+//! (and the Rust project's own unit test), and a deploy to a running host that then does what
+//! the template's README says.
 
 use agenthost_tests::*;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-/// `agenthost ARGS` in `dir`, building into the shared `target` (the templates' dependencies
-/// compile once for all four).
+const TEMPLATES: [&str; 4] = ["echo", "stateful", "tool-caller", "a2a-worker"];
+
+/// `agenthost ARGS` in `dir`, building Rust into the shared `target` (the templates'
+/// dependencies compile once for all four).
 fn agenthost_in(dir: &Path, target: &Path, args: &[&str]) -> Output {
     Command::new(agenthost_bin())
         .args(args)
@@ -18,25 +21,28 @@ fn agenthost_in(dir: &Path, target: &Path, args: &[&str]) -> Output {
         .expect("run agenthost")
 }
 
-#[test]
-fn every_rust_template_is_created_built_tested_and_deployed_from_an_empty_directory() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let target = work.path().join("target");
-    let templates = [
-        ("t-echo", "echo"),
-        ("t-stateful", "stateful"),
-        ("t-tool-caller", "tool-caller"),
-        ("t-a2a-worker", "a2a-worker"),
-    ];
-    for (name, template) in templates {
+/// The name of `template`'s project in `lang`: `rs-echo`, `js-tool-caller`, …
+fn project(lang: &str, template: &str) -> String {
+    format!("{lang}-{template}")
+}
+
+/// `new`, `build` and `test` of every template in `lang` under `work`; `mcp_config` is a host
+/// config with the MCP server the tool-caller template calls.
+fn create_build_and_test(work: &Path, lang: &str, files: &[&str], mcp_config: &Path) {
+    let target = work.join("target");
+    for template in TEMPLATES {
+        let name = project(&lang[..2], template);
         let created = agenthost_in(
-            work.path(),
+            work,
             &target,
-            &["new", name, "--lang", "rust", "--template", template],
+            &["new", &name, "--lang", lang, "--template", template],
         );
         assert!(created.status.success(), "{}", describe(&created));
-        let project = work.path().join(name);
-        for file in ["Cargo.toml", "src/lib.rs", "agent.toml", "README.md"] {
+        let project = work.join(&name);
+        for file in files
+            .iter()
+            .chain(&["agent.toml", "README.md", "events.jsonl"])
+        {
             assert!(project.join(file).is_file(), "{name}: no {file}");
         }
         let built = agenthost_in(&project, &target, &["build"]);
@@ -47,31 +53,57 @@ fn every_rust_template_is_created_built_tested_and_deployed_from_an_empty_direct
             describe(&built)
         );
         assert!(project.join(format!("{name}.wasm")).is_file());
+
+        // The sample events through the component on a host in the process.
+        let config = mcp_config.to_str().unwrap();
+        let tested = agenthost_in(&project, &target, &["test", "--config", config]);
+        assert!(tested.status.success(), "{name}: {}", describe(&tested));
+        let said = String::from_utf8_lossy(&tested.stdout);
+        let expected = match template {
+            "echo" => vec!["publish", "hello", "2 passed, 0 failed, 0 denied uses"],
+            "stateful" => vec!["state.set", "count/a", "3 passed, 0 failed"],
+            "tool-caller" => vec!["mcp.call-tool", "tools/echo", "1 passed, 0 failed"],
+            _ => vec!["reply", "4 words, 19 characters", "1 passed, 0 failed"],
+        };
+        for text in expected {
+            assert!(
+                said.contains(text),
+                "{name}: no {text:?} in {}",
+                describe(&tested)
+            );
+        }
+        if template == "stateful" {
+            // The second event of key a found the first one's count.
+            let compact = said.replace(' ', "");
+            assert!(
+                compact.contains(r#""count":2"#),
+                "{name}: {}",
+                describe(&tested)
+            );
+        }
     }
     // A second `new` into the same directory is refused rather than overwriting it.
-    let again = agenthost_in(work.path(), &target, &["new", "t-echo"]);
+    let again = agenthost_in(work, &target, &["new", &project(&lang[..2], "echo")]);
     assert_eq!(again.status.code(), Some(1), "{}", describe(&again));
     assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+}
 
-    // The project's unit test runs natively, without a host.
-    let tested = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["test", "--quiet"])
-        .current_dir(work.path().join("t-stateful"))
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("run cargo test");
-    assert!(tested.status.success(), "{}", describe(&tested));
-
-    // Deployed to a host whose config has the MCP server the tool-caller template names.
-    let s = Scenario::new(&peers::everything_stdio("tools"));
-    let host = s.start();
-    for (name, _) in templates {
-        let manifest = work.path().join(name).join("agent.toml");
+/// Deploys every template's project in `lang` to a host whose config has the tool-caller's
+/// MCP server, and checks each does what its README says.
+fn deploy_and_use(work: &Path, lang: &str, s: &Scenario, host: &HostProcess) {
+    let name = |template: &str| project(&lang[..2], template);
+    for template in TEMPLATES {
+        let manifest = work.join(name(template)).join("agent.toml");
         let deployed = s.cli(&["deploy", manifest.to_str().unwrap()]);
-        assert!(deployed.status.success(), "{name}: {}", describe(&deployed));
+        assert!(
+            deployed.status.success(),
+            "{}: {}",
+            name(template),
+            describe(&deployed)
+        );
     }
     let publish_file = |name: &str| {
-        let events = work.path().join(name).join("events.jsonl");
+        let events = work.join(name).join("events.jsonl");
         let out = s.cli(&[
             "publish",
             &format!("{name}.in.v1"),
@@ -94,11 +126,11 @@ fn every_rust_template_is_created_built_tested_and_deployed_from_an_empty_direct
         payloads
     };
 
-    publish_file("t-echo");
-    assert_eq!(outputs("t-echo", 2), ["hello", r#"{"price": 12.5}"#]);
+    publish_file(&name("echo"));
+    assert_eq!(outputs(&name("echo"), 2), ["hello", r#"{"price": 12.5}"#]);
 
-    publish_file("t-stateful");
-    let counts: Vec<serde_json::Value> = outputs("t-stateful", 3)
+    publish_file(&name("stateful"));
+    let counts: Vec<serde_json::Value> = outputs(&name("stateful"), 3)
         .iter()
         .map(|p| serde_json::from_str(p).unwrap())
         .collect();
@@ -107,19 +139,118 @@ fn every_rust_template_is_created_built_tested_and_deployed_from_an_empty_direct
             counts
                 .iter()
                 .any(|c| c["key"] == key && c["count"] == count),
-            "no count {count} for {key}: {counts:?}"
+            "{lang}: no count {count} for {key}: {counts:?}"
         );
     }
 
-    publish_file("t-tool-caller");
-    let answered = outputs("t-tool-caller", 1);
-    assert!(answered[0].contains("hello"), "{answered:?}");
+    publish_file(&name("tool-caller"));
+    let answered = outputs(&name("tool-caller"), 1);
+    assert!(answered[0].contains("hello"), "{lang}: {answered:?}");
 
-    let sent = s.cli(&["send", "t-a2a-worker", "the quick brown fox"]);
+    let sent = s.cli(&["send", &name("a2a-worker"), "the quick brown fox"]);
     assert!(sent.status.success(), "{}", describe(&sent));
     assert!(
         String::from_utf8_lossy(&sent.stdout).contains("4 words, 19 characters"),
-        "{}",
+        "{lang}: {}",
         describe(&sent)
     );
+}
+
+#[test]
+fn every_template_in_every_language_is_created_built_tested_and_deployed() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let s = Scenario::new(&peers::everything_stdio("tools"));
+    let mcp_config = work.path().join("mcp.toml");
+    std::fs::write(&mcp_config, peers::everything_stdio("tools")).expect("write config");
+
+    create_build_and_test(
+        work.path(),
+        "rust",
+        &["Cargo.toml", "src/lib.rs"],
+        &mcp_config,
+    );
+    // The Rust project's unit test runs natively, without a host.
+    let tested = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["test", "--quiet"])
+        .current_dir(work.path().join("ru-stateful"))
+        .env("CARGO_TARGET_DIR", work.path().join("target"))
+        .output()
+        .expect("run cargo test");
+    assert!(tested.status.success(), "{}", describe(&tested));
+    create_build_and_test(
+        work.path(),
+        "js",
+        &["package.json", "agent.js", "rolldown.config.mjs"],
+        &mcp_config,
+    );
+    create_build_and_test(
+        work.path(),
+        "python",
+        &["requirements.txt", "agent.py"],
+        &mcp_config,
+    );
+
+    let host = s.start();
+    for lang in ["rust", "js", "python"] {
+        deploy_and_use(work.path(), lang, &s, &host);
+    }
+}
+
+/// What `agenthost test` says of an agent that fails and one that is denied: each named, and
+/// the run fails.
+#[test]
+fn agenthost_test_reports_failures_and_denials_and_exits_non_zero() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let target = work.path().join("target");
+    let created = agenthost_in(
+        work.path(),
+        &target,
+        &["new", "strict", "--lang", "js", "--template", "tool-caller"],
+    );
+    assert!(created.status.success(), "{}", describe(&created));
+    let project = work.path().join("strict");
+    let built = agenthost_in(&project, &target, &["build"]);
+    assert!(built.status.success(), "{}", describe(&built));
+    // Not JSON: rejected, naming the event. A tool the manifest does not grant: denied.
+    let events = project.join("bad.jsonl");
+    std::fs::write(&events, "{\"payload\": \"{oops\"}\n").unwrap();
+    let config = work.path().join("mcp.toml");
+    std::fs::write(&config, peers::everything_stdio("tools")).unwrap();
+    let test_bad_events = || {
+        agenthost_in(
+            &project,
+            &target,
+            &[
+                "test",
+                "--events",
+                "bad.jsonl",
+                "--config",
+                config.to_str().unwrap(),
+            ],
+        )
+    };
+    let tested = test_bad_events();
+    assert_eq!(tested.status.code(), Some(1), "{}", describe(&tested));
+    let said = String::from_utf8_lossy(&tested.stdout);
+    assert!(said.contains("FAILED"), "{}", describe(&tested));
+    assert!(
+        said.contains("strict.in.v1[0]@0: payload is not JSON"),
+        "{}",
+        describe(&tested)
+    );
+    assert!(said.contains("0 passed, 1 failed"), "{}", describe(&tested));
+
+    let manifest = project.join("agent.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("tool = \"echo\"", "tool = \"get-sum\""),
+    )
+    .unwrap();
+    std::fs::write(&events, "{\"payload\": \"{\\\"a\\\": 1}\"}\n").unwrap();
+    let tested = test_bad_events();
+    assert_eq!(tested.status.code(), Some(1), "{}", describe(&tested));
+    let said = String::from_utf8_lossy(&tested.stdout);
+    assert!(said.contains("DENIED"), "{}", describe(&tested));
+    assert!(said.contains("1 denied use"), "{}", describe(&tested));
 }

@@ -1,7 +1,8 @@
-//! The `agenthost` command line. `serve` runs the host; `new`, `build` and `inspect` work on
-//! files; every other verb is a client of a running host's HTTP API, so it works the same on the
+//! The `agenthost` command line. `serve` runs the host; `new`, `build`, `test` and `inspect`
+//! work on files (`test` on a host of its own in the process); every other verb is a client of a running host's HTTP API, so it works the same on the
 //! local bus and on Kafka.
 
+mod agent_test;
 mod build;
 mod client;
 mod inspect;
@@ -217,9 +218,30 @@ enum Command {
         /// Create it here instead of ./NAME.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Depend on the Rust SDK in this directory (an agenthost checkout's sdk-guest/).
+        /// Depend on the SDK in this directory (an agenthost checkout's sdk-guest/, sdk-js/ or
+        /// sdk-py/, by language).
         #[arg(long, value_name = "DIR")]
         sdk: Option<PathBuf>,
+    },
+    /// Run an agent's sample events (and A2A messages) through its component on a host in this
+    /// process, printing what it published, stored, called, logged and was denied; exit 1 when
+    /// a handler failed or a use was denied.
+    Test {
+        /// The project (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Its manifest (default: DIR/agent.toml).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// The records, one JSON object a line: {"payload", "key", "headers", "topic"} (the
+        /// topic defaults to the manifest's first subscription) or {"message"} (default:
+        /// DIR/events.jsonl).
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// A host config for what the agent needs of the host (MCP servers, A2A peers); its
+        /// data_dir, listen, bus and agents are replaced by the test host's.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Build an agent project into the component its manifest names, and check the component
     /// against the manifest.
@@ -369,6 +391,20 @@ pub fn main() -> ExitCode {
                 sdk: sdk.as_deref(),
             }),
             Command::Build { dir, manifest } => build::run(&dir, manifest.as_deref()),
+            Command::Test {
+                dir,
+                manifest,
+                events,
+                config,
+            } => {
+                agent_test::run(agent_test::TestArgs {
+                    dir: &dir,
+                    manifest: manifest.as_deref(),
+                    events: events.as_deref(),
+                    config: config.as_deref(),
+                })
+                .await
+            }
             Command::Inspect {
                 component,
                 manifest,

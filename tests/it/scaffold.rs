@@ -254,3 +254,91 @@ fn agenthost_test_reports_failures_and_denials_and_exits_non_zero() {
     assert!(said.contains("DENIED"), "{}", describe(&tested));
     assert!(said.contains("1 denied use"), "{}", describe(&tested));
 }
+
+/// `agenthost dev` serves the agent, shows what it does, and swaps in a rebuilt version when
+/// its source is saved — no restart, nothing to deploy by hand.
+#[test]
+fn agenthost_dev_rebuilds_and_hot_swaps_the_agent_on_save() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let target = work.path().join("target");
+    let created = agenthost_in(work.path(), &target, &["new", "live", "--lang", "js"]);
+    assert!(created.status.success(), "{}", describe(&created));
+    let project = work.path().join("live");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out_path = work.path().join("dev.out");
+    let err_path = work.path().join("dev.err");
+    let child = Command::new(agenthost_bin())
+        .args(["dev", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(&project)
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("start agenthost dev");
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dev = std::cell::RefCell::new(KillOnDrop(child));
+    let said = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    let wait_for = |text: &str, times: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while said().matches(text).count() < times {
+            if let Ok(Some(status)) = dev.borrow_mut().0.try_wait() {
+                panic!(
+                    "agenthost dev exited ({status}):\n{}\n{}",
+                    said(),
+                    std::fs::read_to_string(&err_path).unwrap_or_default()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {text:?} ×{times} from agenthost dev:\n{}\n{}",
+                said(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("deployed live 0.1.0", 1);
+    let publish = |payload: &str| {
+        let out = Command::new(agenthost_bin())
+            .args(["publish", "live.in.v1", payload, "--host", &url])
+            .output()
+            .expect("publish");
+        assert!(out.status.success(), "{}", describe(&out));
+    };
+    publish("first");
+    wait_for("  first", 1);
+
+    // Saved: rebuilt and swapped in; the next event meets the new code.
+    let source = project.join("agent.js");
+    let text = std::fs::read_to_string(&source).unwrap();
+    let changed = text
+        .replace(
+            "bus.forward(out, event);",
+            "bus.publish(out, `changed: ${eventText(event)}`);",
+        )
+        .replace("import { card,", "import { card, eventText,");
+    assert_ne!(text, changed, "the template changed: update this test");
+    std::fs::write(&source, changed).unwrap();
+    wait_for("changed: rebuilding", 1);
+    wait_for("deployed live 0.1.0", 2);
+    publish("second");
+    wait_for("changed: second", 1);
+    let mut outputs: Vec<String> = consume(&url, "live.out.v1", 2, Duration::from_secs(30))
+        .into_iter()
+        .filter_map(|r| r.payload)
+        .collect();
+    outputs.sort();
+    assert_eq!(outputs, ["changed: second", "first"]);
+
+    // A save that does not build keeps the running version.
+    std::fs::write(&source, "export const agent = {").unwrap();
+    wait_for("build failed", 1);
+    publish("third");
+    wait_for("changed: third", 1);
+}

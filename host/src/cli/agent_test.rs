@@ -291,49 +291,50 @@ async fn run_cases(
     result
 }
 
-/// Prints what the agent did on one correlation id (its invocation's own entry and config
-/// reads left out), with the payload of what it published; the number of denials.
+/// Prints what the agent did on one correlation id (its invocation's own entry left out); the
+/// number of denials.
 async fn print_uses(host: &Host, entries: &[AuditEntry]) -> usize {
     let mut denied = 0;
     for e in entries {
-        let own = matches!(e.capability.as_str(), "event" | "a2a.message");
-        if own || (e.capability == "config" && e.outcome == Outcome::Allowed) {
+        if matches!(e.capability.as_str(), "event" | "a2a.message") {
             continue;
         }
-        let outcome = match e.outcome {
-            Outcome::Allowed => String::new(),
-            other => {
-                if other == Outcome::Denied {
-                    denied += 1;
-                }
-                format!("  {}", other.as_str().to_uppercase())
-            }
-        };
-        let detail = if e.detail.is_empty() {
-            String::new()
-        } else {
-            format!("  ({})", escape_control(&e.detail))
-        };
-        let payload = if e.capability == "publish" && e.outcome == Outcome::Allowed {
-            published(host, &e.target)
-                .await
-                .map(|p| format!("  {}", escape_control(&p)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        println!(
-            "  {:<10} {}{outcome}{detail}{payload}{}",
-            e.capability,
-            escape_control(&e.target),
-            super::trace::repeats(e.repeated)
-        );
+        if let Some(line) = use_line(host, e, 10).await {
+            println!("  {line}");
+        }
+        if e.outcome == Outcome::Denied {
+            denied += 1;
+        }
     }
     denied
 }
 
+/// One audit entry as `test` and `dev` show it: capability (padded to `width`), target,
+/// outcome, detail, and the payload of what was published, read back from the bus. `None`
+/// for a config read that was allowed: every invocation makes several.
+pub(super) async fn use_line(host: &Host, e: &AuditEntry, width: usize) -> Option<String> {
+    if e.capability == "config" && e.outcome == Outcome::Allowed {
+        return None;
+    }
+    let (outcome, detail) = super::trace::outcome_and_detail(e);
+    let payload = if e.capability == "publish" && e.outcome == Outcome::Allowed {
+        published(host, &e.target)
+            .await
+            .map(|p| format!("  {}", escape_control(&p)))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{:<width$} {}{outcome}{detail}{payload}{}",
+        e.capability,
+        escape_control(&e.target),
+        super::trace::repeats(e.repeated)
+    ))
+}
+
 /// The payload (and key) of the record at `topic[partition]@offset`, read back from the bus.
-async fn published(host: &Host, target: &str) -> Option<String> {
+pub(super) async fn published(host: &Host, target: &str) -> Option<String> {
     let (topic, rest) = target.split_once('[')?;
     let (partition, offset) = rest.split_once("]@")?;
     let (partition, offset): (u32, u64) = (partition.parse().ok()?, offset.parse().ok()?);
@@ -388,6 +389,21 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The host's own warnings and errors, on stderr, for the commands that run a host in the
+/// process for one agent (`test`, `dev`): what the agent logs is theirs to show.
+pub(super) fn host_warnings<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::{Layer as _, filter};
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_filter(filter::filter_fn(|m| {
+            m.target() != "agent" && *m.level() <= tracing::Level::WARN
+        }))
 }
 
 /// The agents' log lines (target `agent`), kept by correlation id until printed; the host's

@@ -5,6 +5,7 @@
 mod agent_test;
 mod build;
 mod client;
+mod dev;
 mod inspect;
 mod new;
 mod send;
@@ -243,6 +244,23 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Develop an agent: build it, serve a host on the embedded bus with it deployed, and
+    /// rebuild and hot-swap it on every save, printing what it does as it happens.
+    Dev {
+        /// The project (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Its manifest (default: DIR/agent.toml).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// A host config for what the agent needs of the host (MCP servers, A2A peers); its
+        /// data_dir, bus and agents are replaced (data in DIR/.agenthost/dev).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Where the host listens, for `agenthost publish`, `send` and the rest.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// Build an agent project into the component its manifest names, and check the component
     /// against the manifest.
     Build {
@@ -391,6 +409,20 @@ pub fn main() -> ExitCode {
                 sdk: sdk.as_deref(),
             }),
             Command::Build { dir, manifest } => build::run(&dir, manifest.as_deref()),
+            Command::Dev {
+                dir,
+                manifest,
+                config,
+                listen,
+            } => {
+                dev::run(dev::DevArgs {
+                    dir: &dir,
+                    manifest: manifest.as_deref(),
+                    config: config.as_deref(),
+                    listen,
+                })
+                .await
+            }
             Command::Test {
                 dir,
                 manifest,

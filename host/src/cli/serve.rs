@@ -30,7 +30,33 @@ pub async fn run(config_path: Option<PathBuf>, log_format: Format) -> anyhow::Re
     result
 }
 
-async fn serve(mut config: HostConfig) -> anyhow::Result<()> {
+async fn serve(config: HostConfig) -> anyhow::Result<()> {
+    let served = start(config).await?;
+    // Taken before the first deploy, so a file changed while it runs is deployed after it.
+    let deployed_files = crate::watch::snapshot(&served.host.config.agents, &Default::default());
+    served.host.deploy_configured().await;
+    let agents = served.host.registry.read().len();
+    tracing::info!(agents, "ready");
+    let interval = served.host.config.watch_interval;
+    if !interval.is_zero() {
+        crate::watch::spawn(served.host.clone(), deployed_files, interval);
+    }
+
+    shutdown_signal().await;
+    served.stop().await;
+    Ok(())
+}
+
+/// A host serving its HTTP API: what `serve` and `dev` run.
+pub struct Served {
+    pub host: Arc<Host>,
+    pub address: std::net::SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the host of `config` and serves its API on `config.listen`, with the admin token
+/// from the environment or from the data directory (shared with the CLI on this machine).
+pub async fn start(mut config: HostConfig) -> anyhow::Result<Served> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let (token, token_source) =
@@ -72,30 +98,29 @@ async fn serve(mut config: HostConfig) -> anyhow::Result<()> {
         host.stop.clone(),
     ));
     tracing::info!(%address, data_dir = %host.config.data_dir.display(), bus = host.bus.kind(), "listening on http://{address}");
-    // Taken before the first deploy, so a file changed while it runs is deployed after it.
-    let deployed_files = crate::watch::snapshot(&host.config.agents, &Default::default());
-    host.deploy_configured().await;
-    let agents = host.registry.read().len();
-    tracing::info!(agents, "ready");
-    let interval = host.config.watch_interval;
-    if !interval.is_zero() {
-        crate::watch::spawn(host.clone(), deployed_files, interval);
-    }
-
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight work");
-    host.shutdown(SHUTDOWN_BOUND).await;
-    if tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .is_err()
-    {
-        tracing::warn!("HTTP connections did not finish in time");
-    }
-    tracing::info!("stopped");
-    Ok(())
+    Ok(Served {
+        host,
+        address,
+        server,
+    })
 }
 
-async fn shutdown_signal() {
+impl Served {
+    /// Finishes in-flight work (within a bound) and stops serving.
+    pub async fn stop(self) {
+        tracing::info!("shutting down: finishing in-flight work");
+        self.host.shutdown(SHUTDOWN_BOUND).await;
+        if tokio::time::timeout(Duration::from_secs(5), self.server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("HTTP connections did not finish in time");
+        }
+        tracing::info!("stopped");
+    }
+}
+
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -134,6 +134,21 @@ pub fn repeats(repeated: u32) -> String {
     }
 }
 
+/// `  DENIED` / `  FAILED` (nothing when allowed) and `  (why)` (nothing without a detail), as
+/// a step's line shows them.
+pub fn outcome_and_detail(e: &AuditEntry) -> (String, String) {
+    let outcome = match e.outcome {
+        Outcome::Allowed => String::new(),
+        other => format!("  {}", other.as_str().to_uppercase()),
+    };
+    let detail = if e.detail.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", escape_control(&e.detail))
+    };
+    (outcome, detail)
+}
+
 pub fn render(correlation_id: &str, all: &[AuditEntry]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -178,15 +193,7 @@ pub fn render(correlation_id: &str, all: &[AuditEntry]) -> String {
         .unwrap_or(0);
     for (e, who) in entries.iter().zip(&who) {
         let at = e.time_ms.saturating_sub(start);
-        let outcome = match e.outcome {
-            Outcome::Allowed => String::new(),
-            other => format!("  {}", other.as_str().to_uppercase()),
-        };
-        let detail = if e.detail.is_empty() {
-            String::new()
-        } else {
-            format!("  ({})", escape_control(&e.detail))
-        };
+        let (outcome, detail) = outcome_and_detail(e);
         let _ = writeln!(
             out,
             "  {:>7}  {:<who_width$}  {:<cap_width$}  {}{outcome}{detail}{}",

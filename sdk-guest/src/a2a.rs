@@ -19,7 +19,11 @@
 //! # }
 //! ```
 
+#[cfg(target_arch = "wasm32")]
 use crate::bindings::agenthost::agent::a2a as raw;
+// Outside a component (unit tests): the fake host of `testing`.
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::a2a as raw;
 use crate::{HostError, Message, Part, Role};
 
 pub use raw::Response;

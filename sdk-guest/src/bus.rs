@@ -27,7 +27,11 @@
 //! if something is not — so `send` is just as safe, and much faster on Kafka, where
 //! `publish` waits a broker round trip. Use `publish` when you need the receipt.
 
+#[cfg(target_arch = "wasm32")]
 use crate::bindings::agenthost::agent::bus as raw;
+// Outside a component (unit tests): the fake host of `testing`.
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::bus as raw;
 use crate::{Failure, Header, HostError};
 use serde::Serialize;
 

@@ -12,7 +12,11 @@
 //! ```
 
 use crate::Failure;
+#[cfg(target_arch = "wasm32")]
 use crate::bindings::agenthost::agent::config as raw;
+// Outside a component (unit tests): the fake host of `testing`.
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::config as raw;
 use std::fmt::Display;
 use std::str::FromStr;
 

@@ -146,6 +146,8 @@ pub mod http;
 pub mod log;
 pub mod mcp;
 pub mod state;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 pub use bindings::agenthost::agent::types::{
     Artifact, Card, Error as HostError, Event, Failure, FilePart, Header, Message, Part, Reply,

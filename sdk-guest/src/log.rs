@@ -9,7 +9,11 @@
 //! agenthost_sdk::warn!("no competitor price for {sku}");
 //! ```
 
+#[cfg(target_arch = "wasm32")]
 use crate::bindings::agenthost::agent::log as raw;
+// Outside a component (unit tests): the fake host of `testing`.
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::log as raw;
 
 pub use raw::Level;
 

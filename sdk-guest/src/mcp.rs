@@ -20,7 +20,11 @@
 //! # }
 //! ```
 
+#[cfg(target_arch = "wasm32")]
 use crate::bindings::agenthost::agent::mcp as raw;
+// Outside a component (unit tests): the fake host of `testing`.
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::mcp as raw;
 use crate::{Failure, HostError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -14,7 +14,11 @@
 //! # }
 //! ```
 
+#[cfg(target_arch = "wasm32")]
 use crate::bindings::agenthost::agent::state as raw;
+// Outside a component (unit tests): the fake host of `testing`.
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::state as raw;
 use crate::{Failure, HostError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -169,14 +169,16 @@ fn every_template_in_every_language_is_created_built_tested_and_deployed() {
         &["Cargo.toml", "src/lib.rs"],
         &mcp_config,
     );
-    // The Rust project's unit test runs natively, without a host.
-    let tested = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["test", "--quiet"])
-        .current_dir(work.path().join("ru-stateful"))
-        .env("CARGO_TARGET_DIR", work.path().join("target"))
-        .output()
-        .expect("run cargo test");
-    assert!(tested.status.success(), "{}", describe(&tested));
+    // Each Rust project's unit tests run natively, the handlers against the SDK's fake host.
+    for template in TEMPLATES {
+        let tested = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["test", "--quiet"])
+            .current_dir(work.path().join(project("ru", template)))
+            .env("CARGO_TARGET_DIR", work.path().join("target"))
+            .output()
+            .expect("run cargo test");
+        assert!(tested.status.success(), "{template}: {}", describe(&tested));
+    }
     create_build_and_test(
         work.path(),
         "js",

@@ -42,9 +42,24 @@ agenthost_sdk::export_agent!({{type}});
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agenthost_sdk::testing::TestHost;
+    use agenthost_sdk::{Role, TaskState};
 
     #[test]
     fn the_answer_counts_words_and_characters() {
         assert_eq!(answer("the quick brown fox"), "4 words, 19 characters");
+    }
+
+    /// The handler runs natively against a fake host granted what agent.toml grants.
+    #[test]
+    fn a_message_is_answered_and_an_empty_one_rejected() {
+        let host = TestHost::from_manifest(include_str!("../agent.toml")).unwrap();
+        let reply = host
+            .on_message::<{{type}}>(Message::from_text(Role::User, "the quick brown fox"))
+            .unwrap();
+        assert_eq!(reply.state, TaskState::Completed);
+        assert_eq!(reply.message.unwrap().text(), "4 words, 19 characters");
+        let empty = host.on_message::<{{type}}>(Message::from_text(Role::User, " "));
+        assert!(matches!(empty, Err(Failure::Reject(_))));
     }
 }

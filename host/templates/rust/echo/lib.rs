@@ -35,23 +35,18 @@ agenthost_sdk::export_agent!({{type}});
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agenthost_sdk::testing::{TestEvent as _, TestHost, event};
 
+    /// The handler runs natively against a fake host granted what agent.toml grants.
     #[test]
-    fn the_copy_keeps_the_payload_and_the_key() {
-        let event = Event {
-            topic: "{{name}}.in.v1".into(),
-            partition: 0,
-            offset: 7,
-            key: Some(b"k".to_vec()),
-            payload: b"hello".to_vec(),
-            headers: Vec::new(),
-            timestamp_ms: 0,
-            correlation_id: "c".into(),
-            attempt: 1,
-        };
-        let record = copy("{{name}}.out.v1", event).into_outgoing();
-        assert_eq!(record.topic, "{{name}}.out.v1");
-        assert_eq!(record.payload, b"hello");
-        assert_eq!(record.key.as_deref(), Some(&b"k"[..]));
+    fn an_event_is_republished_with_its_payload_and_key() {
+        let host = TestHost::from_manifest(include_str!("../agent.toml")).unwrap();
+        host.on_event::<{{type}}>(event("{{name}}.in.v1", "hello").key("k"))
+            .unwrap();
+        let published = host.published();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].topic, "{{name}}.out.v1");
+        assert_eq!(published[0].payload, b"hello");
+        assert_eq!(published[0].key.as_deref(), Some(&b"k"[..]));
     }
 }

@@ -49,11 +49,30 @@ agenthost_sdk::export_agent!({{type}});
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agenthost_sdk::testing::{TestEvent as _, TestHost, event};
 
     #[test]
     fn each_event_adds_one_to_its_keys_count() {
         let first = next(None, "a");
         assert_eq!(first.count, 1);
         assert_eq!(next(Some(first), "a").count, 2);
+    }
+
+    /// The handler runs natively against a fake host granted what agent.toml grants.
+    #[test]
+    fn counts_are_kept_per_key_and_published() {
+        let host = TestHost::from_manifest(include_str!("../agent.toml")).unwrap();
+        for key in ["a", "a", "b"] {
+            host.on_event::<{{type}}>(event("{{name}}.in.v1", "x").key(key))
+                .unwrap();
+        }
+        let counts: Vec<Count> = host
+            .published_to("{{name}}.out.v1")
+            .iter()
+            .map(|p| serde_json::from_str(p).unwrap())
+            .collect();
+        assert_eq!(counts[1], Count { key: "a".into(), count: 2 });
+        assert_eq!(counts[2], Count { key: "b".into(), count: 1 });
+        assert!(host.stored().contains_key("count/a"));
     }
 }

@@ -42,28 +42,35 @@ agenthost_sdk::export_agent!({{type}});
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agenthost_sdk::testing::{TestEvent as _, TestHost, event, tool_text};
 
-    fn event(payload: &str) -> Event {
-        Event {
-            topic: "{{name}}.in.v1".into(),
-            partition: 0,
-            offset: 3,
-            key: None,
-            payload: payload.as_bytes().to_vec(),
-            headers: Vec::new(),
-            timestamp_ms: 0,
-            correlation_id: "c".into(),
-            attempt: 1,
-        }
+    /// The handler runs natively against a fake host granted what agent.toml grants, with a
+    /// fake of the tool.
+    #[test]
+    fn the_tools_text_is_published_for_each_event() {
+        let host = TestHost::from_manifest(include_str!("../agent.toml"))
+            .unwrap()
+            .tool("{{server}}", "{{tool}}", |arguments| {
+                Ok(tool_text(&format!("Echo: {arguments}")))
+            });
+        host.on_event::<{{type}}>(event("{{name}}.in.v1", r#"{"message": "hi"}"#).key("k"))
+            .unwrap();
+        assert_eq!(host.tool_calls()[0].2, r#"{"message":"hi"}"#);
+        assert_eq!(
+            host.published_to("{{name}}.out.v1"),
+            [r#"Echo: {"message":"hi"}"#]
+        );
     }
 
     #[test]
-    fn the_arguments_are_the_payloads_object_and_anything_else_is_rejected() {
-        let args = arguments(&event(r#"{"message": "hi"}"#)).unwrap();
-        assert_eq!(args["message"], "hi");
-        let Err(Failure::Reject(reason)) = arguments(&event("[1, 2]")) else {
+    fn a_payload_that_is_not_an_object_is_rejected_naming_the_record() {
+        let host = TestHost::from_manifest(include_str!("../agent.toml")).unwrap();
+        let Err(Failure::Reject(reason)) =
+            host.on_event::<{{type}}>(event("{{name}}.in.v1", "[1, 2]").offset(3))
+        else {
             panic!("an array is not the tool's arguments");
         };
         assert!(reason.contains("offset 3"), "{reason}");
+        assert!(host.tool_calls().is_empty());
     }
 }

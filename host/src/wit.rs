@@ -2,7 +2,7 @@
 //! wasmtime; the bottom of the house: every layer may name its types.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "wit",
     world: "agent-plugin",
     imports: { default: async },
     exports: { default: async },
@@ -18,7 +18,7 @@ pub use batch_world::exports::agenthost::agent::events;
 /// shared interfaces are the ones above, so an `event` is the same type in both.
 mod batch_world {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "wit",
         world: "batch-agent-plugin",
         imports: {
             "agenthost:agent/batch.handling": trappable,

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 
 /// The contract, as compiled into this binary.
-const CONTRACT: &str = include_str!("../../../../wit/agent.wit");
+const CONTRACT: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/wit/agent.wit"));
 
 /// The world an agent is built against; `stage` holds the staged `wit/`.
 pub struct World {

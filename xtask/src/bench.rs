@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: the benchmarks of docs/benchmarks.md, each printing a baseline
 //! measured in the same run and the ratio to it. Release builds; expect a long first build.
-//! Arguments select benchmarks by name (`dispatch`, `mcp_call`, `a2a_send`, `kafka_pipe`, `lifecycle`, `audit_log`); none runs them all.
+//! Arguments select benchmarks by name (`dispatch`, `mcp_call`, `a2a_send`, `kafka_pipe`, `lifecycle`, `audit_log`, `first_output`); none runs them all.
 
 use crate::{peers, plugins, workspace};
 use anyhow::{Result, bail};
@@ -27,6 +27,10 @@ const BENCHES: &[(&str, &str)] = &[
     (
         "audit_log",
         "the audit log's CPU per entry as it grows vs JSON lines to a file",
+    ),
+    (
+        "first_output",
+        "S7: agenthost new to first output per language vs the language's bare compile",
     ),
 ];
 

@@ -46,6 +46,17 @@ pub async fn run(args: DevArgs<'_>) -> anyhow::Result<()> {
         Some(path) => HostConfig::load(path)?,
         None => HostConfig::defaults_in(&data_dir),
     };
+    // Compiled components go to the project's artifact cache, shared with `test` and
+    // `inspect --compile`: a large component compiles once for all three.
+    let compiled = dir.join(".agenthost").join("compiled");
+    #[cfg(unix)]
+    if config.runtime.cache
+        && !data_dir.join("compiled").exists()
+        && std::fs::create_dir_all(&compiled).is_ok()
+        && std::fs::create_dir_all(&data_dir).is_ok()
+    {
+        let _ = std::os::unix::fs::symlink(&compiled, data_dir.join("compiled"));
+    }
     config.data_dir = data_dir;
     config.agents = Vec::new();
     config.watch_interval = Duration::ZERO;

@@ -101,13 +101,20 @@ pub(super) fn refusal(
     compile: bool,
 ) -> anyhow::Result<Option<String>> {
     let scratch = tempfile_dir()?;
-    // A small pool and no cache: inspecting must not need or touch a host's data_dir.
+    // A small pool and no host's data_dir. In an agent project (`.agenthost/` beside the
+    // manifest's component, made by `build`, `test` or `dev`) a compile goes to the project's
+    // artifact cache, which `test` and `dev` use too: a large component compiles once.
+    let project_cache = manifest
+        .component
+        .parent()
+        .map(|dir| dir.join(".agenthost"))
+        .filter(|dir| compile && dir.is_dir());
     let config = RuntimeConfig {
         pool_instances: 4,
-        cache: false,
+        cache: project_cache.is_some(),
         ..RuntimeConfig::default()
     };
-    let runtime = Runtime::new(&config, scratch.path())?;
+    let runtime = Runtime::new(&config, project_cache.as_deref().unwrap_or(scratch.path()))?;
     if let Err(e) = runtime.check_described(info, manifest) {
         return Ok(Some(e.to_string()));
     }

@@ -273,7 +273,9 @@ fn project_files(
         Lang::Rust => {
             files.push((
                 "Cargo.toml".to_owned(),
-                render(include_str!("../../templates/rust/Cargo.toml")),
+                // Not named Cargo.toml in the templates: cargo would take the directory for a
+                // package of its own and leave it out of this crate's package.
+                render(include_str!("../../templates/rust/Cargo.toml.in")),
             ));
             files.push(("src/lib.rs".to_owned(), render(parts.rust)));
             (

@@ -40,6 +40,7 @@ struct Line {
     topic: Option<String>,
     key: Option<String>,
     payload: Option<String>,
+    payload_base64: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
     message: Option<String>,
@@ -49,7 +50,7 @@ enum Case {
     Event {
         topic: String,
         key: Option<String>,
-        payload: String,
+        payload: Vec<u8>,
         headers: BTreeMap<String, String>,
     },
     Message(String),
@@ -118,10 +119,21 @@ fn read_cases(path: &Path, manifest: &Manifest) -> anyhow::Result<Vec<Case>> {
         let at = format!("{}:{}", path.display(), i + 1);
         let line: Line = serde_json::from_str(line).with_context(|| {
             format!(
-                "{at}: expected {{\"payload\": \"…\", \"key\": \"…\", \"headers\": {{…}}, \"topic\": \"…\"}} or {{\"message\": \"…\"}}"
+                "{at}: expected {{\"payload\": \"…\" (or \"payload_base64\"), \"key\": \"…\", \"headers\": {{…}}, \"topic\": \"…\"}} or {{\"message\": \"…\"}}"
             )
         })?;
-        let case = match (line.payload, line.message) {
+        let payload = match (line.payload, line.payload_base64) {
+            (Some(text), None) => Some(text.into_bytes()),
+            (None, Some(b64)) => Some(
+                crate::http::wire::decode_b64("payload_base64", &b64)
+                    .map_err(|e| anyhow::anyhow!("{at}: {e}"))?,
+            ),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                bail!("{at}: give one of \"payload\" (text) and \"payload_base64\" (bytes)")
+            }
+        };
+        let case = match (payload, line.message) {
             (Some(payload), None) => {
                 let topic = line.topic.or_else(|| subscribed.clone()).with_context(|| {
                     format!("{at}: the manifest subscribes to no topic: say which with \"topic\"")
@@ -208,7 +220,7 @@ async fn run_cases(
                         partition: 0,
                         offset: i as u64,
                         key: key.clone().map(String::into_bytes),
-                        payload: payload.clone().into_bytes(),
+                        payload: payload.clone(),
                         headers: headers
                             .iter()
                             .map(|(k, v)| types::Header {
@@ -483,5 +495,65 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogCapture {
             level,
             fields.message,
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cases(manifest_extra: &str, lines: &str) -> anyhow::Result<Vec<Case>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, lines).unwrap();
+        let manifest = Manifest::parse(
+            Path::new("agent.toml"),
+            &format!("name = \"t\"\nversion = \"0.1.0\"\ncomponent = \"t.wasm\"\n{manifest_extra}"),
+        )
+        .unwrap();
+        read_cases(&path, &manifest)
+    }
+
+    #[test]
+    fn records_default_to_the_first_subscription_and_messages_are_told_apart() {
+        let read = cases(
+            "[[subscribe]]\ntopic = \"t.in.v1\"\n",
+            "{\"payload\": \"a\", \"key\": \"k\"}\n\n{\"payload_base64\": \"AAE=\", \"topic\": \"o.x.v1\"}\n{\"message\": \"hi\"}\n",
+        )
+        .unwrap();
+        assert!(
+            matches!(&read[0], Case::Event { topic, key: Some(k), payload, .. }
+            if topic == "t.in.v1" && k == "k" && payload == b"a")
+        );
+        assert!(matches!(&read[1], Case::Event { topic, payload, .. }
+            if topic == "o.x.v1" && payload == &[0u8, 1]));
+        assert!(matches!(&read[2], Case::Message(text) if text == "hi"));
+    }
+
+    #[test]
+    fn a_bad_line_is_refused_naming_its_file_and_line() {
+        let subscribed = "[[subscribe]]\ntopic = \"t.in.v1\"\n";
+        let error = |manifest: &str, lines: &str| {
+            format!("{:#}", cases(manifest, lines).err().expect("refused"))
+        };
+        let both = error(
+            subscribed,
+            "{\"payload\": \"a\"}\n{\"payload\": \"a\", \"message\": \"b\"}\n",
+        );
+        assert!(
+            both.contains("events.jsonl:2") && both.contains("exactly one of"),
+            "{both}"
+        );
+        let unknown = error(subscribed, "{\"paylod\": \"a\"}\n");
+        assert!(
+            unknown.contains("events.jsonl:1") && unknown.contains("paylod"),
+            "{unknown}"
+        );
+        let no_topic = error("", "{\"payload\": \"a\"}\n");
+        assert!(no_topic.contains("subscribes to no topic"), "{no_topic}");
+        let empty = error(subscribed, "\n");
+        assert!(empty.contains("has no records"), "{empty}");
+        let bad_b64 = error(subscribed, "{\"payload_base64\": \"%%\"}\n");
+        assert!(bad_b64.contains("payload_base64"), "{bad_b64}");
     }
 }

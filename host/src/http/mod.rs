@@ -9,7 +9,7 @@ mod a2a;
 mod api;
 pub mod server;
 pub mod token;
-mod wire;
+pub(crate) mod wire;
 
 pub use wire::{
     AgentView, AgentsResponse, CanaryView, ConsumeQuery, DeployUpload, ErrorBody, PublishRequest,

@@ -313,4 +313,48 @@ mod tests {
         );
         assert!(v1["statusUpdate"].get("final").is_none());
     }
+
+    /// Proto field names (`history_length`) are read like their lowerCamelCase JSON names, as
+    /// proto3 JSON parsers do; the JSON name wins when both are given.
+    #[test]
+    fn proto_field_names_are_accepted() {
+        let params = json!({
+            "message": {
+                "message_id": "m-1",
+                "role": "ROLE_USER",
+                "parts": [{ "text": "hi" }],
+                "context_id": "ctx",
+                "task_id": "t-1"
+            },
+            "configuration": { "history_length": 2, "return_immediately": true }
+        });
+        let send = parse_send(&params, Dialect::V1).unwrap();
+        assert_eq!(send.message.message_id, "m-1");
+        assert_eq!(send.message.context_id.as_deref(), Some("ctx"));
+        assert_eq!(send.message.task_id.as_deref(), Some("t-1"));
+        assert_eq!(send.history_length, Some(2));
+        assert!(send.return_immediately);
+        let (id, history) = parse_task_query(
+            &json!({"id": "T", "history_length": 1, "historyLength": 3}),
+            Dialect::V1,
+        )
+        .unwrap();
+        assert_eq!((id.as_str(), history), ("T", Some(3)));
+        let list = parse_list(
+            &json!({"context_id": "ctx", "page_size": 5, "include_artifacts": true}),
+            Dialect::V1,
+        )
+        .unwrap();
+        assert_eq!(list.context_id.as_deref(), Some("ctx"));
+        assert_eq!((list.page_size, list.include_artifacts), (5, true));
+        let pushed = parse_send(
+            &json!({"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "x"}]},
+                    "configuration": {"push_notification_config": {"url": "http://x"}}}),
+            Dialect::V1,
+        );
+        assert!(
+            pushed.is_err(),
+            "a push config under its proto name is seen too"
+        );
+    }
 }

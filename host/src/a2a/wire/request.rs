@@ -15,8 +15,34 @@ pub(super) fn as_object<'a>(value: &'a Value, what: &str) -> Result<&'a Obj, Rpc
         .ok_or_else(|| RpcError::invalid_params(format!("{what} must be an object")))
 }
 
+/// The value of `field` (lowerCamelCase, as the protocol names it) or of its proto field name
+/// (`historyLength` or `history_length`): proto3 JSON parsers accept both, and several clients
+/// send the proto names.
+pub(super) fn field<'a>(obj: &'a Obj, field: &str) -> Option<&'a Value> {
+    obj.get(field).or_else(|| {
+        field
+            .contains(|c: char| c.is_ascii_uppercase())
+            .then(|| obj.get(&proto_name(field)))
+            .flatten()
+    })
+}
+
+/// `historyLength` → `history_length`.
+fn proto_name(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub(super) fn opt_str(obj: &Obj, field: &str, what: &str) -> Result<Option<String>, RpcError> {
-    match obj.get(field) {
+    match self::field(obj, field) {
         None | Some(Value::Null) => Ok(None),
         // Empty strings are how ProtoJSON writers print "unset".
         Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -33,7 +59,7 @@ pub(super) fn req_str(obj: &Obj, field: &str, what: &str) -> Result<String, RpcE
 }
 
 pub(super) fn opt_int(obj: &Obj, field: &str, what: &str) -> Result<Option<i64>, RpcError> {
-    match obj.get(field) {
+    match self::field(obj, field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_i64()
@@ -51,7 +77,7 @@ pub(super) fn opt_int(obj: &Obj, field: &str, what: &str) -> Result<Option<i64>,
 }
 
 pub(super) fn opt_bool(obj: &Obj, field: &str, what: &str) -> Result<Option<bool>, RpcError> {
-    match obj.get(field) {
+    match self::field(obj, field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(_) => Err(RpcError::invalid_params(format!(
@@ -225,9 +251,8 @@ pub fn parse_send(params: &Value, dialect: Dialect) -> Result<SendParams, RpcErr
         Some(c) => as_object(c, "params.configuration")?.clone(),
     };
     let what = "params.configuration";
-    if config
-        .get("pushNotificationConfig")
-        .or_else(|| config.get("taskPushNotificationConfig"))
+    if field(&config, "pushNotificationConfig")
+        .or_else(|| field(&config, "taskPushNotificationConfig"))
         .is_some_and(|v| !v.is_null())
     {
         return Err(RpcError::push_not_supported());

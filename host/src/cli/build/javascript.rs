@@ -71,5 +71,14 @@ fn ensure_tools(dir: &Path) -> anyhow::Result<()> {
         &mut npm,
         "npm install",
         Some("agenthost build needs Node.js 20 or later with npm on PATH"),
-    )
+    )?;
+    for tool in ["componentize-qjs", "rolldown"] {
+        if !bin.join(tool).exists() {
+            anyhow::bail!(
+                "{} does not install {tool}: add \"componentize-qjs\": \"{COMPONENTIZE_QJS}\" and \"rolldown\": \"{ROLLDOWN}\" to its devDependencies (as agenthost new does)",
+                dir.join("package.json").display()
+            );
+        }
+    }
+    Ok(())
 }

@@ -56,7 +56,7 @@ pub fn build(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
         .arg(&wasm)
         .current_dir(&stage);
     let hint = format!(
-        "a `wit_world.imports` module that is missing means agent.toml does not grant it: the world ({}) imports {}",
+        "a missing `wit_world.imports` module means agent.toml does not grant it (the world, {}, imports {}); any other missing module must be listed in requirements.txt",
         world.wit.join("world.wit").display(),
         imported(&world)
     );

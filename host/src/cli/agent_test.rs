@@ -10,7 +10,6 @@
 
 use crate::agent::event_target;
 use crate::audit::{AuditEntry, AuditQuery, Outcome};
-use crate::config::HostConfig;
 use crate::deployments::Origin;
 use crate::host::{Approval, Host};
 use crate::manifest::Manifest;
@@ -169,26 +168,8 @@ async fn run_cases(
     data_dir: &Path,
     logs: &LogCapture,
 ) -> anyhow::Result<Tally> {
-    let mut config = match args.config {
-        Some(path) => HostConfig::load(path)?,
-        None => HostConfig::defaults_in(data_dir),
-    };
-    config.data_dir = data_dir.to_owned();
-    config.agents = Vec::new();
-    config.watch_interval = Duration::ZERO;
-    config.listen = ([127, 0, 0, 1], 0).into();
-    config.bus.kind = crate::config::BusKind::Local;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    // The compiled component outlives the test host, in the project: a second run of an
-    // unchanged component does not compile it again (seconds, for a Python agent).
-    let compiled = args.dir.join(".agenthost").join("compiled");
-    if config.runtime.cache && std::fs::create_dir_all(&compiled).is_ok() {
-        #[cfg(unix)]
-        if let Ok(target) = std::path::absolute(&compiled) {
-            let _ = std::os::unix::fs::symlink(target, data_dir.join("compiled"));
-        }
-    }
+    let config =
+        super::project::host_config(args.config, args.dir, data_dir, ([127, 0, 0, 1], 0).into())?;
     let host = Host::open(config).await?;
     let result = async {
         let report = host

@@ -12,7 +12,6 @@
 
 use super::serve;
 use crate::audit::{AuditEntry, AuditQuery};
-use crate::config::HostConfig;
 use crate::deployments::Origin;
 use crate::host::{Approval, Host};
 use crate::manifest::Manifest;
@@ -41,27 +40,8 @@ pub async fn run(args: DevArgs<'_>) -> anyhow::Result<()> {
         .manifest
         .map_or_else(|| dir.join("agent.toml"), Path::to_owned);
     let manifest = Manifest::load(&manifest_path)?;
-    let data_dir = dir.join(".agenthost").join("dev");
-    let mut config = match args.config {
-        Some(path) => HostConfig::load(path)?,
-        None => HostConfig::defaults_in(&data_dir),
-    };
-    // Compiled components go to the project's artifact cache, shared with `test` and
-    // `inspect --compile`: a large component compiles once for all three.
-    let compiled = dir.join(".agenthost").join("compiled");
-    #[cfg(unix)]
-    if config.runtime.cache
-        && !data_dir.join("compiled").exists()
-        && std::fs::create_dir_all(&compiled).is_ok()
-        && std::fs::create_dir_all(&data_dir).is_ok()
-    {
-        let _ = std::os::unix::fs::symlink(&compiled, data_dir.join("compiled"));
-    }
-    config.data_dir = data_dir;
-    config.agents = Vec::new();
-    config.watch_interval = Duration::ZERO;
-    config.listen = args.listen;
-    config.bus.kind = crate::config::BusKind::Local;
+    let data_dir = super::project::work_dir(&dir).join("dev");
+    let config = super::project::host_config(args.config, &dir, &data_dir, args.listen)?;
     init_logging();
 
     let mut built = build(&dir, &manifest_path).await;

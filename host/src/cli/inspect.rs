@@ -107,7 +107,7 @@ pub(super) fn refusal(
     let project_cache = manifest
         .component
         .parent()
-        .map(|dir| dir.join(".agenthost"))
+        .map(super::project::work_dir)
         .filter(|dir| compile && dir.is_dir());
     let config = RuntimeConfig {
         pool_instances: 4,

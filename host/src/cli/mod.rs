@@ -8,6 +8,7 @@ mod client;
 mod dev;
 mod inspect;
 mod new;
+mod project;
 mod send;
 mod serve;
 mod trace;

@@ -4,7 +4,7 @@
 //! in the project's `package.json` (`agenthost new` writes these versions) and installed with
 //! npm on first use.
 
-use super::{imported, step, world};
+use super::{step, world};
 use crate::manifest::Manifest;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,7 +42,7 @@ pub fn build(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
     let hint = format!(
         "an import of agent.js that its world lacks means agent.toml does not grant it: the world ({}) imports {}",
         world.wit.join("world.wit").display(),
-        imported(&world)
+        world.imports_said()
     );
     step(&mut componentize, "componentize-qjs", Some(&hint))?;
     Ok(wasm)

@@ -80,7 +80,7 @@ pub fn run(dir: &Path, manifest: Option<&Path>) -> anyhow::Result<()> {
 
 /// Where a project's build keeps what it stages and produces, inside the project.
 fn stage_dir(dir: &Path) -> std::path::PathBuf {
-    dir.join(".agenthost").join("build")
+    super::project::work_dir(dir).join("build")
 }
 
 /// Runs a build step with its output on the terminal; an error names the step, and `hint`.
@@ -103,19 +103,4 @@ fn step(command: &mut Command, what: &str, hint: Option<&str>) -> anyhow::Result
         }
     }
     Ok(())
-}
-
-/// The interfaces a staged world imports, for messages.
-fn imported(world: &world::World) -> String {
-    let text = std::fs::read_to_string(world.wit.join("world.wit")).unwrap_or_default();
-    let names: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("import "))
-        .map(|i| i.trim_end_matches(';'))
-        .collect();
-    if names.is_empty() {
-        "nothing".to_owned()
-    } else {
-        names.join(", ")
-    }
 }

@@ -8,7 +8,7 @@
 //! included, which agenthost never grants. With the stubs the component imports only its
 //! world; a stubbed WASI call (`print`, `time`, `random`, files) traps.
 
-use super::{imported, step, world};
+use super::{step, world};
 use crate::manifest::Manifest;
 use anyhow::{Context as _, bail};
 use std::path::{Path, PathBuf};
@@ -58,7 +58,7 @@ pub fn build(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
     let hint = format!(
         "a missing `wit_world.imports` module means agent.toml does not grant it (the world, {}, imports {}); any other missing module must be listed in requirements.txt",
         world.wit.join("world.wit").display(),
-        imported(&world)
+        world.imports_said()
     );
     step(&mut componentize, "componentize-py", Some(&hint))?;
     Ok(wasm)

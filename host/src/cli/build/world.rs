@@ -20,6 +20,19 @@ const CONTRACT: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/wit/ag
 pub struct World {
     pub name: String,
     pub wit: PathBuf,
+    /// What it imports (`agenthost:agent/bus@0.1.0`, …), for messages.
+    pub imports: Vec<String>,
+}
+
+impl World {
+    /// Its imports as a build error names them.
+    pub fn imports_said(&self) -> String {
+        if self.imports.is_empty() {
+            "nothing".to_owned()
+        } else {
+            self.imports.join(", ")
+        }
+    }
 }
 
 /// The world text for a manifest's grants.
@@ -56,13 +69,18 @@ pub fn stage(project: &Path, manifest: &Manifest, stage: &Path) -> anyhow::Resul
     } else {
         (world_for(manifest), "agent".to_owned())
     };
+    let imports = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("import "))
+        .map(|i| i.trim_end_matches(';').to_owned())
+        .collect();
     let world_file = wit.join("world.wit");
     std::fs::write(&world_file, text)
         .with_context(|| format!("cannot write {}", world_file.display()))?;
     let contract = deps.join("agent.wit");
     std::fs::write(&contract, CONTRACT)
         .with_context(|| format!("cannot write {}", contract.display()))?;
-    Ok(World { name, wit })
+    Ok(World { name, wit, imports })
 }
 
 /// The version of the contract, from its `package agenthost:agent@X;` line.

@@ -32,11 +32,21 @@ impl PartitionWorker {
     ) -> Finished {
         let correlation_id = correlation_id_of(record);
         let attempt = self.rewound.take(record) + 1;
+        // Whether it is a canary is asked before the invocation: a canary rolled back while this
+        // record ran (by other records' failures) must still hand it to the live version.
+        let on_canary = self.cell.is_canary(&version);
         let first = self
             .attempt(record, &version, &correlation_id, attempt, release)
             .await;
-        self.follow_up(record, version, &correlation_id, attempt, first, release)
-            .await
+        self.follow_up(
+            record,
+            (version, on_canary),
+            &correlation_id,
+            attempt,
+            first,
+            release,
+        )
+        .await
     }
 
     /// Hands records free to start to `version` in one `on-events` invocation, then finishes
@@ -64,6 +74,7 @@ impl PartitionWorker {
                 attempt: *attempt,
             })
             .collect();
+        let on_canary = self.cell.is_canary(&version);
         let outcomes = {
             let _permit = self.concurrency.acquire().await.ok();
             self.handler.handle_batch(&version, handed).await
@@ -78,7 +89,7 @@ impl PartitionWorker {
                 let version = version.clone();
                 async move {
                     let first = acknowledged(outcome, release).await;
-                    this.follow_up(record, version, id, *attempt, first, release)
+                    this.follow_up(record, (version, on_canary), id, *attempt, first, release)
                         .await
                 }
             });
@@ -125,7 +136,8 @@ impl PartitionWorker {
     async fn follow_up(
         &self,
         record: &Record,
-        mut agent: Arc<AgentVersion>,
+        // The version it was first handed to, and whether that was a canary on trial then.
+        (mut agent, mut on_canary): (Arc<AgentVersion>, bool),
         correlation_id: &str,
         mut attempt: u32,
         mut outcome: (bool, Result<(), InvocationError>),
@@ -133,7 +145,6 @@ impl PartitionWorker {
     ) -> Finished {
         loop {
             let (released, result) = outcome;
-            let on_canary = self.cell.is_canary(&agent);
             let delivery = &agent.manifest.delivery;
             self.cell.record_outcome(&agent, result.is_ok());
             let err = match result {
@@ -165,8 +176,9 @@ impl PartitionWorker {
                 }
                 attempt += 1;
             }
-            // After a swap, retries go to the new version.
+            // After a swap, retries go to the new version; the live one is never a canary.
             agent = self.cell.current();
+            on_canary = false;
             outcome = self
                 .attempt(record, &agent, correlation_id, attempt, release)
                 .await;

@@ -121,6 +121,7 @@ pub struct VersionMetrics {
     version: String,
     event: KindMetrics,
     message: KindMetrics,
+    tool: KindMetrics,
     instantiations: Counter,
     in_use: Gauge,
     memory: Histogram,
@@ -134,6 +135,8 @@ pub enum InvocationKind {
     Event,
     /// An A2A message (`on-message`).
     Message,
+    /// An MCP tool call (`on-message` too, reached through the host's MCP server).
+    Tool,
 }
 
 impl InvocationKind {
@@ -142,6 +145,7 @@ impl InvocationKind {
         match self {
             Self::Event => "event",
             Self::Message => "message",
+            Self::Tool => "tool",
         }
     }
 }
@@ -163,6 +167,7 @@ impl VersionMetrics {
         let metrics = match kind {
             InvocationKind::Event => &self.event,
             InvocationKind::Message => &self.message,
+            InvocationKind::Tool => &self.tool,
         };
         match error {
             None => {
@@ -393,6 +398,7 @@ impl Metrics {
             version: version.into(),
             event: per_kind(InvocationKind::Event),
             message: per_kind(InvocationKind::Message),
+            tool: per_kind(InvocationKind::Tool),
             instantiations: self.instantiations.get_or_create(&labels).clone(),
             in_use: self.instances_in_use.get_or_create(&labels).clone(),
             memory: self.memory.get_or_create(&labels).clone(),

@@ -48,6 +48,14 @@ impl ResolvedScheme {
         presented.is_some_and(|p| constant_time_eq(p.as_bytes(), secret.as_bytes()))
     }
 
+    /// Whether the request carries this scheme's credential at all, right or wrong.
+    pub fn presented(&self, headers: &http::HeaderMap) -> bool {
+        match self.kind {
+            A2aSchemeKind::Bearer => headers.contains_key(http::header::AUTHORIZATION),
+            A2aSchemeKind::ApiKey => headers.contains_key(&self.header),
+        }
+    }
+
     /// The `WWW-Authenticate` challenge for a refused request.
     pub fn challenge(&self) -> String {
         match self.kind {
@@ -149,7 +157,8 @@ impl A2a {
     /// The base URL of an agent: its card is at `{base}/.well-known/agent-card.json`.
     /// Refuses an agent to be served under a scheme this host does not configure: checked at
     /// deploy, so a typo in `[a2a] security` does not leave the agent unreachable.
-    pub fn check_served_under(&self, schemes: &[String]) -> Result<(), String> {
+    /// `section` is the manifest section naming them (`a2a`, `mcp`).
+    pub fn check_served_under(&self, section: &str, schemes: &[String]) -> Result<(), String> {
         match schemes
             .iter()
             .find(|name| !self.schemes.contains_key(*name))
@@ -157,7 +166,7 @@ impl A2a {
             Some(name) => {
                 let configured: Vec<&String> = self.schemes.keys().collect();
                 Err(format!(
-                    "`a2a.security` names scheme {name:?}, which this host does not configure (its [a2a.security] are {configured:?})"
+                    "`{section}.security` names scheme {name:?}, which this host does not configure (its [a2a.security] are {configured:?})"
                 ))
             }
             None => Ok(()),

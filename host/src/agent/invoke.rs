@@ -1,6 +1,7 @@
-//! Invoking an agent: one bus event, a batch of them through `on-events`, or one A2A message.
+//! Invoking an agent: one bus event, a batch of them through `on-events`, or one A2A message
+//! or MCP tool call.
 //! Every invocation takes the same path: its subjects are announced in the audit log before
-//! the agent runs (capability `event` or `a2a.message`), it runs in an `invocation` span, and
+//! the agent runs (capability `event`, `a2a.message` or `mcp.serve`), it runs in an `invocation` span, and
 //! it is concluded — each failed subject audited, each counted in the metrics. With the
 //! capability uses in between, that is one request's path through the agents (`agenthost
 //! trace`).
@@ -34,6 +35,7 @@ fn capability(kind: InvocationKind) -> &'static str {
     match kind {
         InvocationKind::Event => "event",
         InvocationKind::Message => "a2a.message",
+        InvocationKind::Tool => "mcp.serve",
     }
 }
 
@@ -109,21 +111,43 @@ impl AgentVersion {
             target: format!("task {task_id}"),
             detail: String::new(),
         };
+        self.message_in(InvocationKind::Message, subject, message)
+            .await
+    }
+
+    /// Delivers one MCP call of tool `tool` (audited as `mcp.serve` on `tool NAME`), as a
+    /// message, to an instance.
+    pub async fn on_tool_call(
+        &self,
+        message: types::Message,
+        correlation_id: &str,
+        tool: &str,
+    ) -> Result<types::Reply, InvocationError> {
+        let subject = Subject {
+            correlation_id,
+            target: format!("tool {tool}"),
+            detail: String::new(),
+        };
+        self.message_in(InvocationKind::Tool, subject, message)
+            .await
+    }
+
+    async fn message_in(
+        &self,
+        kind: InvocationKind,
+        subject: Subject<'_>,
+        message: types::Message,
+    ) -> Result<types::Reply, InvocationError> {
         let (reply, acks) = self
-            .invoke(
-                InvocationKind::Message,
-                subject,
-                None,
-                move |exports, store| {
-                    Box::pin(async move {
-                        exports
-                            .plugin
-                            .agenthost_agent_agent()
-                            .call_on_message(store, &message)
-                            .await
-                    })
-                },
-            )
+            .invoke(kind, subject, None, move |exports, store| {
+                Box::pin(async move {
+                    exports
+                        .plugin
+                        .agenthost_agent_agent()
+                        .call_on_message(store, &message)
+                        .await
+                })
+            })
             .await?;
         // The reply says the work is done: what it sent must be stored first.
         acks.wait().await?;
@@ -337,5 +361,6 @@ mod tests {
         assert!(!retry.is_permanent());
         assert!(failure(types::Failure::Reject("bad".into())).is_permanent());
         assert_eq!(capability(InvocationKind::Message), "a2a.message");
+        assert_eq!(capability(InvocationKind::Tool), "mcp.serve");
     }
 }

@@ -6,11 +6,12 @@
 mod acks;
 mod instance;
 mod invoke;
+pub mod skill_input;
 
 pub use acks::Acks;
+pub use skill_input::SkillInput;
 
 use crate::capabilities::{Grants, HostServices};
-use crate::invocation::InvocationError;
 use crate::manifest::Manifest;
 use crate::metrics::VersionMetrics;
 use crate::runtime::{Compiled, LoadError, Runtime, StoreData};
@@ -36,6 +37,9 @@ pub struct SkillInfo {
     pub description: String,
     pub tags: Vec<String>,
     pub examples: Vec<String>,
+    /// The JSON Schema of what it takes, if the card declares one (see `skill_input.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<SkillInput>,
 }
 
 pub struct AgentVersion {
@@ -105,13 +109,10 @@ impl AgentVersion {
             max_wasm_stack: runtime.max_wasm_stack(),
             sandbox: runtime.sandbox(),
         };
-        agent.card = agent
-            .read_card()
-            .await
-            .map_err(|e| LoadError::WrongWorld(format!("card() failed: {e}")))?;
+        agent.card = agent.read_card().await?;
         Ok(agent)
     }
-    async fn read_card(&self) -> Result<CardInfo, InvocationError> {
+    async fn read_card(&self) -> Result<CardInfo, LoadError> {
         // `card` must not use imports, so there is nothing sent to wait for.
         let (card, _nothing_sent) = self
             .run(
@@ -129,22 +130,26 @@ impl AgentVersion {
                     })
                 },
             )
-            .await?;
+            .await
+            .map_err(|e| LoadError::WrongWorld(format!("card() failed: {e}")))?;
+        let mut skills = Vec::with_capacity(card.skills.len());
+        for s in card.skills {
+            let (tags, input) = skill_input::split_tags(s.tags)
+                .map_err(|why| LoadError::Card(format!("skill {:?}: {why}", s.id)))?;
+            skills.push(SkillInfo {
+                id: s.id,
+                name: s.name,
+                description: s.description,
+                tags,
+                examples: s.examples,
+                input,
+            });
+        }
         Ok(CardInfo {
             name: card.name,
             description: card.description,
             version: card.version,
-            skills: card
-                .skills
-                .into_iter()
-                .map(|s| SkillInfo {
-                    id: s.id,
-                    name: s.name,
-                    description: s.description,
-                    tags: s.tags,
-                    examples: s.examples,
-                })
-                .collect(),
+            skills,
         })
     }
     /// Records what the host did for this agent version (a delivery, a dead letter) in the

@@ -7,6 +7,7 @@ mod build;
 mod client;
 mod dev;
 mod inspect;
+mod mcp_stdio;
 mod new;
 mod project;
 mod send;
@@ -129,6 +130,21 @@ enum Command {
         headers: Vec<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// Serve a running host's MCP tools on stdin/stdout, for MCP clients that launch a command
+    /// (desktop assistants, IDEs). Logs go to stderr.
+    McpStdio {
+        /// Only this agent's tools (its endpoint /agents/NAME/mcp); default: every exposed agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// A bearer token the agents' `[mcp] security` asks for.
+        #[arg(long, env = "AGENTHOST_MCP_TOKEN", hide_env_values = true)]
+        bearer: Option<String>,
+        /// A header to send, KEY=VALUE (e.g. an API key); repeatable.
+        #[arg(long = "header", value_name = "KEY=VALUE")]
+        headers: Vec<String>,
         #[command(flatten)]
         host: HostArgs,
     },
@@ -321,6 +337,22 @@ pub fn main() -> ExitCode {
                 host,
             } => client::history(&host, &agent, format).await,
             Command::Agents { format, host } => client::agents(&host, format).await,
+            Command::McpStdio {
+                agent,
+                bearer,
+                headers,
+                host,
+            } => {
+                mcp_stdio::run(
+                    &host,
+                    mcp_stdio::StdioArgs {
+                        agent: agent.as_deref(),
+                        bearer: bearer.as_deref(),
+                        headers: &headers,
+                    },
+                )
+                .await
+            }
             Command::Send {
                 agent,
                 text,

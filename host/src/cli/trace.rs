@@ -99,7 +99,10 @@ fn host_label(url: &str) -> &str {
 pub fn summarize(entries: &[AuditEntry]) -> Summary {
     let mut s = Summary::default();
     for e in entries {
-        if e.agent != API_CALLER && matches!(e.capability.as_str(), "event" | "a2a.message") {
+        // A refused MCP call (`mcp.serve`, denied) never reached the agent.
+        let invoked = matches!(e.capability.as_str(), "event" | "a2a.message" | "mcp.serve")
+            && e.outcome != Outcome::Denied;
+        if e.agent != API_CALLER && invoked {
             push_new(&mut s.agents, e.agent.clone());
         }
         match e.capability.as_str() {

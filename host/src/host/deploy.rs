@@ -378,7 +378,8 @@ impl Host {
         self.host_paths
             .check(&manifest.capabilities.files)
             .and_then(|()| self.host_secrets.check(&manifest.capabilities.env))
-            .and_then(|()| self.a2a.check_served_under(manifest.a2a.schemes()))
+            .and_then(|()| self.a2a.check_served_under("a2a", manifest.a2a.schemes()))
+            .and_then(|()| self.a2a.check_served_under("mcp", manifest.mcp.schemes()))
             .map_err(|message| ConfigError::invalid(Path::new(source), message))?;
         // Compile and validate off the hot path, before touching the running version (and,
         // unless the caller holds it, before taking the deploy lock).

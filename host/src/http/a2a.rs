@@ -310,7 +310,7 @@ pub async fn rpc(
 }
 
 /// The request's correlation id, or a new one.
-fn correlation_id(headers: &HeaderMap) -> String {
+pub(crate) fn correlation_id(headers: &HeaderMap) -> String {
     headers
         .get(crate::bus::headers::CORRELATION_ID)
         .or_else(|| headers.get("x-correlation-id"))

@@ -1,12 +1,14 @@
-//! The one HTTP listener: `/healthz`, `/metrics`, the `/v1` API the CLI verbs use, and A2A
-//! (`/agents`, `/agents/{name}` and their cards; see `a2a.rs`).
+//! The one HTTP listener: `/healthz`, `/metrics`, the `/v1` API the CLI verbs use, A2A
+//! (`/agents`, `/agents/{name}` and their cards; see `a2a.rs`) and MCP (`mcp/`).
 //!
 //! Everything under `/v1` requires the admin bearer token (it reads topics, publishes and
 //! deploys): the configured one, or one generated at first start ([`token`]).
-//! A2A endpoints are authenticated per agent, by the schemes its card declares.
+//! A2A endpoints are authenticated per agent, by the schemes its card declares; so are the MCP
+//! endpoints (`/mcp`, `/agents/{name}/mcp`; see `mcp/`), by the schemes its manifest names.
 
 mod a2a;
 mod api;
+mod mcp;
 pub mod server;
 pub mod token;
 pub(crate) mod wire;
@@ -67,8 +69,18 @@ pub fn router(state: AppState) -> Router {
         metrics_route =
             metrics_route.layer(middleware::from_fn_with_state(state.clone(), require_token));
     }
+    // MCP: exposed agents' skills as tools, for all of them and per agent (see mcp/).
+    let mcp_service = mcp::service(state.host.clone());
+    let mcp_routes = Router::new()
+        .route_service("/mcp", mcp_service.clone())
+        .route_service("/agents/{name}/mcp", mcp_service)
+        .layer(middleware::from_fn_with_state(
+            state.host.clone(),
+            mcp::gate,
+        ));
     Router::new()
         .merge(a2a)
+        .merge(mcp_routes)
         .route("/healthz", get(healthz))
         .merge(metrics_route)
         .nest("/v1", v1)

@@ -155,27 +155,52 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<DiffLine> {
             text: format!("a2a.expose {} → {}", old.a2a.expose, new.a2a.expose),
         });
     }
-    // Authentication is a list of alternatives: a new scheme lets more clients in, dropping the
-    // last one lets everyone in.
-    let (so, sn): (BTreeSet<&String>, BTreeSet<&String>) = (
-        old.a2a.schemes().iter().collect(),
-        new.a2a.schemes().iter().collect(),
-    );
-    if so != sn {
-        let opens_up = (!so.is_empty() && sn.is_empty()) || sn.difference(&so).next().is_some();
+    if old.mcp.expose != new.mcp.expose {
         lines.push(DiffLine {
-            widens: opens_up,
-            text: format!("a2a.security {so:?} → {sn:?}"),
-        });
-    } else if new.a2a.expose && !old.a2a.expose && sn.is_empty() {
-        // Exposed with `security = []`: say so, beside the exposure itself.
-        lines.push(DiffLine {
-            widens: true,
-            text: "a2a.security [] (anyone who reaches the host may call it)".into(),
+            widens: new.mcp.expose,
+            text: format!("mcp.expose {} → {}", old.mcp.expose, new.mcp.expose),
         });
     }
+    lines.extend(security_change(
+        "a2a",
+        (old.a2a.expose, old.a2a.schemes()),
+        (new.a2a.expose, new.a2a.schemes()),
+    ));
+    lines.extend(security_change(
+        "mcp",
+        (old.mcp.expose, old.mcp.schemes()),
+        (new.mcp.expose, new.mcp.schemes()),
+    ));
     lines.sort_by_key(|l| !l.widens);
     lines
+}
+
+/// How `{section}.security` changed between `(expose, schemes)` pairs. Authentication is a list
+/// of alternatives: a new scheme lets more callers in, dropping the last one lets everyone in.
+fn security_change(
+    section: &str,
+    (old_expose, old): (bool, &[String]),
+    (new_expose, new): (bool, &[String]),
+) -> Option<DiffLine> {
+    let (so, sn): (BTreeSet<&String>, BTreeSet<&String>) =
+        (old.iter().collect(), new.iter().collect());
+    if so != sn {
+        // Schemes of an agent no longer served let nobody in.
+        let opens_up = new_expose
+            && ((!so.is_empty() && sn.is_empty()) || sn.difference(&so).next().is_some());
+        Some(DiffLine {
+            widens: opens_up,
+            text: format!("{section}.security {so:?} → {sn:?}"),
+        })
+    } else if new_expose && !old_expose && sn.is_empty() {
+        // Exposed with `security = []`: say so, beside the exposure itself.
+        Some(DiffLine {
+            widens: true,
+            text: format!("{section}.security [] (anyone who reaches the host may call it)"),
+        })
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -310,6 +335,48 @@ mod tests {
             diff(&secured, &worker)
                 .iter()
                 .any(|l| l.widens && l.text.contains("bus_skills"))
+        );
+    }
+
+    #[test]
+    fn mcp_serving_changes_are_classified() {
+        let base = "name = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n";
+        let m = |extra: &str| {
+            Manifest::parse(std::path::Path::new("a.toml"), &format!("{base}{extra}")).unwrap()
+        };
+        let hidden = m("");
+        let secured = m("[mcp]\nexpose = true\nsecurity = [\"team\"]\n");
+        let open = m("[mcp]\nexpose = true\nsecurity = []\n");
+        let exposing = diff(&hidden, &secured);
+        assert!(
+            exposing
+                .iter()
+                .any(|l| l.widens && l.text == "mcp.expose false → true")
+        );
+        assert!(
+            diff(&hidden, &open)
+                .iter()
+                .any(|l| l.widens && l.text.starts_with("mcp.security [] (anyone")),
+            "exposing to anyone says so"
+        );
+        assert!(
+            diff(&secured, &open)
+                .iter()
+                .any(|l| l.widens && l.text.starts_with("mcp.security"))
+        );
+        assert!(
+            diff(&secured, &hidden).iter().all(|l| !l.widens),
+            "hiding narrows"
+        );
+        let err = Manifest::parse(
+            std::path::Path::new("a.toml"),
+            &format!("{base}[mcp]\nexpose = true\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`mcp.expose = true` needs `mcp.security`"),
+            "{err}"
         );
     }
 }

@@ -41,6 +41,9 @@ pub struct Manifest {
     pub capabilities: Capabilities,
     #[serde(default)]
     pub a2a: A2aSection,
+    /// Serving the agent's skills as MCP tools (issue #26, work in progress).
+    #[serde(default)]
+    pub mcp: McpSection,
     #[serde(default)]
     pub rollout: Rollout,
     /// The text it was parsed from, kept for the deployment history (rollback deploys it again).
@@ -260,6 +263,32 @@ impl A2aSection {
     }
 }
 
+/// `[mcp]`: whether the host serves this agent's card skills as MCP tools (at `/mcp` and
+/// `/agents/{name}/mcp`), and to whom.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpSection {
+    pub expose: bool,
+    /// Names of the host's `[a2a.security.NAME]` schemes a caller must satisfy (any one of
+    /// them). An exposed agent must say: `security = []` serves anyone, and has to be written
+    /// out.
+    pub security: Option<Vec<String>>,
+}
+
+impl McpSection {
+    /// The schemes a caller must satisfy one of; empty: none.
+    pub fn schemes(&self) -> &[String] {
+        self.security.as_deref().unwrap_or_default()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.expose && self.security.is_none() {
+            return Err("`mcp.expose = true` needs `mcp.security`: name the host's schemes a caller must satisfy (`security = [\"team\"]`), or write `security = []` to serve anyone".into());
+        }
+        Ok(())
+    }
+}
+
 fn digest<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let text = String::deserialize(d)?;
     let hex = text.strip_prefix("sha256:").unwrap_or_default();
@@ -351,7 +380,8 @@ impl Manifest {
         self.validate_delivery()?;
         self.limits.validate()?;
         self.capabilities.validate()?;
-        self.a2a.validate()
+        self.a2a.validate()?;
+        self.mcp.validate()
     }
 
     fn validate_subscriptions(&self) -> Result<(), String> {

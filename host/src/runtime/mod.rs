@@ -46,6 +46,9 @@ pub enum LoadError {
     WrongWorld(String),
     #[error("component {0}")]
     Import(String),
+    /// The card it returned cannot be served: a skill's declared input schema is broken.
+    #[error("card(): {0}")]
+    Card(String),
 }
 
 /// The run-time checks an engine performs. `serve` always interrupts guests by epoch (the

@@ -22,8 +22,15 @@ export function card(
   version: string,
   options?: { description?: string; skills?: Skill[] },
 ): Card;
+export const INPUT_SCHEMA_TAG: string;
 export function skill(
   id: string,
   name: string,
-  options?: { description?: string; tags?: string[]; examples?: string[] },
+  options?: {
+    description?: string;
+    tags?: string[];
+    examples?: string[];
+    /** A JSON Schema with `type: "object"`: what the skill takes as an MCP tool. */
+    inputSchema?: Record<string, unknown>;
+  },
 ): Skill;

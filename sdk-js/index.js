@@ -222,7 +222,28 @@ export function card(name, version, { description = "", skills = [] } = {}) {
   return { name, description, version, skills };
 }
 
-/** A skill of a card. */
-export function skill(id, name, { description = "", tags = [], examples = [] } = {}) {
-  return { id, name, description, tags, examples };
+/**
+ * The tag prefix that carries a skill's input schema: the WIT `skill` record (contract 0.1.0)
+ * has no field for it, and the host takes this tag out of the card it shows.
+ */
+export const INPUT_SCHEMA_TAG = "agenthost:input-schema=";
+
+/**
+ * A skill of a card. `inputSchema` (a JSON Schema of `type: "object"`) declares what the skill
+ * takes as an MCP tool: the host refuses arguments that fail it, and the agent receives them as
+ * one data part (`messageData`). Without one, the tool takes `{ text }` and the agent a text part.
+ */
+export function skill(
+  id,
+  name,
+  { description = "", tags = [], examples = [], inputSchema = undefined } = {},
+) {
+  const allTags = tags.filter((t) => !t.startsWith(INPUT_SCHEMA_TAG));
+  if (inputSchema !== undefined) {
+    if (inputSchema === null || typeof inputSchema !== "object" || inputSchema.type !== "object") {
+      throw new TypeError(`skill ${id}: inputSchema must be a JSON Schema with type "object"`);
+    }
+    allTags.push(INPUT_SCHEMA_TAG + JSON.stringify(inputSchema));
+  }
+  return { id, name, description, tags: allTags, examples };
 }

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
+  INPUT_SCHEMA_TAG,
   decodeText,
   encodeText,
   eventJson,
@@ -10,6 +11,7 @@ import {
   messageText,
   reject,
   retry,
+  skill,
   textReply,
   toBytes,
 } from "../index.js";
@@ -78,4 +80,12 @@ test("payloads, replies and message text", () => {
   assert.equal(reply.state, "completed");
   assert.equal(messageText(reply.message), "hi");
   assert.deepEqual(reply.message.parts[1], { tag: "data", val: '{"n":1}' });
+});
+
+test("a skill's input schema travels as one tag, and must describe an object", () => {
+  const schema = { type: "object", properties: { sku: { type: "string" } }, required: ["sku"] };
+  const s = skill("quote", "Quote", { tags: ["pricing"], inputSchema: schema });
+  assert.deepEqual(s.tags, ["pricing", INPUT_SCHEMA_TAG + JSON.stringify(schema)]);
+  assert.deepEqual(skill("x", "X").tags, []);
+  assert.throws(() => skill("x", "X", { inputSchema: { type: "string" } }), /skill x: inputSchema/);
 });

@@ -67,7 +67,9 @@
 //!
 //! # A2A
 //!
-//! A message whose text is a product id is answered with its last known price.
+//! A message whose text is a product id, or whose data part is `{"product": "sku-1"}` (what the
+//! `last-price` skill's input schema asks of an MCP client), is answered with its last known
+//! price: a text part, and a data part `{"product": …, "price": … or null}`.
 //!
 //! # Config
 //!
@@ -108,7 +110,15 @@ impl Agent for PriceAnalysis {
                 Skill::new("last-price", "Last known price")
                     .description("Answers a product id with its last known price")
                     .tag("pricing")
-                    .example("sku-1"),
+                    .example("sku-1")
+                    // As an MCP tool (`price-analysis.last-price`) it takes `{"product": …}`.
+                    .input_schema(serde_json::json!({
+                        "type": "object",
+                        "properties": {
+                            "product": { "type": "string", "description": "A product id, e.g. sku-1" }
+                        },
+                        "required": ["product"]
+                    })),
             )
     }
 
@@ -161,17 +171,31 @@ impl Agent for PriceAnalysis {
     }
 
     fn on_message(message: Message) -> Result<Reply, Failure> {
-        let product = message.text().trim().to_string();
+        // A product id as text (A2A), or `{"product": …}` as data (the MCP tool's arguments).
+        let asked: Option<serde_json::Value> = message
+            .data()
+            .next()
+            .and_then(|d| serde_json::from_str(d).ok());
+        let product = match asked.as_ref().and_then(|v| v["product"].as_str()) {
+            Some(product) => product.trim().to_string(),
+            None => message.text().trim().to_string(),
+        };
         if product.is_empty() {
             return Ok(Reply::text(
                 "send a product id (e.g. sku-1) to get its last known price",
             ));
         }
-        let answer = match load_last_price(&analysis::state_key(&product))? {
+        let last = load_last_price(&analysis::state_key(&product))?;
+        let answer = match &last {
             Some(last) => format!("{product}: last known price {}", last.price),
             None => format!("{product}: no price known"),
         };
-        Ok(Reply::text(answer))
+        let data = serde_json::json!({ "product": product, "price": last.map(|l| l.price) });
+        let mut reply = Reply::text(answer);
+        if let Some(message) = reply.message.as_mut() {
+            message.parts.push(Part::Data(data.to_string()));
+        }
+        Ok(reply)
     }
 }
 

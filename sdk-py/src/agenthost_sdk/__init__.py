@@ -173,16 +173,33 @@ def text_reply(text: str, data: Any = None) -> types.Reply:
     return types.Reply(message=message, artifacts=[], state=types.TaskState.COMPLETED)
 
 
+#: The tag prefix that carries a skill's input schema: the WIT ``skill`` record (contract
+#: 0.1.0) has no field for it, and the host takes this tag out of the card it shows.
+INPUT_SCHEMA_TAG = "agenthost:input-schema="
+
+
 def skill(
     id: str,
     name: str,
     description: str = "",
     tags: Iterable[str] = (),
     examples: Iterable[str] = (),
+    input_schema: dict[str, Any] | None = None,
 ) -> types.Skill:
-    """A skill of a card."""
+    """A skill of a card.
+
+    ``input_schema`` (a JSON Schema with ``"type": "object"``) declares what the skill takes as
+    an MCP tool: the host refuses arguments that fail it, and the agent receives them as one
+    data part (``message_data``). Without one, the tool takes ``{"text": ...}`` and the agent a
+    text part.
+    """
+    all_tags = [t for t in tags if not t.startswith(INPUT_SCHEMA_TAG)]
+    if input_schema is not None:
+        if not isinstance(input_schema, dict) or input_schema.get("type") != "object":
+            raise TypeError(f'skill {id}: input_schema must be a JSON Schema with "type": "object"')
+        all_tags.append(INPUT_SCHEMA_TAG + json.dumps(input_schema, separators=(",", ":")))
     return types.Skill(
-        id=id, name=name, description=description, tags=list(tags), examples=list(examples)
+        id=id, name=name, description=description, tags=all_tags, examples=list(examples)
     )
 
 

@@ -5,22 +5,10 @@
 
 use agenthost_tests::*;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// `examples/pricing`: the MCP servers the example runs (Python `mcp` SDK).
-fn pricing_example() -> PathBuf {
-    workspace_root().join("examples/pricing")
-}
-
 fn mcp_server(name: &str, script: &str, extra: &[&str]) -> String {
-    let script = pricing_example().join(script).display().to_string();
-    let mut command = vec!["python3", script.as_str()];
-    command.extend_from_slice(extra);
-    format!(
-        "[mcp.servers.{name}]\ncommand = {}\n",
-        peers::toml_array(&command)
-    )
+    peers::pricing_mcp_server(name, script, extra)
 }
 
 const PRICE_COLLECTOR: &str = r#"

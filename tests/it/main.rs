@@ -11,6 +11,7 @@ mod hostile;
 mod kafka;
 mod languages;
 mod mcp;
+mod mcp_server;
 mod orchestrator;
 mod sandbox;
 mod scaffold;

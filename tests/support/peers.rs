@@ -29,6 +29,19 @@ pub fn probe_server() -> PathBuf {
     peers_dir().join("probe_mcp_server.py")
 }
 
+/// `[mcp.servers.NAME]` for one of the pricing example's MCP servers (`examples/pricing/SCRIPT`,
+/// Python `mcp` SDK, over stdio), with extra arguments.
+pub fn pricing_mcp_server(name: &str, script: &str, extra: &[&str]) -> String {
+    let script = crate::workspace_root()
+        .join("examples/pricing")
+        .join(script)
+        .display()
+        .to_string();
+    let mut command = vec!["python3", script.as_str()];
+    command.extend_from_slice(extra);
+    format!("[mcp.servers.{name}]\ncommand = {}\n", toml_array(&command))
+}
+
 /// A TOML array literal of strings.
 pub fn toml_array(items: &[&str]) -> String {
     let quoted: Vec<String> = items

@@ -9,13 +9,8 @@
 
 mod common;
 
-use agenthost::config::HostConfig;
-use agenthost::host::Host;
-use agenthost::http::{AppState, router};
-use common::{free_port, p50_p99};
+use common::{ChildProcess, InProcessHost, free_port, p50_p99, plugin};
 use serde_json::json;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CONCURRENCY: usize = 8;
@@ -72,67 +67,25 @@ async fn load(endpoint: &str) -> anyhow::Result<(f64, f64, f64)> {
     Ok((rate, p50, p99))
 }
 
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned();
-    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), Into::into);
-    let echo = target.join("plugins/echo.wasm");
-    anyhow::ensure!(
-        echo.exists(),
-        "{} is missing: run `cargo xtask bench`",
-        echo.display()
-    );
-
+    let echo = plugin("echo")?;
     // The Python a2a-sdk server with its echo agent.
     let python_port = free_port()?;
-    let _python = Child(
-        std::process::Command::new("python3")
-            .arg(root.join("tests/peers/a2a_echo_server.py"))
-            .arg(python_port.to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?,
-    );
-
-    let scratch = std::env::temp_dir().join(format!("agenthost-a2a-bench-{}", std::process::id()));
-    std::fs::create_dir_all(scratch.join("agents"))?;
-    std::fs::write(
-        scratch.join("agents/echo.toml"),
-        format!(
-            "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[capabilities]\npublish = [\"x.y.v1\"]\nconfig = {{ out = \"x.y.v1\" }}\n[a2a]\nexpose = true\nsecurity = []\n",
-            echo.display()
-        ),
-    )?;
-    let port = free_port()?;
-    let config = HostConfig::parse(
-        &scratch.join("agenthost.toml"),
-        &format!("listen = \"127.0.0.1:{port}\"\n[runtime]\ncache = false\n"),
-    )?;
-
+    let _python = ChildProcess::python_peer("a2a_echo_server.py", python_port)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        let host: Arc<Host> = Host::open(config).await?;
-        let app = router(AppState {
-            host: host.clone(),
-            token: None,
-        });
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        host.deploy_configured().await;
-
+    rt.block_on(async {
+        let served = InProcessHost::start(
+            "echo",
+            &format!(
+                "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"{}\"\n[capabilities]\npublish = [\"x.y.v1\"]\nconfig = {{ out = \"x.y.v1\" }}\n[a2a]\nexpose = true\nsecurity = []\n",
+                echo.display()
+            ),
+        )
+        .await?;
+        let port = served.port;
         let card = format!("http://127.0.0.1:{python_port}/.well-known/agent-card.json");
         let started = Instant::now();
         while reqwest::get(&card)
@@ -171,9 +124,7 @@ fn main() -> anyhow::Result<()> {
             p50 / py_p50,
             p99 / py_p99
         );
-        host.shutdown(Duration::from_secs(5)).await;
+        served.stop().await;
         anyhow::Ok(())
-    });
-    let _ = std::fs::remove_dir_all(&scratch);
-    result
+    })
 }

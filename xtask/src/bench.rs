@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: the benchmarks of docs/benchmarks.md, each printing a baseline
 //! measured in the same run and the ratio to it. Release builds; expect a long first build.
-//! Arguments select benchmarks by name (`dispatch`, `mcp_call`, `a2a_send`, `kafka_pipe`, `lifecycle`, `audit_log`, `first_output`); none runs them all.
+//! Arguments select benchmarks by name (`dispatch`, `mcp_call`, `a2a_send`, `mcp_serve`, `kafka_pipe`, `lifecycle`, `audit_log`, `first_output`); none runs them all.
 
 use crate::{peers, plugins, workspace};
 use anyhow::{Result, bail};
@@ -15,6 +15,10 @@ const BENCHES: &[(&str, &str)] = &[
     (
         "a2a_send",
         "S6: A2A SendMessage through the host vs the Python a2a-sdk server",
+    ),
+    (
+        "mcp_serve",
+        "MCP server: tools/call through the host vs the Python SDK's MCPServer (FastMCP)",
     ),
     (
         "kafka_pipe",

@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The allocator the `agenthost` binary runs with (src/main.rs), so benchmarks measure it.
 #[global_allocator]
@@ -64,4 +66,105 @@ pub fn process_cpu(pid: u32) -> anyhow::Result<std::time::Duration> {
     Ok(std::time::Duration::from_millis(
         (ticks(11)? + ticks(12)?) * 10,
     ))
+}
+
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+/// `target/plugins/NAME.wasm` (as `cargo xtask plugins` builds it), which must exist.
+pub fn plugin(name: &str) -> anyhow::Result<PathBuf> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map_or_else(|_| workspace_root().join("target"), Into::into);
+    let path = target.join(format!("plugins/{name}.wasm"));
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing: run `cargo xtask bench`",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// A child process killed when dropped.
+pub struct ChildProcess(pub std::process::Child);
+
+impl ChildProcess {
+    /// `python3 tests/peers/SCRIPT PORT`, quiet.
+    pub fn python_peer(script: &str, port: u16) -> anyhow::Result<Self> {
+        Ok(Self(
+            std::process::Command::new("python3")
+                .arg(workspace_root().join("tests/peers").join(script))
+                .arg(port.to_string())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()?,
+        ))
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something listens on the loopback `port`.
+pub async fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// A host in this process serving its HTTP router on a loopback port, with one agent deployed
+/// from `manifest` (no artifact cache: every run compiles).
+pub struct InProcessHost {
+    pub host: Arc<agenthost::host::Host>,
+    pub port: u16,
+    scratch: PathBuf,
+}
+
+impl InProcessHost {
+    pub async fn start(name: &str, manifest: &str) -> anyhow::Result<Self> {
+        let scratch =
+            std::env::temp_dir().join(format!("agenthost-{name}-bench-{}", std::process::id()));
+        std::fs::create_dir_all(scratch.join("agents"))?;
+        std::fs::write(scratch.join(format!("agents/{name}.toml")), manifest)?;
+        let port = free_port()?;
+        let config = agenthost::config::HostConfig::parse(
+            &scratch.join("agenthost.toml"),
+            &format!("listen = \"127.0.0.1:{port}\"\n[runtime]\ncache = false\n"),
+        )?;
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let host = agenthost::host::Host::open(config).await?;
+        let app = agenthost::http::router(agenthost::http::AppState {
+            host: host.clone(),
+            token: None,
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        host.deploy_configured().await;
+        Ok(Self {
+            host,
+            port,
+            scratch,
+        })
+    }
+
+    pub async fn stop(self) {
+        self.host.shutdown(Duration::from_secs(5)).await;
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
 }

@@ -248,6 +248,21 @@ pub fn run(args: Vec<String>) -> Result<()> {
         missing.push(format!("trace {traced}"));
     }
 
+    println!(
+        "\n==> MCP: an MCP client (the official Python SDK, examples/pricing/ask_over_mcp.py) calls price-analysis.last-price at http://{ADDRESS}/mcp"
+    );
+    let asked = Command::new("python3")
+        .arg(example.join("ask_over_mcp.py"))
+        .arg(format!("http://{ADDRESS}/mcp"))
+        .arg("sku-1")
+        .output()?;
+    let answer = String::from_utf8_lossy(&asked.stdout);
+    print!("{answer}");
+    if !asked.status.success() || !answer.contains("sku-1: last known price") {
+        println!("  !! {}", String::from_utf8_lossy(&asked.stderr).trim());
+        missing.push("the MCP tool's answer".into());
+    }
+
     if options.once {
         drop(follower);
         if !missing.is_empty() {
@@ -267,6 +282,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
          \x20 target/debug/agenthost send order-update '{{\"product\": \"sku-7\", \"recommendation\": \"raise\", \"suggested_price\": 12.5}}'\n\
          \x20 target/debug/agenthost consume ecommerce.order-updated.v1 --from-beginning\n\
          \x20 target/debug/agenthost audit --denied\n\
+         \x20 python3 examples/pricing/ask_over_mcp.py http://{ADDRESS}/mcp sku-5   (an MCP client)\n\
          \x20 curl -s http://{ADDRESS}/metrics | grep agenthost_invocations\n\
          \x20 tail -f {}",
         log_path.display()

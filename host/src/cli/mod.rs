@@ -7,6 +7,7 @@ mod build;
 mod client;
 mod dev;
 mod inspect;
+mod mcp_probe;
 mod mcp_stdio;
 mod new;
 mod project;
@@ -132,6 +133,31 @@ enum Command {
         format: Format,
         #[command(flatten)]
         host: HostArgs,
+    },
+    /// Connect the host's MCP client to one server — from the host config, a URL or a command —
+    /// print its revision, name and tools, and call a tool if asked.
+    McpProbe {
+        /// A server of the host config (`[mcp.servers.NAME]`).
+        #[arg(conflicts_with_all = ["url", "command"])]
+        server: Option<String>,
+        /// The host config the NAME is in (default: ./agenthost.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A streamable HTTP server's endpoint.
+        #[arg(long, conflicts_with = "command")]
+        url: Option<String>,
+        /// The revision to speak: auto (2026-07-28, falling back to 2025-11-25) or one of them.
+        #[arg(long, value_name = "auto|2026-07-28|2025-11-25")]
+        protocol: Option<String>,
+        /// Call this tool after listing.
+        #[arg(long)]
+        tool: Option<String>,
+        /// The tool's arguments, a JSON object.
+        #[arg(long = "args", value_name = "JSON", requires = "tool")]
+        arguments: Option<String>,
+        /// A stdio server's command line, after `--`.
+        #[arg(last = true)]
+        command: Vec<String>,
     },
     /// Serve a running host's MCP tools on stdin/stdout, for MCP clients that launch a command
     /// (desktop assistants, IDEs). Logs go to stderr.
@@ -337,6 +363,26 @@ pub fn main() -> ExitCode {
                 host,
             } => client::history(&host, &agent, format).await,
             Command::Agents { format, host } => client::agents(&host, format).await,
+            Command::McpProbe {
+                server,
+                config,
+                url,
+                protocol,
+                tool,
+                arguments,
+                command,
+            } => {
+                mcp_probe::run(mcp_probe::ProbeArgs {
+                    server: server.as_deref(),
+                    config: config.as_deref(),
+                    url: url.as_deref(),
+                    command: &command,
+                    protocol: protocol.as_deref(),
+                    tool: tool.as_deref(),
+                    arguments: arguments.as_deref(),
+                })
+                .await
+            }
             Command::McpStdio {
                 agent,
                 bearer,

@@ -33,6 +33,21 @@ const MIN_ATTEMPT_SPACING: Duration = Duration::from_secs(1);
 /// A connection that lived this long resets the backoff: the server was healthy.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 
+/// Why a connection attempt failed: the server was not reached (not started, not listening,
+/// misconfigured), or it was and the handshake failed.
+enum Handshake {
+    Unreached(String),
+    Refused(String),
+}
+
+impl Handshake {
+    fn message(&self) -> &str {
+        match self {
+            Self::Unreached(m) | Self::Refused(m) => m,
+        }
+    }
+}
+
 /// Why a server cannot be used right now; the text is what the agent receives in `failed`.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("MCP server {server:?} is unavailable: {reason}")]
@@ -320,24 +335,22 @@ impl McpServer {
             },
             McpProtocol::V2025_11_25 => ClientLifecycleMode::Initialize,
         };
-        let running = match (&self.config.command, &self.config.url) {
-            (Some(command), _) => {
-                let transport = self.spawn_child(command)?;
-                handler
-                    .serve_with_lifecycle(transport, lifecycle)
-                    .await
-                    .map_err(|e| format!("handshake failed: {}", root_cause(&e)))?
-            }
-            (None, Some(url)) => {
-                // Configuration problems (a missing secret) before network ones.
-                let transport = self.http_transport(url)?;
-                reachable(url).await?;
-                handler
-                    .serve_with_lifecycle(transport, lifecycle)
-                    .await
-                    .map_err(|e| format!("handshake with {url} failed: {}", root_cause(&e)))?
-            }
-            (None, None) => return Err("neither `command` nor `url` is configured".into()),
+        let running = match self.handshake(handler.clone(), lifecycle).await {
+            Ok(running) => running,
+            // Some servers of the 2025 revisions answer the unknown `server/discover` with an
+            // empty result instead of an error, which rmcp does not take for "legacy"; a fresh
+            // connection with the 2025-11-25 handshake reaches them. A server that could not
+            // be reached or started is not tried again.
+            Err(Handshake::Refused(discover)) if self.config.protocol == McpProtocol::Auto => self
+                .handshake(handler, ClientLifecycleMode::Initialize)
+                .await
+                .map_err(|initialize| {
+                    format!(
+                        "{discover}; with the 2025-11-25 handshake: {}",
+                        initialize.message()
+                    )
+                })?,
+            Err(e) => return Err(e.message().to_owned()),
         };
         let peer = running.peer().clone();
         let info = peer.peer_info();
@@ -360,6 +373,42 @@ impl McpServer {
                 since: SystemTime::now(),
             }),
         ))
+    }
+
+    /// A new transport (a child process or an HTTP session) and the handshake over it.
+    async fn handshake(
+        &self,
+        handler: ClientSide,
+        lifecycle: ClientLifecycleMode,
+    ) -> Result<RunningService<RoleClient, ClientSide>, Handshake> {
+        match (&self.config.command, &self.config.url) {
+            (Some(command), _) => {
+                let transport = self.spawn_child(command).map_err(Handshake::Unreached)?;
+                handler
+                    .serve_with_lifecycle(transport, lifecycle)
+                    .await
+                    .map_err(|e| {
+                        Handshake::Refused(format!("handshake failed: {}", root_cause(&e)))
+                    })
+            }
+            (None, Some(url)) => {
+                // Configuration problems (a missing secret) before network ones.
+                let transport = self.http_transport(url).map_err(Handshake::Unreached)?;
+                reachable(url).await.map_err(Handshake::Unreached)?;
+                handler
+                    .serve_with_lifecycle(transport, lifecycle)
+                    .await
+                    .map_err(|e| {
+                        Handshake::Refused(format!(
+                            "handshake with {url} failed: {}",
+                            root_cause(&e)
+                        ))
+                    })
+            }
+            (None, None) => Err(Handshake::Unreached(
+                "neither `command` nor `url` is configured".into(),
+            )),
+        }
     }
 
     fn spawn_child(

@@ -652,10 +652,13 @@ fn mcp_probe_lists_and_calls_a_configured_server_through_the_hosts_client() {
 }
 
 /// The client scenarios of the official conformance suite (`@modelcontextprotocol/conformance`,
-/// Node 22) that a client of tools takes part in, with `agenthost mcp-probe` as the client
-/// (`tests/peers/conformance_client.sh`). `elicitation-sep1034-client-defaults` does not apply:
-/// the host offers servers no elicitation (nor sampling or roots), so an agent's tool call
-/// cannot make it act on a server's behalf.
+/// Node 22) that a client of tools without a browser takes part in, with `agenthost mcp-probe`
+/// as the client (`tests/peers/conformance_client.sh`): the handshake, a tool call, resuming a
+/// closed stream, OAuth client credentials (metadata discovery, `client_secret_basic`, the
+/// token on every request) and refusing a server whose metadata names another resource. Not
+/// applicable (docs/mcp.md): `elicitation-sep1034-client-defaults` (the host offers servers no
+/// elicitation), the authorization-code scenarios (a browser's flow), and
+/// `auth/client-credentials-jwt` (`private_key_jwt` is not supported).
 #[test]
 fn the_conformance_suites_client_scenarios_pass_against_the_hosts_client() {
     let node_modules = peers::peers_dir().join("node_modules");
@@ -663,7 +666,13 @@ fn the_conformance_suites_client_scenarios_pass_against_the_hosts_client() {
     let suite = node_modules.join("@modelcontextprotocol/conformance/dist/index.js");
     let driver = peers::peers_dir().join("conformance_client.sh");
     let mut failed = Vec::new();
-    for scenario in ["initialize", "tools_call", "sse-retry"] {
+    for scenario in [
+        "initialize",
+        "tools_call",
+        "sse-retry",
+        "auth/client-credentials-basic",
+        "auth/resource-mismatch",
+    ] {
         let out = std::process::Command::new(&node22)
             // Its mock servers would listen on every interface: keep them on loopback.
             .arg("--require")

@@ -318,12 +318,29 @@ pub struct McpServerConfig {
     /// `start`: connect when the host starts; `lazy`: on the first call.
     #[serde(default)]
     pub connect: McpConnect,
+    /// OAuth for a streamable HTTP server behind an authorization server.
+    #[serde(default)]
+    pub oauth: Option<McpOAuthConfig>,
     /// `auto` tries the 2026-07-28 revision and falls back to 2025-11-25; a revision pins it.
     #[serde(default)]
     pub protocol: McpProtocol,
     /// Bound on establishing a connection (spawn or TCP, and the handshake).
     #[serde(default = "default_mcp_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
+}
+
+/// `[mcp.servers.NAME.oauth]`: the client credentials grant (docs/mcp.md, "Servers behind
+/// OAuth"). The secret stays out of the file.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct McpOAuthConfig {
+    /// The client id the authorization server registered for this host.
+    pub client_id: String,
+    /// The environment variable holding the client secret.
+    pub client_secret_env: String,
+    /// Scopes to ask for; empty: whatever the authorization server grants by default.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 fn default_mcp_connect_timeout() -> Duration {
@@ -499,6 +516,11 @@ impl HostConfig {
                             "`mcp.servers.{name}.headers_env` applies to HTTP servers (`url`), not to `command`"
                         ));
                     }
+                    if server.oauth.is_some() {
+                        return Err(format!(
+                            "`mcp.servers.{name}.oauth` applies to HTTP servers (`url`), not to `command`"
+                        ));
+                    }
                 }
                 (None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {
                     if server.cwd.is_some() || !server.env.is_empty() {
@@ -512,6 +534,18 @@ impl HostConfig {
                                 "`mcp.servers.{name}.headers_env`: {header:?} is not a valid HTTP header name"
                             ));
                         }
+                        if server.oauth.is_some() && header.eq_ignore_ascii_case("authorization") {
+                            return Err(format!(
+                                "`mcp.servers.{name}`: `headers_env` sets Authorization, which `oauth` owns"
+                            ));
+                        }
+                    }
+                    if let Some(oauth) = &server.oauth
+                        && (oauth.client_id.is_empty() || oauth.client_secret_env.is_empty())
+                    {
+                        return Err(format!(
+                            "`mcp.servers.{name}.oauth` needs `client_id` and `client_secret_env` (the variable holding the secret)"
+                        ));
                     }
                 }
                 (Some(_), None) => {
@@ -643,6 +677,30 @@ headers_env = { Authorization = "SEARCH_AUTH" }
         assert_eq!(search.headers_env["Authorization"], "SEARCH_AUTH");
     }
 
+    #[test]
+    fn oauth_is_for_http_servers_and_owns_authorization() {
+        let p = Path::new("agenthost.toml");
+        let ok = HostConfig::parse(
+            p,
+            "[mcp.servers.search]\nurl = \"https://search.example/mcp\"\n[mcp.servers.search.oauth]\nclient_id = \"host\"\nclient_secret_env = \"SEARCH_SECRET\"\nscopes = [\"search\"]\n",
+        )
+        .unwrap();
+        let oauth = ok.mcp.servers["search"].oauth.as_ref().unwrap();
+        assert_eq!((oauth.client_id.as_str(), oauth.scopes.len()), ("host", 1));
+        let err = |text: &str| HostConfig::parse(p, text).unwrap_err().to_string();
+        assert!(
+            err("[mcp.servers.s]\ncommand = [\"x\"]\n[mcp.servers.s.oauth]\nclient_id = \"h\"\nclient_secret_env = \"S\"\n")
+                .contains("`mcp.servers.s.oauth` applies to HTTP servers")
+        );
+        assert!(
+            err("[mcp.servers.s]\nurl = \"http://a/mcp\"\nheaders_env = { authorization = \"A\" }\n[mcp.servers.s.oauth]\nclient_id = \"h\"\nclient_secret_env = \"S\"\n")
+                .contains("sets Authorization, which `oauth` owns")
+        );
+        assert!(
+            err("[mcp.servers.s]\nurl = \"http://a/mcp\"\n[mcp.servers.s.oauth]\nclient_id = \"h\"\nclient_secret_env = \"\"\n")
+                .contains("needs `client_id` and `client_secret_env`")
+        );
+    }
     #[test]
     fn an_empty_file_means_every_default() {
         let c = HostConfig::parse(Path::new("dir/agenthost.toml"), "").unwrap();

@@ -14,8 +14,8 @@ mod topic;
 pub use agent_name::AgentName;
 pub use host::{
     A2aConfig, A2aPeer, A2aScheme, A2aSchemeKind, AdminConfig, AuditConfig, BusConfig, BusKind,
-    HostConfig, HttpConfig, KafkaConfig, LocalBusConfig, McpConnect, McpProtocol, McpServerConfig,
-    RuntimeConfig, TelemetryConfig,
+    HostConfig, HttpConfig, KafkaConfig, LocalBusConfig, McpConnect, McpOAuthConfig, McpProtocol,
+    McpServerConfig, RuntimeConfig, TelemetryConfig,
 };
 pub use http_rule::HttpRule;
 pub use pattern::TopicPattern;

@@ -7,6 +7,7 @@
 //! turns into `failed` for the agent — retried and eventually dead-lettered by delivery —
 //! rather than into a hang.
 
+use super::oauth::{HttpClient, OAuthHttp};
 use crate::config::{McpConnect, McpProtocol, McpServerConfig};
 use crate::metrics::Metrics;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
@@ -393,16 +394,22 @@ impl McpServer {
             }
             (None, Some(url)) => {
                 // Configuration problems (a missing secret) before network ones.
-                let transport = self.http_transport(url).map_err(Handshake::Unreached)?;
+                let (transport, oauth) = self.http_transport(url).map_err(Handshake::Unreached)?;
                 reachable(url).await.map_err(Handshake::Unreached)?;
                 handler
                     .serve_with_lifecycle(transport, lifecycle)
                     .await
                     .map_err(|e| {
-                        Handshake::Refused(format!(
-                            "handshake with {url} failed: {}",
-                            root_cause(&e)
-                        ))
+                        // Without a token no handshake gets further: say why, once.
+                        match oauth.and_then(|o| o.token_failure()) {
+                            Some(why) => Handshake::Unreached(format!(
+                                "cannot obtain an OAuth token for {url}: {why}"
+                            )),
+                            None => Handshake::Refused(format!(
+                                "handshake with {url} failed: {}",
+                                root_cause(&e)
+                            )),
+                        }
                     })
             }
             (None, None) => Err(Handshake::Unreached(
@@ -463,7 +470,13 @@ impl McpServer {
     fn http_transport(
         &self,
         url: &str,
-    ) -> Result<rmcp::transport::StreamableHttpClientTransport<reqwest::Client>, String> {
+    ) -> Result<
+        (
+            rmcp::transport::StreamableHttpClientTransport<HttpClient>,
+            Option<OAuthHttp>,
+        ),
+        String,
+    > {
         use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
         let mut headers = std::collections::HashMap::new();
         for (header, variable) in &self.config.headers_env {
@@ -482,11 +495,28 @@ impl McpServer {
             .connect_timeout(self.config.connect_timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let (client, oauth_client) = match &self.config.oauth {
+            None => (HttpClient::Plain(client), None),
+            Some(oauth) => {
+                let variable = &oauth.client_secret_env;
+                let secret = std::env::var(variable)
+                    .ok()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| {
+                        format!(
+                            "oauth: environment variable {variable} (the client secret) is not set"
+                        )
+                    })?;
+                let oauth = OAuthHttp::new(client, url, oauth, secret);
+                (HttpClient::OAuth(oauth.clone()), Some(oauth))
+            }
+        };
         let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
             .custom_headers(headers)
             .reinit_on_expired_session(true);
-        Ok(rmcp::transport::StreamableHttpClientTransport::with_client(
-            client, config,
+        Ok((
+            rmcp::transport::StreamableHttpClientTransport::with_client(client, config),
+            oauth_client,
         ))
     }
 

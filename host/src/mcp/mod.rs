@@ -3,6 +3,7 @@
 //! (`capabilities::mcp`), which checks their grants first.
 
 mod connection;
+mod oauth;
 
 pub use connection::{Connection, McpServer, ServerStatus, Unavailable};
 

@@ -15,7 +15,7 @@ use crate::agent::AgentVersion;
 use crate::host::Host;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -187,13 +187,7 @@ pub async fn rpc(
             })),
         )
             .into_response();
-        for scheme in &schemes {
-            if let Ok(value) = scheme.challenge().parse() {
-                response
-                    .headers_mut()
-                    .append(header::WWW_AUTHENTICATE, value);
-            }
-        }
+        super::append_challenges(&mut response, schemes.iter().map(|s| s.challenge()));
         return response;
     }
 

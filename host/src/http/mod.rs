@@ -27,6 +27,17 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
 
+/// Adds a `WWW-Authenticate` header per challenge to a refusal (A2A's and MCP's 401s).
+fn append_challenges(response: &mut Response, challenges: impl IntoIterator<Item = String>) {
+    for challenge in challenges {
+        if let Ok(value) = challenge.parse() {
+            response
+                .headers_mut()
+                .append(header::WWW_AUTHENTICATE, value);
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub host: Arc<Host>,

@@ -21,7 +21,7 @@ use crate::audit::{AuditEntry, Outcome};
 use crate::host::Host;
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::StreamableHttpService;
@@ -225,27 +225,17 @@ fn unauthorized(schemes: &[&ResolvedScheme], why: &str) -> Response {
     let mut names: Vec<&str> = schemes.iter().map(|s| s.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
-    let mut response = (
+    let mut response = rpc_error(
         StatusCode::UNAUTHORIZED,
-        Json(json!({
-            "jsonrpc": "2.0",
-            "id": null,
-            "error": { "code": -32600, "message": format!(
-                "authentication required: the request has {why}; present the credential of one of {names:?}"
-            )},
-        })),
-    )
-        .into_response();
+        -32600,
+        format!(
+            "authentication required: the request has {why}; present the credential of one of {names:?}"
+        ),
+    );
     let mut challenges: Vec<String> = schemes.iter().map(|s| s.challenge()).collect();
     challenges.sort();
     challenges.dedup();
-    for challenge in challenges {
-        if let Ok(value) = challenge.parse() {
-            response
-                .headers_mut()
-                .append(header::WWW_AUTHENTICATE, value);
-        }
-    }
+    super::append_challenges(&mut response, challenges);
     response
 }
 

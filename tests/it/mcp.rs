@@ -673,16 +673,36 @@ fn the_conformance_suites_client_scenarios_pass_against_the_hosts_client() {
         "auth/client-credentials-basic",
         "auth/resource-mismatch",
     ] {
-        let out = std::process::Command::new(&node22)
-            // Its mock servers would listen on every interface: keep them on loopback.
-            .arg("--require")
-            .arg(peers::peers_dir().join("bind_loopback.cjs"))
-            .arg(&suite)
-            .args(["client", "--command", &format!("sh {}", driver.display())])
-            .args(["--scenario", scenario])
-            .env("AGENTHOST", agenthost_bin())
-            .output()
-            .expect("run the conformance suite");
+        let run = || {
+            std::process::Command::new(&node22)
+                // Its mock servers would listen on every interface: keep them on loopback.
+                .arg("--require")
+                .arg(peers::peers_dir().join("bind_loopback.cjs"))
+                .arg(&suite)
+                .args(["client", "--command", &format!("sh {}", driver.display())])
+                .args(["--scenario", scenario])
+                .env("AGENTHOST", agenthost_bin())
+                .output()
+                .expect("run the conformance suite")
+        };
+        let mut out = run();
+        // `sse-retry` takes any GET that arrives while the tool call is pending for the
+        // reconnection it waits for. The client also opens the standalone GET stream the
+        // transport allows right after the handshake; on a loaded machine that GET can reach
+        // the mock server after the tools/call POST, which then answers on it, so the client
+        // never needs to reconnect and the scenario reports its timing checks as unmeasured.
+        // That interleaving (a GET without Last-Event-ID answered with the tool result) says
+        // nothing about the client: run the scenario again, a bounded number of times.
+        for _ in 0..3 {
+            let report = describe(&out);
+            let answered_on_the_standalone_stream = report
+                .contains("Sent tool response on GET stream")
+                && !report.contains("(Last-Event-ID:");
+            if !answered_on_the_standalone_stream {
+                break;
+            }
+            out = run();
+        }
         // It reports on stderr or stdout, depending on the version; "0/0" (a client that never
         // connected) is not a pass.
         let report = describe(&out);
@@ -690,7 +710,7 @@ fn the_conformance_suites_client_scenarios_pass_against_the_hosts_client() {
             || !report.contains("OVERALL: PASSED")
             || report.contains("Passed: 0/0")
         {
-            failed.push(format!("{scenario}: {}", describe(&out)));
+            failed.push(format!("{scenario}: {report}"));
         }
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));

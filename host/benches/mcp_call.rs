@@ -125,7 +125,7 @@ fn main() -> anyhow::Result<()> {
             ),
         )?;
         let stop = CancellationToken::new();
-        let mcp = Arc::new(McpServers::start(&config.mcp.servers, metrics.clone(), stop.clone()));
+        let mcp = Arc::new(McpServers::start(&config.mcp.servers, &db, metrics.clone(), stop.clone())?);
         let bus: Arc<dyn Bus> = Arc::new(SinkBus);
         let services = HostServices {
             bus: bus.clone(),

@@ -1,7 +1,7 @@
 //! MCP through the host, against real servers written by others: `mcp-server-time` (PyPI,
 //! Python SDK, speaks the 2026-07-28 revision), `@modelcontextprotocol/server-everything` (npm,
-//! 2025-11-25 only, over stdio and streamable HTTP), and a probe server on the Python SDK that
-//! records what the host sent it. Agents reach them through the `tool-call` plugin; `agenthost
+//! 2025-11-25 only, over stdio and streamable HTTP), a probe server on the Python SDK that
+//! records what the host sent it, and a server behind the Python SDK's authorization server. Agents reach them through the `tool-call` plugin; `agenthost
 //! mcp-probe` drives the same client directly, also under the official conformance suite.
 
 use agenthost_tests::peers::{self, Peer};
@@ -648,6 +648,115 @@ fn mcp_probe_lists_and_calls_a_configured_server_through_the_hosts_client() {
         describe(&out).contains("has no [mcp.servers.nope] (it has [\"everything\"])"),
         "{}",
         describe(&out)
+    );
+}
+
+/// The token requests `tests/peers/mcp_oauth_server.py` logged: the refresh token presented
+/// and the one issued for it, in order.
+fn refreshes(log: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("log line is JSON"))
+        .collect()
+}
+
+/// Every refresh presented the token issued by the one before it (the first, `first`), named
+/// the server as `resource` and asked for the configured scope; returns the last token issued.
+fn assert_rotation_chain(entries: &[Value], first: &str, url: &str) -> String {
+    let mut expected = first.to_owned();
+    let mut requests = 0;
+    for entry in entries {
+        if let Some(issued) = entry["issued"].as_str() {
+            assert_eq!(entry["spent"], expected.as_str(), "{entries:#?}");
+            expected = issued.to_owned();
+        } else {
+            requests += 1;
+            assert_eq!(entry["grant_type"], "refresh_token", "{entries:#?}");
+            assert_eq!(entry["refresh_token"], expected.as_str(), "{entries:#?}");
+            assert_eq!(entry["resource"], url, "{entries:#?}");
+            assert_eq!(entry["scope"], "tools", "{entries:#?}");
+        }
+    }
+    assert!(requests > 0, "no token request: {entries:#?}");
+    expected
+}
+
+/// A server behind an authorization server that rotates refresh tokens (the Python SDK's
+/// authorization-server routes with a provider that spends each refresh token once,
+/// `tests/peers/mcp_oauth_server.py`), reached with a refresh token issued beforehand: the host
+/// refreshes before the 33 s access token expires, always with the token the last refresh
+/// issued, keeps that token across a restart although the environment still holds the spent
+/// one, and names the variable to fill when the authorization server refuses a token.
+#[test]
+fn a_rotating_refresh_token_is_renewed_before_expiry_and_outlives_a_restart() {
+    let port = free_port();
+    let logs = tempfile::tempdir().expect("temp dir");
+    let log = logs.path().join("tokens.jsonl");
+    let _server = Peer::oauth_mcp_server(port, &log);
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let s = Scenario::new(&format!(
+        "[mcp.servers.rotating]\nurl = \"{url}\"\n[mcp.servers.rotating.oauth]\nclient_id = \"agenthost\"\nrefresh_token_env = \"ROTATING_REFRESH_TOKEN\"\nscopes = [\"tools\"]\n"
+    ));
+    s.manifest(
+        "tool-call",
+        &tool_call(r#"{ server = "rotating", tools = ["echo"] }"#, 1, "10s"),
+    );
+    let echo =
+        |text: &str| json!({"server": "rotating", "tool": "echo", "arguments": {"text": text}});
+
+    let mut host = s.start_with_env(&[("ROTATING_REFRESH_TOKEN", "seed-1")]);
+    call(&host, "first", echo("one"));
+    assert_eq!(by_key(&results(&host, 1), "first")["is_error"], false);
+    // Fresh for 3 s of its 33: the next call renews it before the server would refuse it.
+    let before = refreshes(&log)
+        .iter()
+        .filter(|e| e["issued"].is_string())
+        .count();
+    std::thread::sleep(Duration::from_secs(4));
+    call(&host, "second", echo("two"));
+    let second = by_key(&results(&host, 2), "second").clone();
+    assert_eq!(second["is_error"], false, "{second}");
+    let entries = refreshes(&log);
+    assert!(
+        entries.iter().filter(|e| e["issued"].is_string()).count() > before,
+        "no refresh before expiry: {entries:#?}"
+    );
+    let last = assert_rotation_chain(&entries, "seed-1", &url);
+    // A probe would spend the token the running host holds: it refuses, saying why.
+    let config = s.path().join("agenthost.toml").display().to_string();
+    let probe = std::process::Command::new(agenthost_bin())
+        .args(["mcp-probe", "rotating", "--config", &config])
+        .env("ROTATING_REFRESH_TOKEN", "seed-1")
+        .output()
+        .expect("run mcp-probe");
+    assert!(!probe.status.success());
+    assert!(
+        describe(&probe).contains("probe this server with the host stopped"),
+        "{}",
+        describe(&probe)
+    );
+    host.terminate();
+
+    // The environment still holds the spent seed; the host goes on from the token it stored.
+    let mut host = s.start_with_env(&[("ROTATING_REFRESH_TOKEN", "seed-1")]);
+    let before_restart = entries.len();
+    call(&host, "third", echo("three"));
+    assert_eq!(by_key(&results(&host, 3), "third")["is_error"], false);
+    assert_rotation_chain(&refreshes(&log)[before_restart..], &last, &url);
+    host.terminate();
+
+    // A token the authorization server never issued: the server is down, naming the variable.
+    let host = s.start_with_env(&[("ROTATING_REFRESH_TOKEN", "never-issued")]);
+    let down = wait_server(&host, "rotating", "down", |s| s["state"] == "down");
+    let error = down["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("put a new one in ROTATING_REFRESH_TOKEN"),
+        "{down}"
+    );
+    assert!(
+        !error.contains("never-issued"),
+        "the token leaked into the status: {down}"
     );
 }
 

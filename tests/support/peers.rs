@@ -100,29 +100,45 @@ impl Peer {
     /// receives to `log`.
     pub fn http_origin(port: u16, log: &std::path::Path) -> Self {
         let log = std::fs::File::create(log).expect("http origin log");
-        let child = Command::new("python3")
-            .arg(peers_dir().join("http_server.py"))
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start tests/peers/http_server.py (python3)");
-        let mut peer = Self { child, port };
-        peer.wait_listening(Duration::from_secs(30));
-        peer
+        Self::python("http_server.py", port, &[], Stdio::null(), log.into())
+    }
+
+    /// `tests/peers/mcp_oauth_server.py` on `port`: an MCP server behind an authorization
+    /// server (Python SDK) that rotates refresh tokens, logging each token request to `log`.
+    pub fn oauth_mcp_server(port: u16, log: &std::path::Path) -> Self {
+        let log = log.as_os_str();
+        Self::python(
+            "mcp_oauth_server.py",
+            port,
+            &[log],
+            Stdio::null(),
+            Stdio::null(),
+        )
     }
 
     /// `tests/peers/otlp_receiver.py` (OTLP/HTTP, decoded with `opentelemetry-proto`) on
     /// `port`, writing one JSON line per span it receives to `spans`.
     pub fn otlp_receiver(port: u16, spans: &std::path::Path) -> Self {
         let out = std::fs::File::create(spans).expect("OTLP receiver output");
+        Self::python("otlp_receiver.py", port, &[], out.into(), Stdio::null())
+    }
+
+    /// `tests/peers/SCRIPT PORT ARGS…` under python3, once it listens on `port`.
+    fn python(
+        script: &str,
+        port: u16,
+        args: &[&std::ffi::OsStr],
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Self {
         let child = Command::new("python3")
-            .arg(peers_dir().join("otlp_receiver.py"))
+            .arg(peers_dir().join(script))
             .arg(port.to_string())
-            .stdout(out)
-            .stderr(Stdio::null())
+            .args(args)
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
-            .expect("start tests/peers/otlp_receiver.py (python3)");
+            .unwrap_or_else(|e| panic!("start tests/peers/{script} (python3): {e}"));
         let mut peer = Self { child, port };
         peer.wait_listening(Duration::from_secs(30));
         peer

@@ -85,6 +85,28 @@ impl HostSecrets {
                     format!("header {header} of MCP server {server:?} (`headers_env`)"),
                 );
             }
+            if let Some(oauth) = &s.oauth {
+                let variables = [
+                    (
+                        &oauth.client_secret_env,
+                        "client secret",
+                        "client_secret_env",
+                    ),
+                    (
+                        &oauth.refresh_token_env,
+                        "refresh token",
+                        "refresh_token_env",
+                    ),
+                ];
+                for (var, what, key) in variables {
+                    if let Some(var) = var {
+                        names.insert(
+                            var.clone(),
+                            format!("the OAuth {what} for MCP server {server:?} (`oauth.{key}`)"),
+                        );
+                    }
+                }
+            }
             for var in &s.inherit_env {
                 names.insert(
                     var.clone(),
@@ -129,6 +151,13 @@ bearer_env = "PARTNER_TOKEN"
 [mcp.servers.inventory]
 url = "http://127.0.0.1:9000/mcp"
 headers_env = { Authorization = "INVENTORY_AUTH" }
+
+[mcp.servers.tickets]
+url = "https://tickets.example/mcp"
+[mcp.servers.tickets.oauth]
+client_id = "agenthost"
+client_secret_env = "TICKETS_SECRET"
+refresh_token_env = "TICKETS_REFRESH"
 "#,
         )
         .unwrap();
@@ -138,6 +167,14 @@ headers_env = { Authorization = "INVENTORY_AUTH" }
             ("TEAM_TOKEN", "A2A scheme \"team\""),
             ("PARTNER_TOKEN", "A2A peer https://partner.example"),
             ("INVENTORY_AUTH", "MCP server \"inventory\""),
+            (
+                "TICKETS_SECRET",
+                "OAuth client secret for MCP server \"tickets\"",
+            ),
+            (
+                "TICKETS_REFRESH",
+                "OAuth refresh token for MCP server \"tickets\"",
+            ),
         ] {
             let err = secrets
                 .check(&vec!["LOG_LEVEL".to_owned(), var.to_owned()])

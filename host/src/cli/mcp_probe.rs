@@ -8,7 +8,7 @@ use crate::mcp::McpServer;
 use crate::metrics::Metrics;
 use anyhow::{Context as _, bail};
 use rmcp::model::{CallToolRequestParams, CallToolResponse};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub struct ProbeArgs<'a> {
@@ -36,9 +36,11 @@ fn protocol(text: &str) -> anyhow::Result<McpProtocol> {
 }
 
 /// The server to probe, as a host config describes it (an ad-hoc one is parsed from the same
-/// TOML, so it is checked the same way).
-fn server_config(args: &ProbeArgs<'_>) -> anyhow::Result<(String, McpServerConfig)> {
-    let (name, mut server) = match (args.server, args.url, args.command) {
+/// TOML, so it is checked the same way), and the host's data_dir when it comes from a config.
+fn server_config(
+    args: &ProbeArgs<'_>,
+) -> anyhow::Result<(String, McpServerConfig, Option<PathBuf>)> {
+    let (name, mut server, data_dir) = match (args.server, args.url, args.command) {
         (Some(name), None, []) => {
             let path = args.config.unwrap_or(Path::new("agenthost.toml"));
             if !path.exists() {
@@ -55,7 +57,7 @@ fn server_config(args: &ProbeArgs<'_>) -> anyhow::Result<(String, McpServerConfi
                     path.display()
                 )
             })?;
-            (name.to_owned(), server)
+            (name.to_owned(), server, Some(config.data_dir))
         }
         (None, Some(url), []) => ad_hoc(&format!("url = {url:?}"), "--url")?,
         (None, None, [_, ..]) => {
@@ -72,10 +74,10 @@ fn server_config(args: &ProbeArgs<'_>) -> anyhow::Result<(String, McpServerConfi
     if let Some(p) = args.protocol {
         server.protocol = protocol(p)?;
     }
-    Ok((name, server))
+    Ok((name, server, data_dir))
 }
 
-fn ad_hoc(entry: &str, source: &str) -> anyhow::Result<(String, McpServerConfig)> {
+fn ad_hoc(entry: &str, source: &str) -> anyhow::Result<(String, McpServerConfig, Option<PathBuf>)> {
     let config = HostConfig::parse(
         Path::new(source),
         &format!("[mcp.servers.probe]\n{entry}\n"),
@@ -86,7 +88,34 @@ fn ad_hoc(entry: &str, source: &str) -> anyhow::Result<(String, McpServerConfig)
         .get("probe")
         .cloned()
         .context("the probe's server config did not parse")?;
-    Ok(("probe".into(), server))
+    Ok(("probe".into(), server, None))
+}
+
+/// Where a server reached with a rotating refresh token keeps it: the host's own store, since
+/// a refresh spends the token the host holds and the rotated one must be where the host will
+/// look. The host's database is locked while it runs, so such a server is probed with the
+/// host stopped.
+fn token_tree(
+    name: &str,
+    server: &McpServerConfig,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<Option<(sled::Db, sled::Tree)>> {
+    let rotating = server
+        .oauth
+        .as_ref()
+        .is_some_and(|o| o.refresh_token_env.is_some());
+    let Some(data_dir) = data_dir.filter(|_| rotating) else {
+        return Ok(None);
+    };
+    let path = data_dir.join("db");
+    let db = sled::Config::new().path(&path).open().with_context(|| {
+        format!(
+            "[mcp.servers.{name}] uses a refresh token that rotates, kept in {}; it cannot be opened (is the host running? probe this server with the host stopped, or the probe would spend the host's token)",
+            path.display()
+        )
+    })?;
+    let tree = db.open_tree(crate::mcp::TOKEN_TREE)?;
+    Ok(Some((db, tree)))
 }
 
 pub async fn run(args: ProbeArgs<'_>) -> anyhow::Result<()> {
@@ -98,9 +127,17 @@ pub async fn run(args: ProbeArgs<'_>) -> anyhow::Result<()> {
             Err(e) => bail!("--args is not JSON: {e}"),
         },
     };
-    let (name, config) = server_config(&args)?;
+    let (name, config, data_dir) = server_config(&args)?;
+    // Held open for the probe's life.
+    let store = token_tree(&name, &config, data_dir.as_deref())?;
     let stop = tokio_util::sync::CancellationToken::new();
-    let server = McpServer::new(&name, config, Arc::new(Metrics::new()), stop.clone());
+    let server = McpServer::new(
+        &name,
+        config,
+        store.as_ref().map(|(_, tree)| tree.clone()),
+        Arc::new(Metrics::new()),
+        stop.clone(),
+    );
     let result = probe(&server, args.tool, arguments).await;
     stop.cancel();
     result

@@ -329,18 +329,50 @@ pub struct McpServerConfig {
     pub connect_timeout: Duration,
 }
 
-/// `[mcp.servers.NAME.oauth]`: the client credentials grant (docs/mcp.md, "Servers behind
-/// OAuth"). The secret stays out of the file.
+/// `[mcp.servers.NAME.oauth]`: the client credentials grant, or a pre-registered refresh
+/// token the host rotates (docs/mcp.md, "Servers behind OAuth"). Secrets stay out of the file.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct McpOAuthConfig {
     /// The client id the authorization server registered for this host.
     pub client_id: String,
-    /// The environment variable holding the client secret.
-    pub client_secret_env: String,
+    /// The environment variable holding the client secret; required for the client
+    /// credentials grant, optional with a refresh token (a public client).
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// The environment variable holding a refresh token issued to this client beforehand:
+    /// the host then uses the refresh token grant instead of client credentials, keeping the
+    /// tokens the authorization server rotates in its data_dir.
+    #[serde(default)]
+    pub refresh_token_env: Option<String>,
     /// Scopes to ask for; empty: whatever the authorization server grants by default.
     #[serde(default)]
     pub scopes: Vec<String>,
+}
+
+/// A grant the host can run: client credentials need a secret; a refresh token may come
+/// without one (a public client). Variable names, when given, are not empty.
+fn check_oauth(name: &str, oauth: &McpOAuthConfig) -> Result<(), String> {
+    let section = format!("`mcp.servers.{name}.oauth`");
+    if oauth.client_id.is_empty() {
+        return Err(format!("{section} needs `client_id`"));
+    }
+    for (key, variable) in [
+        ("client_secret_env", &oauth.client_secret_env),
+        ("refresh_token_env", &oauth.refresh_token_env),
+    ] {
+        if variable.as_deref() == Some("") {
+            return Err(format!(
+                "{section}: `{key}` names an environment variable and cannot be empty"
+            ));
+        }
+    }
+    if oauth.client_secret_env.is_none() && oauth.refresh_token_env.is_none() {
+        return Err(format!(
+            "{section} needs `client_secret_env` (the variable holding the secret, for the client credentials grant) or `refresh_token_env` (a refresh token issued beforehand)"
+        ));
+    }
+    Ok(())
 }
 
 fn default_mcp_connect_timeout() -> Duration {
@@ -540,12 +572,8 @@ impl HostConfig {
                             ));
                         }
                     }
-                    if let Some(oauth) = &server.oauth
-                        && (oauth.client_id.is_empty() || oauth.client_secret_env.is_empty())
-                    {
-                        return Err(format!(
-                            "`mcp.servers.{name}.oauth` needs `client_id` and `client_secret_env` (the variable holding the secret)"
-                        ));
+                    if let Some(oauth) = &server.oauth {
+                        check_oauth(name, oauth)?;
                     }
                 }
                 (Some(_), None) => {
@@ -698,7 +726,25 @@ headers_env = { Authorization = "SEARCH_AUTH" }
         );
         assert!(
             err("[mcp.servers.s]\nurl = \"http://a/mcp\"\n[mcp.servers.s.oauth]\nclient_id = \"h\"\nclient_secret_env = \"\"\n")
-                .contains("needs `client_id` and `client_secret_env`")
+                .contains("`client_secret_env` names an environment variable and cannot be empty")
+        );
+        assert!(
+            err("[mcp.servers.s]\nurl = \"http://a/mcp\"\n[mcp.servers.s.oauth]\nclient_id = \"h\"\n")
+                .contains("needs `client_secret_env` (the variable holding the secret, for the client credentials grant) or `refresh_token_env`")
+        );
+        // A public client with a refresh token issued beforehand.
+        let public = HostConfig::parse(
+            p,
+            "[mcp.servers.s]\nurl = \"http://a/mcp\"\n[mcp.servers.s.oauth]\nclient_id = \"h\"\nrefresh_token_env = \"S_REFRESH\"\n",
+        )
+        .unwrap();
+        let oauth = public.mcp.servers["s"].oauth.as_ref().unwrap();
+        assert_eq!(
+            (
+                oauth.client_secret_env.as_deref(),
+                oauth.refresh_token_env.as_deref()
+            ),
+            (None, Some("S_REFRESH"))
         );
     }
     #[test]

@@ -147,11 +147,10 @@ impl Host {
         let deployments =
             Arc::new(Deployments::open(&db).context("cannot open the deployment history")?);
         let stop = CancellationToken::new();
-        let mcp = Arc::new(McpServers::start(
-            &config.mcp.servers,
-            metrics.clone(),
-            stop.clone(),
-        ));
+        let mcp = Arc::new(
+            McpServers::start(&config.mcp.servers, &db, metrics.clone(), stop.clone())
+                .context("cannot open the MCP token store")?,
+        );
         let registry = Arc::new(Registry::default());
         let tasks = Arc::new(
             crate::a2a::service::A2aService::open(&db, registry.clone(), metrics.clone())

@@ -7,7 +7,7 @@
 //! turns into `failed` for the agent — retried and eventually dead-lettered by delivery —
 //! rather than into a hang.
 
-use super::oauth::{HttpClient, OAuthHttp};
+use super::oauth::{Grant, HttpClient, OAuthHttp, RefreshTokens};
 use crate::config::{McpConnect, McpProtocol, McpServerConfig};
 use crate::metrics::Metrics;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
@@ -113,12 +113,18 @@ pub struct McpServer {
     pid: std::sync::Mutex<Option<u32>>,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
+    /// What a refresh token grant has rotated, across reconnections (and restarts, when
+    /// kept in the host's database).
+    refresh_tokens: RefreshTokens,
 }
 
 impl McpServer {
+    /// `token_tree` keeps rotated OAuth refresh tokens ([`super::oauth::TOKEN_TREE`] of the
+    /// host's database); without it they are kept in memory.
     pub fn new(
         name: &str,
         config: McpServerConfig,
+        token_tree: Option<sled::Tree>,
         metrics: Arc<Metrics>,
         stop: CancellationToken,
     ) -> Arc<Self> {
@@ -133,6 +139,7 @@ impl McpServer {
             pid: std::sync::Mutex::new(None),
             metrics,
             stop,
+            refresh_tokens: RefreshTokens::new(name, token_tree),
         })
     }
 
@@ -498,16 +505,8 @@ impl McpServer {
         let (client, oauth_client) = match &self.config.oauth {
             None => (HttpClient::Plain(client), None),
             Some(oauth) => {
-                let variable = &oauth.client_secret_env;
-                let secret = std::env::var(variable)
-                    .ok()
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| {
-                        format!(
-                            "oauth: environment variable {variable} (the client secret) is not set"
-                        )
-                    })?;
-                let oauth = OAuthHttp::new(client, url, oauth, secret);
+                let grant = Grant::from_config(oauth, url, &self.refresh_tokens)?;
+                let oauth = OAuthHttp::new(client, url, grant);
                 (HttpClient::OAuth(oauth.clone()), Some(oauth))
             }
         };

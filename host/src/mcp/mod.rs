@@ -6,6 +6,7 @@ mod connection;
 mod oauth;
 
 pub use connection::{Connection, McpServer, ServerStatus, Unavailable};
+pub use oauth::TOKEN_TREE;
 
 use crate::config::McpServerConfig;
 use crate::metrics::Metrics;
@@ -20,22 +21,30 @@ pub struct McpServers {
 }
 
 impl McpServers {
-    /// Builds the servers and starts connecting those with `connect = "start"`. Must run
-    /// inside the tokio runtime.
+    /// Builds the servers and starts connecting those with `connect = "start"`; `db` keeps
+    /// the OAuth refresh tokens they rotate. Must run inside the tokio runtime.
     pub fn start(
         configs: &BTreeMap<String, McpServerConfig>,
+        db: &sled::Db,
         metrics: Arc<Metrics>,
         stop: CancellationToken,
-    ) -> Self {
+    ) -> Result<Self, sled::Error> {
+        let tokens = db.open_tree(oauth::TOKEN_TREE)?;
         let servers = configs
             .iter()
             .map(|(name, config)| {
-                let server = McpServer::new(name, config.clone(), metrics.clone(), stop.clone());
+                let server = McpServer::new(
+                    name,
+                    config.clone(),
+                    Some(tokens.clone()),
+                    metrics.clone(),
+                    stop.clone(),
+                );
                 server.start_if_eager();
                 (name.clone(), server)
             })
             .collect();
-        Self { servers }
+        Ok(Self { servers })
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<McpServer>> {

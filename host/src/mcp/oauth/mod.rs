@@ -1,32 +1,32 @@
 //! OAuth 2.1 for remote MCP servers, the way a host without a browser can do it: the client
-//! credentials grant (`[mcp.servers.NAME.oauth]`, docs/mcp.md "Servers behind OAuth").
+//! credentials grant, or a refresh token issued to the host beforehand that it rotates itself
+//! (`[mcp.servers.NAME.oauth]`, docs/mcp.md "Servers behind OAuth").
 //!
 //! Discovery is rmcp's `AuthorizationManager`: the protected-resource metadata (RFC 9728) named
 //! by the server's 401 challenge or found at its well-known URLs, then the authorization
 //! server's metadata (RFC 8414, OpenID Connect discovery as a fallback) whose `issuer` must be
 //! the server it was fetched for. A server that publishes no metadata is refused rather than
-//! guessed at. Token requests carry the server's URL as `resource` (RFC 8707) and use
-//! `client_secret_basic` or `client_secret_post` as the authorization server advertises.
+//! guessed at. Token requests carry the server's URL as `resource` (RFC 8707).
 //!
 //! The token stays in the host: agents never see it (they reach the server only through the
 //! `mcp` import). It is fetched again 30 s before it expires, and once when the server rejects
 //! it (a 401), so a revoked or rotated token costs one failed request at most.
 
-use crate::config::McpOAuthConfig;
+mod refresh_store;
+mod tokens;
+
+pub use refresh_store::{RefreshTokens, TREE as TOKEN_TREE};
+pub use tokens::Grant;
+
 use futures::stream::BoxStream;
 use http::{HeaderName, HeaderValue};
 use rmcp::model::ClientJsonRpcMessage;
-use rmcp::transport::auth::{AuthError, AuthorizationManager, ClientCredentialsConfig};
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
-
-/// A token this close to expiring is replaced before use.
-const RENEW_BEFORE: Duration = Duration::from_secs(30);
+use tokens::Tokens;
 
 /// The HTTP client of an MCP server behind OAuth: reqwest, with the host's token on every
 /// request.
@@ -36,112 +36,19 @@ pub struct OAuthHttp {
     tokens: Arc<Tokens>,
 }
 
-struct Tokens {
-    /// The MCP server's endpoint: where discovery starts, and the `resource` of every token.
-    url: String,
-    credentials: ClientCredentialsConfig,
-    state: Mutex<State>,
-    /// Why the last attempt to obtain a token failed, until one succeeds.
-    failure: std::sync::Mutex<Option<String>>,
-}
-
-#[derive(Default)]
-struct State {
-    /// Discovered and configured once, then reused for every token request.
-    manager: Option<AuthorizationManager>,
-    token: Option<(String, Option<Instant>)>,
-}
-
 impl OAuthHttp {
-    /// The client for `url`; `secret` is the value of `client_secret_env`.
-    pub fn new(http: reqwest::Client, url: &str, config: &McpOAuthConfig, secret: String) -> Self {
-        let credentials = ClientCredentialsConfig::ClientSecret {
-            client_id: config.client_id.clone(),
-            client_secret: secret,
-            scopes: config.scopes.clone(),
-            resource: Some(url.to_owned()),
-        };
+    /// The client for the server at `url`, obtaining tokens by `grant`.
+    pub fn new(http: reqwest::Client, url: &str, grant: Grant) -> Self {
         Self {
             http,
-            tokens: Arc::new(Tokens {
-                url: url.to_owned(),
-                credentials,
-                state: Mutex::new(State::default()),
-                failure: std::sync::Mutex::new(None),
-            }),
+            tokens: Arc::new(Tokens::new(url, grant)),
         }
     }
 
     /// Why no token could be obtained, if the last attempt failed: a handshake that failed for
     /// this reason is reported as it, and not retried with another revision.
     pub fn token_failure(&self) -> Option<String> {
-        self.tokens
-            .failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-impl Tokens {
-    /// The token to send: the current one unless it expires within [`RENEW_BEFORE`] or
-    /// `rejected` is the one the server just refused.
-    async fn token(&self, rejected: Option<&str>) -> Result<String, AuthError> {
-        let result = self.obtain(rejected).await;
-        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) =
-            result.as_ref().err().map(|e| e.to_string());
-        result
-    }
-
-    async fn obtain(&self, rejected: Option<&str>) -> Result<String, AuthError> {
-        let mut state = self.state.lock().await;
-        if let Some((token, expires)) = &state.token {
-            let fresh = expires.is_none_or(|at| Instant::now() + RENEW_BEFORE < at);
-            if fresh && rejected != Some(token.as_str()) {
-                return Ok(token.clone());
-            }
-        }
-        if state.manager.is_none() {
-            state.manager = Some(self.discover().await?);
-        }
-        let manager = state
-            .manager
-            .as_ref()
-            .ok_or_else(|| AuthError::InternalError("no authorization manager".into()))?;
-        let response = manager
-            .exchange_client_credentials(&self.credentials)
-            .await?;
-        // The token response through its serde form: rmcp does not re-export oauth2's traits.
-        let response = serde_json::to_value(&response)
-            .map_err(|e| AuthError::InternalError(format!("token response: {e}")))?;
-        let token = response["access_token"]
-            .as_str()
-            .ok_or_else(|| {
-                AuthError::ClientCredentialsError("the token response has no access_token".into())
-            })?
-            .to_owned();
-        let expires = response["expires_in"]
-            .as_u64()
-            .map(|secs| Instant::now() + Duration::from_secs(secs));
-        tracing::debug!(url = %self.url, expires_in = ?response["expires_in"], "MCP access token obtained");
-        state.token = Some((token.clone(), expires));
-        Ok(token)
-    }
-
-    /// The authorization server, from the MCP server's metadata.
-    async fn discover(&self) -> Result<AuthorizationManager, AuthError> {
-        let mut manager = AuthorizationManager::new(self.url.as_str()).await?;
-        let resolution = manager.resolve_metadata().await?;
-        if !resolution.source.is_discovered() {
-            return Err(AuthError::ClientCredentialsError(format!(
-                "{} publishes no OAuth metadata the host can use: RFC 9728 protected-resource metadata whose `resource` is this server, naming an authorization server with RFC 8414 (or OpenID) metadata",
-                self.url
-            )));
-        }
-        manager.set_metadata(resolution.metadata);
-        manager.validate_client_credentials_metadata(&self.credentials)?;
-        manager.configure_client_credentials(&self.credentials)?;
-        Ok(manager)
+        self.tokens.failure()
     }
 }
 

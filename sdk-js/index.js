@@ -1,8 +1,8 @@
 // agenthost-sdk: the parts of writing an agent that need no import, so they work in any world —
 // text and JSON from the bytes the host hands over, the failures a handler throws, the errors
 // an import throws, cards and replies. One module per import (`agenthost-sdk/bus`, `/state`,
-// `/mcp`, `/a2a`, `/config`, `/log`) wraps that import; an agent imports only what its manifest
-// grants, because its component imports every interface its bundle uses.
+// `/mcp`, `/a2a`, `/config`, `/log`, `/invocation`) wraps that import; an agent imports only
+// what its manifest grants, because its component imports every interface its bundle uses.
 //
 // Conventions of the component runtime (componentize-qjs): a `result` export returns its ok
 // value or throws its err value, so a handler fails by `throw reject("why")`; a `result` import

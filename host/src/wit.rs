@@ -8,7 +8,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::agenthost::agent::{a2a, bus, config, log, mcp, state, types};
+pub use self::agenthost::agent::{a2a, bus, config, invocation, log, mcp, state, types};
 pub use self::exports::agenthost::agent::agent;
 pub use batch_world::agenthost::agent::batch;
 pub use batch_world::exports::agenthost::agent::events;
@@ -33,6 +33,7 @@ mod batch_world {
             "agenthost:agent/state": super::state,
             "agenthost:agent/log": super::log,
             "agenthost:agent/config": super::config,
+            "agenthost:agent/invocation": super::invocation,
             "agenthost:agent/agent": super::agent,
         },
     });

@@ -143,6 +143,7 @@ pub mod a2a;
 pub mod bus;
 pub mod config;
 pub mod http;
+pub mod invocation;
 pub mod log;
 pub mod mcp;
 pub mod state;

@@ -32,6 +32,8 @@ pub(super) enum Begin<'a> {
     One {
         correlation_id: &'a str,
         txn: Option<Arc<dyn crate::bus::TxnPublisher>>,
+        /// The card skill the caller addressed, if it named one.
+        skill: Option<&'a str>,
     },
     /// An `on-events` batch, by the events' correlation ids.
     Batch(&'a [String]),
@@ -86,7 +88,8 @@ impl AgentVersion {
             Begin::One {
                 correlation_id,
                 txn,
-            } => caller.begin_request(correlation_id, txn),
+                skill,
+            } => caller.begin_request(correlation_id, txn, skill),
             Begin::Batch(ids) => caller.begin_batch(ids.iter().map(String::as_str)),
         }
         let result = tokio::time::timeout(limits.timeout, async {

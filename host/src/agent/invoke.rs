@@ -24,6 +24,8 @@ use wasmtime::Store;
 /// entries and metrics.
 struct Subject<'a> {
     correlation_id: &'a str,
+    /// The card skill the caller addressed (an MCP tool's), for `invocation.skill`.
+    skill: Option<&'a str>,
     /// `topic[partition]@offset`, or `task <id>`.
     target: String,
     /// For a redelivered event, which attempt this is.
@@ -78,6 +80,7 @@ impl AgentVersion {
         let correlation_id = event.correlation_id.clone();
         let subject = Subject {
             correlation_id: &correlation_id,
+            skill: None,
             target: event_target(&event.topic, event.partition, event.offset),
             detail: attempt_detail(event.attempt),
         };
@@ -108,6 +111,7 @@ impl AgentVersion {
     ) -> Result<types::Reply, InvocationError> {
         let subject = Subject {
             correlation_id,
+            skill: None,
             target: format!("task {task_id}"),
             detail: String::new(),
         };
@@ -116,15 +120,18 @@ impl AgentVersion {
     }
 
     /// Delivers one MCP call of tool `tool` (audited as `mcp.serve` on `tool NAME`), as a
-    /// message, to an instance.
+    /// message, to an instance; `invocation.skill` tells the agent it is for card skill
+    /// `skill`.
     pub async fn on_tool_call(
         &self,
         message: types::Message,
         correlation_id: &str,
         tool: &str,
+        skill: &str,
     ) -> Result<types::Reply, InvocationError> {
         let subject = Subject {
             correlation_id,
+            skill: Some(skill),
             target: format!("tool {tool}"),
             detail: String::new(),
         };
@@ -187,6 +194,7 @@ impl AgentVersion {
         let begin = Begin::One {
             correlation_id,
             txn,
+            skill: subject.skill,
         };
         let outcome = tracing::Instrument::instrument(self.run(begin, call), span.clone())
             .await
@@ -213,6 +221,7 @@ impl AgentVersion {
             .zip(&ids)
             .map(|(e, id)| Subject {
                 correlation_id: id,
+                skill: None,
                 target: event_target(&e.topic, e.partition, e.offset),
                 detail: attempt_detail(e.attempt),
             })

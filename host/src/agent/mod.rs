@@ -7,6 +7,7 @@ mod acks;
 mod instance;
 mod invoke;
 pub mod skill_input;
+pub mod tools;
 
 pub use acks::Acks;
 pub use skill_input::SkillInput;
@@ -119,6 +120,7 @@ impl AgentVersion {
                 Begin::One {
                     correlation_id: "deploy",
                     txn: None,
+                    skill: None,
                 },
                 |exports, store| {
                     Box::pin(async move {

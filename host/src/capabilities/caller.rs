@@ -26,6 +26,8 @@ pub struct Caller {
 #[derive(Clone)]
 struct Request {
     correlation_id: Arc<str>,
+    /// The card skill the caller addressed (an MCP tool call's), for `invocation.skill`.
+    skill: Option<Arc<str>>,
     /// Exactly-once delivery: the transaction the record's publishes belong to.
     txn: Option<Arc<dyn TxnPublisher>>,
     /// Records published for this request so far (`limits.publishes`).
@@ -40,6 +42,7 @@ impl Request {
     fn new(correlation_id: &str, txn: Option<Arc<dyn TxnPublisher>>) -> Self {
         Self {
             correlation_id: correlation_id.into(),
+            skill: None,
             txn,
             published: Default::default(),
             sent: Default::default(),
@@ -124,6 +127,11 @@ impl Caller {
 
     pub fn correlation_id(&self) -> Arc<str> {
         self.request().correlation_id
+    }
+
+    /// The card skill the request addressed, if it named one.
+    pub fn skill(&self) -> Option<Arc<str>> {
+        self.request().skill
     }
 
     /// The transaction this request's publishes go to, when it is delivered exactly-once.
@@ -216,10 +224,18 @@ impl Caller {
     }
 
     /// Points every clone at a new request (a fresh instance, or a reused one serving its
-    /// next event): its correlation id, and the transaction its publishes join, if any.
-    pub fn begin_request(&self, correlation_id: &str, txn: Option<Arc<dyn TxnPublisher>>) {
-        *self.request.write().unwrap_or_else(|p| p.into_inner()) =
-            Request::new(correlation_id, txn);
+    /// next event): its correlation id, the transaction its publishes join, if any, and the
+    /// skill it addressed, if it named one.
+    pub fn begin_request(
+        &self,
+        correlation_id: &str,
+        txn: Option<Arc<dyn TxnPublisher>>,
+        skill: Option<&str>,
+    ) {
+        *self.request.write().unwrap_or_else(|p| p.into_inner()) = Request {
+            skill: skill.map(Arc::from),
+            ..Request::new(correlation_id, txn)
+        };
     }
 
     /// Points every clone at a new `on-events` batch of events with these correlation ids (at
@@ -333,8 +349,12 @@ mod tests {
         let err = caller.handling(2).unwrap_err();
         assert!(err.contains("the batch has 2"), "{err}");
         // A single request afterwards has no batch left.
-        caller.begin_request("d", None);
+        caller.begin_request("d", None, Some("lookup"));
         assert!(caller.handling(0).is_err());
         assert_eq!(&*caller.correlation_id(), "d");
+        assert_eq!(caller.skill().as_deref(), Some("lookup"));
+        // The next request names no skill: the last one's is gone.
+        caller.begin_request("e", None, None);
+        assert_eq!(caller.skill(), None);
     }
 }

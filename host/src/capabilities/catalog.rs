@@ -6,7 +6,7 @@
 
 use super::Capabilities;
 use super::capability::{Capability, no_grant_lines, nothing_to_validate};
-use super::{a2a, batch, config, env, files, http, log, mcp, publish, state, wasi};
+use super::{a2a, batch, config, env, files, http, invocation, log, mcp, publish, state, wasi};
 
 /// The interfaces every agenthost interface shares: its types.
 const TYPES: Capability = Capability {
@@ -28,6 +28,7 @@ pub const ALL: &[&Capability] = &[
     &state::CAPABILITY,
     &log::CAPABILITY,
     &config::CAPABILITY,
+    &invocation::CAPABILITY,
     &mcp::CAPABILITY,
     &a2a::CAPABILITY,
     &batch::CAPABILITY,
@@ -135,6 +136,7 @@ mod tests {
         for ok in [
             "agenthost:agent/log@0.1.0",
             "agenthost:agent/config@0.1.0",
+            "agenthost:agent/invocation@0.1.0",
             "agenthost:agent/batch@0.1.0",
             "wasi:cli/stdout@0.2.6",
         ] {
@@ -146,18 +148,22 @@ mod tests {
     fn the_granted_agent_interfaces_follow_the_grants() {
         assert_eq!(
             granted_agent_interfaces(&manifest("")),
-            ["agenthost:agent/log", "agenthost:agent/config"]
+            [
+                "agenthost:agent/log",
+                "agenthost:agent/config",
+                "agenthost:agent/invocation"
+            ]
         );
         let all = granted_agent_interfaces(&manifest(
             "publish = [\"a.b.v1\"]\nstate = \"1MiB\"\nmcp = [{ server = \"s\", tools = [\"t\"] }]\na2a = [\"peer\"]",
         ));
-        for interface in ["bus", "state", "log", "config", "mcp", "a2a"] {
+        for interface in ["bus", "state", "log", "config", "invocation", "mcp", "a2a"] {
             assert!(
                 all.contains(&format!("agenthost:agent/{interface}").as_str()),
                 "{all:?}"
             );
         }
-        assert_eq!(all.len(), 6, "{all:?}");
+        assert_eq!(all.len(), 7, "{all:?}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod config;
 pub mod env;
 pub mod files;
 pub mod http;
+pub mod invocation;
 pub mod log;
 pub mod mcp;
 pub mod publish;
@@ -44,6 +45,7 @@ pub struct InstanceCaps {
     pub state: state::StateInstance,
     pub log: log::LogInstance,
     pub config: config::ConfigInstance,
+    pub invocation: invocation::InvocationInstance,
     pub mcp: mcp::McpInstance,
     pub a2a: a2a::A2aInstance,
     pub files: files::FilesInstance,
@@ -66,6 +68,7 @@ impl InstanceCaps {
                 caller.clone(),
                 grants.audit.clone(),
             ),
+            invocation: invocation::InvocationInstance::new(caller.clone()),
             mcp: mcp::McpInstance::new(grants.mcp.clone(), caller.clone()),
             a2a: a2a::A2aInstance::new(grants.a2a.clone(), caller.clone()),
             files: files::FilesInstance::new(caller.clone(), grants.audit.clone()),
@@ -183,6 +186,7 @@ pub fn add_to_linker<T: InstanceStore>(linker: &mut Linker<T>) -> anyhow::Result
     state::add_to_linker(linker, |s| &mut s.caps().state)?;
     log::add_to_linker(linker, |s| &mut s.caps().log)?;
     config::add_to_linker(linker, |s| &mut s.caps().config)?;
+    invocation::add_to_linker(linker, |s| &mut s.caps().invocation)?;
     mcp::add_to_linker(linker, |s| &mut s.caps().mcp)?;
     a2a::add_to_linker(linker, |s| &mut s.caps().a2a)?;
     batch::add_to_linker(linker, |s| s.caller())?;

@@ -526,6 +526,14 @@ impl Host {
         if let Some(conflict) = self.pool_conflict(&version.manifest) {
             return Err(DeployError::Conflict(format!("{source}: {conflict}")));
         }
+        let live: Vec<Arc<AgentVersion>> = self
+            .registry
+            .read()
+            .values()
+            .map(|r| r.cell.current())
+            .collect();
+        crate::agent::tools::check(version, live.iter().map(|v| &**v))
+            .map_err(|conflict| DeployError::Conflict(format!("{source}: {conflict}")))?;
         for skill in &version.manifest.a2a.bus_skills {
             if let Some(owner) = self.a2a.service.skill_owner(skill)
                 && owner != name

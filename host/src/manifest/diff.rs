@@ -161,6 +161,17 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<DiffLine> {
             text: format!("mcp.expose {} → {}", old.mcp.expose, new.mcp.expose),
         });
     }
+    if old.mcp.tool_names != new.mcp.tool_names {
+        // Not a widening (the same skills are served), but what clients call changes.
+        lines.push(DiffLine {
+            widens: false,
+            text: format!(
+                "mcp.tool_names {} → {}",
+                old.mcp.tool_names.as_str(),
+                new.mcp.tool_names.as_str()
+            ),
+        });
+    }
     lines.extend(security_change(
         "a2a",
         (old.a2a.expose, old.a2a.schemes()),
@@ -368,6 +379,11 @@ mod tests {
             diff(&secured, &hidden).iter().all(|l| !l.widens),
             "hiding narrows"
         );
+        let renamed = m("[mcp]\nexpose = true\nsecurity = [\"team\"]\ntool_names = \"skill-id\"\n");
+        let lines = diff(&secured, &renamed);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0].text, "mcp.tool_names prefixed → skill-id");
+        assert!(!lines[0].widens, "renaming tools grants nothing");
         let err = Manifest::parse(
             std::path::Path::new("a.toml"),
             &format!("{base}[mcp]\nexpose = true\n"),

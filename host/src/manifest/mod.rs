@@ -273,6 +273,32 @@ pub struct McpSection {
     /// them). An exposed agent must say: `security = []` serves anyone, and has to be written
     /// out.
     pub security: Option<Vec<String>>,
+    /// How its tools are named.
+    pub tool_names: ToolNames,
+}
+
+/// `[mcp] tool_names`: how an exposed agent's skills are named as MCP tools.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum ToolNames {
+    /// `<agent>.<skill>` (a skill id that already starts with `<agent>.` as it is): unique on
+    /// the host's shared `/mcp` endpoint by construction.
+    #[default]
+    #[serde(rename = "prefixed")]
+    Prefixed,
+    /// The card's skill ids as they are (`search_orders`), for clients that expect given
+    /// names; a name another exposed agent already serves is refused at deploy.
+    #[serde(rename = "skill-id")]
+    SkillId,
+}
+
+impl ToolNames {
+    /// As the manifest spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prefixed => "prefixed",
+            Self::SkillId => "skill-id",
+        }
+    }
 }
 
 impl McpSection {

@@ -21,6 +21,8 @@ pub(crate) struct Fake {
     pub peers: HashMap<String, PeerFake>,
     pub logs: Vec<(Level, String)>,
     pub denials: Vec<String>,
+    /// The skill the invocation under test addressed (`invocation.skill`).
+    pub skill: Option<String>,
 }
 
 thread_local! {
@@ -147,6 +149,14 @@ pub(crate) mod config {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
+    }
+}
+
+pub(crate) mod invocation {
+    use super::*;
+
+    pub fn skill() -> Option<String> {
+        with_current(|f| f.skill.clone())
     }
 }
 

@@ -45,7 +45,7 @@
 mod fake;
 mod grants;
 
-pub(crate) use fake::{a2a, bus, config, log, mcp, state};
+pub(crate) use fake::{a2a, bus, config, invocation, log, mcp, state};
 
 use crate::bindings::agenthost::agent::a2a::Response;
 use crate::bindings::agenthost::agent::bus::Outgoing;
@@ -147,7 +147,17 @@ impl TestHost {
 
     /// Hands `message` to the agent's `on_message`.
     pub fn on_message<A: Agent>(&self, message: Message) -> Result<Reply, Failure> {
+        with_current(|f| f.skill = None);
         A::on_message(message)
+    }
+
+    /// Hands `message` to the agent's `on_message` as a call of the MCP tool of card skill
+    /// `skill` (what [`invocation::skill`](crate::invocation::skill) returns meanwhile).
+    pub fn on_tool_call<A: Agent>(&self, skill: &str, message: Message) -> Result<Reply, Failure> {
+        with_current(|f| f.skill = Some(skill.to_owned()));
+        let reply = A::on_message(message);
+        with_current(|f| f.skill = None);
+        reply
     }
 
     /// The records published (or sent) so far, in order.

@@ -1,5 +1,5 @@
-//! The tools: one per card skill of each exposed agent, named `<agent>.<skill>` (or the skill
-//! id as it is when it already starts with `<agent>.`), described and typed by the card
+//! The tools: one per card skill of each exposed agent, named as its manifest says
+//! (`agent/tools.rs`), described and typed by the card
 //! (`{ "text": string }` for a skill without a schema). A call is an `on-message` invocation of
 //! the agent's live version — fresh instance, limits, audit as `mcp.serve` on `tool NAME`,
 //! correlation id, trace — after its arguments passed the schema; the reply becomes the result
@@ -77,9 +77,9 @@ impl AgentTools {
             } else {
                 &mut refused
             };
-            for skill in &agent.card.skills {
+            for (name, skill) in crate::agent::tools::tools(&agent) {
                 list.push(Offered {
-                    name: tool_name(&agent.name, &skill.id),
+                    name,
                     skill: skill.clone(),
                     agent: agent.clone(),
                 });
@@ -87,19 +87,6 @@ impl AgentTools {
         }
         admitted.sort_by(|a, b| a.name.cmp(&b.name));
         (admitted, refused)
-    }
-}
-
-/// The tool of `agent`'s skill `skill`: `<agent>.<skill>`, or the skill id as it is when it
-/// already starts with `<agent>.` (as the templates' ids do).
-pub fn tool_name(agent: &str, skill: &str) -> String {
-    if skill
-        .strip_prefix(agent)
-        .is_some_and(|rest| rest.starts_with('.'))
-    {
-        skill.to_owned()
-    } else {
-        format!("{agent}.{skill}")
     }
 }
 
@@ -211,7 +198,9 @@ impl ServerHandler for AgentTools {
             correlation_id: &correlation_id,
             tool: &name,
         };
-        let invocation = tool.agent.on_tool_call(message, &correlation_id, &name);
+        let invocation = tool
+            .agent
+            .on_tool_call(message, &correlation_id, &name, &tool.skill.id);
         tokio::pin!(invocation);
         let progress_token = context.meta.get_progress_token();
         let mut ticks =
@@ -289,13 +278,6 @@ fn to_message(skill: &SkillInfo, arguments: Value) -> types::Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tools_are_named_after_the_agent_once() {
-        assert_eq!(tool_name("w1", "count"), "w1.count");
-        assert_eq!(tool_name("w1", "w1.count"), "w1.count");
-        assert_eq!(tool_name("w1", "w10.count"), "w1.w10.count");
-    }
 
     #[test]
     fn lists_are_paged_by_the_last_name_sent() {

@@ -2,10 +2,12 @@
 //! latency through the host serving the `echo` agent's skill as the tool `echo.echo`, against
 //! the official Python SDK's high-level server (`MCPServer`, formerly FastMCP) serving an
 //! `echo` tool (tests/peers/mcp_echo_server.py), measured in the same run with the same client:
-//! `CONCURRENCY` rmcp sessions (2025-11-25, streamable HTTP), each calling in a loop for
-//! `DURATION`.
+//! `CONCURRENCY` rmcp sessions (streamable HTTP), each calling in a loop for `DURATION`, once
+//! with connections kept alive (as the SDK clients users run do) and once with rmcp's default
+//! client, which opens a connection per request.
 //!
-//! The host runs in-process (its HTTP router on a loopback port), so the figures are the MCP
+//! The host runs in-process (its HTTP router on the listener `agenthost serve` runs, on a
+//! loopback port), so the figures are the MCP
 //! path — rmcp's server, the argument check against the skill's schema, a fresh echo instance
 //! per call, the audit entry — not process start-up. Run with `cargo xtask bench mcp_serve`.
 
@@ -21,11 +23,33 @@ const CONCURRENCY: usize = 8;
 const WARMUP: Duration = Duration::from_secs(2);
 const DURATION: Duration = Duration::from_secs(8);
 
+/// How the client's HTTP connections are used.
+#[derive(Clone, Copy)]
+enum Connections {
+    /// rmcp's default client: pooling off, a new connection per request.
+    PerRequest,
+    /// Kept alive and reused, as the SDK clients users run do (Python's httpx, TypeScript's
+    /// fetch).
+    KeptAlive,
+}
+
 /// Calls/s, p50 and p99 (µs) of `tool` at `url`.
-async fn load(url: &str, tool: &'static str) -> anyhow::Result<(f64, f64, f64)> {
+async fn load(
+    url: &str,
+    tool: &'static str,
+    connections: Connections,
+) -> anyhow::Result<(f64, f64, f64)> {
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
     let mut sessions = Vec::new();
     for _ in 0..CONCURRENCY {
-        let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.to_owned());
+        let transport = match connections {
+            Connections::PerRequest => StreamableHttpClientTransport::from_uri(url.to_owned()),
+            Connections::KeptAlive => StreamableHttpClientTransport::with_client(
+                reqwest::Client::new(),
+                StreamableHttpClientTransportConfig::with_uri(url.to_owned()),
+            ),
+        };
         sessions.push(Arc::new(().serve(transport).await?));
     }
     let run = |until: Instant| {
@@ -95,30 +119,36 @@ fn main() -> anyhow::Result<()> {
         .await?;
         wait_for_port(python_port, "the Python SDK server").await?;
 
-        let (py_rps, py_p50, py_p99) =
-            load(&format!("http://127.0.0.1:{python_port}/mcp"), "echo").await?;
-        let (rps, p50, p99) =
-            load(&format!("http://127.0.0.1:{}/mcp", served.port), "echo.echo").await?;
+        let python = format!("http://127.0.0.1:{python_port}/mcp");
+        let host = format!("http://127.0.0.1:{}/mcp", served.port);
         println!(
             "MCP server: tools/call of an echo tool, {CONCURRENCY} concurrent rmcp sessions, {}s",
             DURATION.as_secs()
         );
-        println!("{:>24}  {:>10}  {:>10}  {:>10}", "", "calls/s", "p50", "p99");
-        println!(
-            "{:>24}  {py_rps:>10.0}  {py_p50:>8.0}µs  {py_p99:>8.0}µs",
-            "MCPServer (Python SDK)"
-        );
-        println!(
-            "{:>24}  {rps:>10.0}  {p50:>8.0}µs  {p99:>8.0}µs",
-            "agenthost"
-        );
-        println!(
-            "{:>24}  {:>9.2}x  {:>9.2}x  {:>9.2}x",
-            "ratio",
-            rps / py_rps,
-            p50 / py_p50,
-            p99 / py_p99
-        );
+        for (title, connections) in [
+            ("connections kept alive", Connections::KeptAlive),
+            ("a connection per request (rmcp's default client)", Connections::PerRequest),
+        ] {
+            let (py_rps, py_p50, py_p99) = load(&python, "echo", connections).await?;
+            let (rps, p50, p99) = load(&host, "echo.echo", connections).await?;
+            println!("{title}:");
+            println!("{:>24}  {:>10}  {:>10}  {:>10}", "", "calls/s", "p50", "p99");
+            println!(
+                "{:>24}  {py_rps:>10.0}  {py_p50:>8.0}µs  {py_p99:>8.0}µs",
+                "MCPServer (Python SDK)"
+            );
+            println!(
+                "{:>24}  {rps:>10.0}  {p50:>8.0}µs  {p99:>8.0}µs",
+                "agenthost"
+            );
+            println!(
+                "{:>24}  {:>9.2}x  {:>9.2}x  {:>9.2}x",
+                "ratio",
+                rps / py_rps,
+                p50 / py_p50,
+                p99 / py_p99
+            );
+        }
         served.stop().await;
         anyhow::Ok(())
     })

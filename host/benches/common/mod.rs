@@ -154,7 +154,18 @@ impl InProcessHost {
             host: host.clone(),
             token: None,
         });
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        // The listener `agenthost serve` runs (TCP_NODELAY on each connection, its bounds),
+        // so clients that keep connections alive see what they would against the binary.
+        let bounds = agenthost::http::server::ConnectionBounds {
+            max_connections: host.config.http.max_connections,
+            header_timeout: host.config.http.header_timeout,
+        };
+        tokio::spawn(agenthost::http::server::serve(
+            listener,
+            app,
+            bounds,
+            host.stop.clone(),
+        ));
         host.deploy_configured().await;
         Ok(Self {
             host,

@@ -39,6 +39,10 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024;
 /// which agents a request reaches follows its path and headers, not its session.
 pub fn service(host: Arc<Host>) -> StreamableHttpService<AgentTools, LocalSessionManager> {
     let config = StreamableHttpServerConfig::default()
+        // A call that only answers (no progress) is one JSON body rather than an SSE stream
+        // of one event, on the stateless 2026-07-28 revision; one that reports progress
+        // still streams. Sessions of 2025-11-25 stream as before.
+        .with_json_response(true)
         .with_allowed_hosts(allowed_hosts(&host))
         .with_max_request_body_bytes(MAX_BODY)
         .with_cancellation_token(host.stop.child_token());

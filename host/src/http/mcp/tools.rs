@@ -63,31 +63,51 @@ impl AgentTools {
         Self { host }
     }
 
-    /// The tools at the request's endpoint of the agents the caller may call, by name. The
-    /// second list holds tools of agents it may not call, to audit a call of one.
-    fn offered(&self, context: &RequestContext<RoleServer>) -> (Vec<Offered>, Vec<Offered>) {
-        let parts = context.extensions.get::<http::request::Parts>();
-        let scope = parts.and_then(|p| scope_of(p.uri.path()));
-        let empty = http::HeaderMap::new();
-        let headers = parts.map_or(&empty, |p| &p.headers);
-        let (mut admitted, mut refused) = (Vec::new(), Vec::new());
-        for agent in exposed(&self.host, scope) {
-            let list = if admits(&self.host, &agent, headers) {
-                &mut admitted
-            } else {
-                &mut refused
-            };
-            for (name, skill) in crate::agent::tools::tools(&agent) {
-                list.push(Offered {
-                    name,
-                    skill: skill.clone(),
-                    agent: agent.clone(),
-                });
-            }
-        }
-        admitted.sort_by(|a, b| a.name.cmp(&b.name));
-        (admitted, refused)
+    /// The tools at the request's endpoint of the agents the caller may call, by name.
+    fn offered(&self, context: &RequestContext<RoleServer>) -> Vec<Offered> {
+        let (scope, headers) = endpoint(context);
+        let mut offered: Vec<Offered> = exposed(&self.host, scope)
+            .into_iter()
+            .filter(|agent| admits(&self.host, agent, headers))
+            .flat_map(|agent| {
+                crate::agent::tools::tools(&agent)
+                    .map(|(name, skill)| Offered {
+                        name,
+                        skill: skill.clone(),
+                        agent: agent.clone(),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        offered.sort_by(|a, b| a.name.cmp(&b.name));
+        offered
     }
+
+    /// The tool `name` at the request's endpoint, and whether the caller may call it: one
+    /// lookup per call rather than the whole list (names are unique on an endpoint, which
+    /// deploy checks).
+    fn find(&self, context: &RequestContext<RoleServer>, name: &str) -> Option<(Offered, bool)> {
+        let (scope, headers) = endpoint(context);
+        exposed(&self.host, scope).into_iter().find_map(|agent| {
+            let (_, skill) = crate::agent::tools::tools(&agent).find(|(n, _)| n == name)?;
+            let skill = skill.clone();
+            let admitted = admits(&self.host, &agent, headers);
+            let tool = Offered {
+                name: name.to_owned(),
+                skill,
+                agent,
+            };
+            Some((tool, admitted))
+        })
+    }
+}
+
+/// The agent a request's endpoint is scoped to (`/agents/{name}/mcp`), if any, and its headers.
+fn endpoint(context: &RequestContext<RoleServer>) -> (Option<&str>, &http::HeaderMap) {
+    static NO_HEADERS: LazyLock<http::HeaderMap> = LazyLock::new(http::HeaderMap::new);
+    let parts = context.extensions.get::<http::request::Parts>();
+    let scope = parts.and_then(|p| scope_of(p.uri.path()));
+    (scope, parts.map_or(&*NO_HEADERS, |p| &p.headers))
 }
 
 fn describe(tool: &Offered) -> Tool {
@@ -131,7 +151,7 @@ impl ServerHandler for AgentTools {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let (tools, _) = self.offered(&context);
+        let tools = self.offered(&context);
         let cursor = request.as_ref().and_then(|r| r.cursor.as_deref());
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
         let (start, next) = page(&names, cursor)?;
@@ -154,30 +174,28 @@ impl ServerHandler for AgentTools {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
-        let (tools, refused) = self.offered(&context);
-        let correlation_id = super::super::a2a::correlation_id(
-            context
-                .extensions
-                .get::<http::request::Parts>()
-                .map(|p| &p.headers)
-                .unwrap_or(&http::HeaderMap::new()),
-        );
-        let Some(tool) = tools.into_iter().find(|t| t.name == name) else {
-            // A tool the caller may not call is, to it, a tool that does not exist; its agent's
-            // audit trail says who tried.
-            if let Some(t) = refused.iter().find(|t| t.name == name) {
-                t.agent.audit(
-                    &correlation_id,
-                    "mcp.serve",
-                    &format!("tool {name}"),
-                    Outcome::Denied,
-                    "the caller satisfies none of `mcp.security`",
-                );
+        let correlation_id = super::super::a2a::correlation_id(endpoint(&context).1);
+        let tool = match self.find(&context, &name) {
+            Some((tool, true)) => tool,
+            found => {
+                // A tool the caller may not call is, to it, a tool that does not exist; its
+                // agent's audit trail says who tried.
+                if let Some((t, false)) = found {
+                    t.agent.audit(
+                        &correlation_id,
+                        "mcp.serve",
+                        &format!("tool {name}"),
+                        Outcome::Denied,
+                        "the caller satisfies none of `mcp.security`",
+                    );
+                }
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "unknown tool {name:?}: tools/list names the tools this caller may call"
+                    ),
+                    None,
+                ));
             }
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool {name:?}: tools/list names the tools this caller may call"),
-                None,
-            ));
         };
         let arguments = Value::Object(request.arguments.clone().unwrap_or_default());
         let input = tool.skill.input.as_ref().unwrap_or(&TEXT_INPUT);

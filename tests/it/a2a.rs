@@ -371,6 +371,31 @@ fn malformed_requests_and_missing_credentials_are_answered_correctly() {
         "x-ops-key"
     );
     assert_eq!(card["security"][0]["ops-key"], json!([]));
+    // As read by a2a.proto's AgentCard (the a2a-sdk's protobuf types), which admits no field
+    // it does not define: the card a request without a version gets carries the 0.3 fields;
+    // a 1.0 client (header or query parameter) gets one that parses.
+    assert!(!parses_as_a_1_0_agent_card(&card), "{card}");
+    let card_url = format!("{}/agents/keyed/.well-known/agent-card.json", host.url);
+    for request in [
+        http().get(&card_url).header("A2A-Version", "1.0"),
+        http().get(format!("{card_url}?A2A-Version=1.0")),
+    ] {
+        let response = request.send().unwrap();
+        assert_eq!(response.headers()["vary"], "A2A-Version");
+        let card: Value = response.json().unwrap();
+        for legacy in ["url", "preferredTransport", "protocolVersion", "security"] {
+            assert!(card.get(legacy).is_none(), "{legacy} in {card}");
+        }
+        assert!(
+            card["securitySchemes"]["ops-key"].get("type").is_none(),
+            "{card}"
+        );
+        assert_eq!(
+            card["securitySchemes"]["ops-key"]["apiKeySecurityScheme"]["name"],
+            "x-ops-key"
+        );
+        assert!(parses_as_a_1_0_agent_card(&card), "{card}");
+    }
     let index: Value = http()
         .get(format!("{}/agents", host.url))
         .send()
@@ -927,4 +952,26 @@ fn a_task_is_seen_only_by_its_creator() {
         "{}",
         describe(&refused)
     );
+}
+
+/// Whether `card` parses as a2a.proto's `AgentCard` (normative in A2A 1.0) in the a2a-sdk's
+/// protobuf types, with unknown fields refused.
+fn parses_as_a_1_0_agent_card(card: &Value) -> bool {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys\nfrom google.protobuf import json_format\nfrom a2a.types import AgentCard\njson_format.Parse(sys.stdin.read(), AgentCard())",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(card.to_string().as_bytes())
+        .expect("write the card");
+    child.wait().expect("wait for python3").success()
 }

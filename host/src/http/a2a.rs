@@ -6,6 +6,7 @@
 //! this host does not speak is refused with -32009. JSON-RPC errors travel with HTTP 200, as
 //! clients expect; only authentication failures are HTTP 401.
 
+use crate::a2a::card::{CardForm, agent_card};
 use crate::a2a::model::MAX_BODY;
 use crate::a2a::model::{StreamEvent, Task};
 use crate::a2a::store::Filter;
@@ -111,24 +112,58 @@ fn schemes_of<'a>(a2a: &'a A2a, agent: &AgentVersion) -> Vec<&'a ResolvedScheme>
         .collect()
 }
 
+/// The card form a request asks for: its `A2A-Version` header, else its `A2A-Version` query
+/// parameter (which the spec allows clients to send instead).
+fn card_form(headers: &HeaderMap, uri: &axum::http::Uri) -> CardForm {
+    let header = headers.get("a2a-version").and_then(|v| v.to_str().ok());
+    let query = || {
+        uri.query()?
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| key.eq_ignore_ascii_case("a2a-version"))
+            .map(|(_, value)| value)
+    };
+    CardForm::for_version(header.or_else(query))
+}
+
+/// A card response: it varies with the version the request names.
+fn card_response(body: Value) -> Response {
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::VARY,
+        axum::http::HeaderValue::from_static("A2A-Version"),
+    );
+    response
+}
+
 /// `GET /agents/{name}/.well-known/agent-card.json`
-pub async fn card(State(host): State<Arc<Host>>, Path(name): Path<String>) -> Response {
+pub async fn card(
+    State(host): State<Arc<Host>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
     match exposed(&host, &name) {
         Ok(agent) => {
             let schemes = schemes_of(&host.a2a, &agent);
-            Json(crate::a2a::card::agent_card(
+            card_response(agent_card(
                 &agent,
                 &host.a2a.agent_url(&name),
                 &schemes,
+                card_form(&headers, &uri),
             ))
-            .into_response()
         }
         Err(not_exposed) => not_exposed.into_response(),
     }
 }
 
-/// `GET /agents`: the cards of every exposed agent.
-pub async fn index(State(host): State<Arc<Host>>) -> Json<Value> {
+/// `GET /agents`: the cards of every exposed agent, in the form the request asks for.
+pub async fn index(
+    State(host): State<Arc<Host>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let form = card_form(&headers, &uri);
     let agents: Vec<Value> = host
         .registry
         .read()
@@ -137,10 +172,10 @@ pub async fn index(State(host): State<Arc<Host>>) -> Json<Value> {
         .filter(|v| v.manifest.a2a.expose)
         .map(|v| {
             let schemes = schemes_of(&host.a2a, &v);
-            crate::a2a::card::agent_card(&v, &host.a2a.agent_url(&v.name), &schemes)
+            agent_card(&v, &host.a2a.agent_url(&v.name), &schemes, form)
         })
         .collect();
-    Json(json!({ "agents": agents }))
+    card_response(json!({ "agents": agents }))
 }
 
 fn rpc_json(body: Value) -> Response {

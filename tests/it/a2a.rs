@@ -279,6 +279,25 @@ fn malformed_requests_and_missing_credentials_are_answered_correctly() {
     );
     assert_eq!(sent["result"]["kind"], "task", "{sent}");
     assert_eq!(sent["result"]["status"]["state"], "completed");
+    // A message for that task naming another context is refused, not moved into it.
+    let task_id = sent["result"]["id"].as_str().unwrap();
+    let (_, mismatched) = rpc(
+        &host,
+        "echo",
+        v1,
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "SendMessage", "params": {"message": {
+            "messageId": "m2", "role": "ROLE_USER", "taskId": task_id, "contextId": "another",
+            "parts": [{"text": "again"}]}}})
+        .to_string(),
+    );
+    assert_eq!(mismatched["error"]["code"], -32602, "{mismatched}");
+    assert!(
+        mismatched["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("contextId \"another\" is not the context of task"),
+        "{mismatched}"
+    );
     let (_, listed) = rpc(
         &host,
         "echo",

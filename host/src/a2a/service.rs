@@ -196,6 +196,16 @@ impl A2aService {
         let mut task = match &message.task_id {
             Some(id) => {
                 let task = self.get_task(agent_name, id, principal)?;
+                // A message names its task's context or none (the task's is taken); another
+                // one is refused rather than overwritten (A2A 1.0 §3.4.3).
+                if let Some(context) = &message.context_id
+                    && *context != task.context_id
+                {
+                    return Err(RpcError::invalid_params(format!(
+                        "contextId {context:?} is not the context of task {id} ({:?}): send the task's contextId or none",
+                        task.context_id
+                    )));
+                }
                 if task.status.state.is_terminal() {
                     return Err(RpcError::unsupported(format!(
                         "Task {id} is in terminal state {}: start a new task",

@@ -435,6 +435,89 @@ fn malformed_requests_and_missing_credentials_are_answered_correctly() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("still here"));
 }
 
+/// A task waiting for input can be followed (A2A 1.0 §3.1.6): the subscriber gets the task as
+/// it is, then the run that a message continuing it starts, until that run ends; a finished
+/// task cannot be subscribed to (-32004).
+#[test]
+fn an_interrupted_task_is_followed_through_its_continuation() {
+    use std::io::BufRead as _;
+    let s = serving_scenario("");
+    let host = start(&s);
+    let send = |body: Value| rpc(&host, "spin", Some("1.0"), &body.to_string()).1;
+    let asked = send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
+        "message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "ask"}]}}}),
+    );
+    let task = &asked["result"]["task"];
+    assert_eq!(
+        task["status"]["state"], "TASK_STATE_INPUT_REQUIRED",
+        "{asked}"
+    );
+    let id = task["id"].as_str().unwrap().to_owned();
+
+    // Follow it: each SSE `data:` line, in order, until the server ends the stream.
+    let subscribe = json!({"jsonrpc": "2.0", "id": 2, "method": "SubscribeToTask",
+        "params": {"id": id}})
+    .to_string();
+    let response = http()
+        .post(format!("{}/agents/spin", host.url))
+        .header("A2A-Version", "1.0")
+        .header("content-type", "application/json")
+        .body(subscribe.clone())
+        .send()
+        .unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(response).lines() {
+            let Ok(line) = line else { break };
+            if let Some(data) = line.strip_prefix("data:") {
+                let event: Value = serde_json::from_str(data.trim()).unwrap();
+                if lines.send(event).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let snapshot = received.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        snapshot["result"]["task"]["status"]["state"], "TASK_STATE_INPUT_REQUIRED",
+        "{snapshot}"
+    );
+
+    // The subscription is in place (its snapshot came after it): continue the task.
+    let continued = send(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "SendMessage", "params": {
+        "message": {"messageId": "m2", "role": "ROLE_USER", "taskId": id,
+            "parts": [{"text": "go on"}]}}}),
+    );
+    assert_eq!(
+        continued["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
+        "{continued}"
+    );
+    reader.join().unwrap();
+    let followed: Vec<Value> = received.try_iter().collect();
+    let last = followed.last().expect("events after the snapshot");
+    assert_eq!(
+        last["result"]["statusUpdate"]["status"]["state"], "TASK_STATE_COMPLETED",
+        "{followed:?}"
+    );
+    assert!(
+        last.to_string().contains("go on"),
+        "the continuation's answer: {followed:?}"
+    );
+
+    // Finished now: subscribing is refused.
+    let (_, refused) = rpc(&host, "spin", Some("1.0"), &subscribe);
+    assert_eq!(refused["error"]["code"], -32004, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a finished task cannot be subscribed to"),
+        "{refused}"
+    );
+}
+
 #[test]
 fn agenthost_send_prints_the_answer_and_the_final_state() {
     let s = serving_scenario("");

@@ -55,6 +55,9 @@ pub struct A2aService {
     skills: super::skills::SkillOwners,
     store: TaskStore,
     live: Mutex<HashMap<String, Live>>,
+    /// Subscribers to interrupted tasks, waiting for a message to continue them: the run that
+    /// continues a task takes its channel over. Locked after `live`, never before.
+    waiting: Mutex<HashMap<String, broadcast::Sender<StreamEvent>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -69,6 +72,7 @@ impl A2aService {
             skills: super::skills::SkillOwners::open(db)?,
             store: TaskStore::open(db)?,
             live: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
             metrics,
         };
         service.fail_orphans()?;
@@ -248,7 +252,20 @@ impl A2aService {
         };
         self.store.put(&task).map_err(internal)?;
 
-        let (events, receiver) = broadcast::channel(64);
+        // Subscribers waiting for this (interrupted) task to go on follow this run.
+        let waiting = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&task.id)
+            .filter(|sender| sender.receiver_count() > 0);
+        let (events, receiver) = match waiting {
+            Some(sender) => {
+                let receiver = sender.subscribe();
+                (sender, receiver)
+            }
+            None => broadcast::channel(64),
+        };
         let (done_tx, done) = watch::channel(false);
         let cancel = CancellationToken::new();
         live.insert(
@@ -292,8 +309,9 @@ impl A2aService {
         self.get_task(agent_name, &started.task.id, principal)
     }
 
-    /// Follows a running task: its current state, then its events. `None` when it is not
-    /// running (the stored state is final or interrupted).
+    /// Follows a task that is not finished: its current state, then its events until it is
+    /// finished or interrupted again. An interrupted task is followed from when a message
+    /// continues it. `None` when the task is finished.
     pub fn subscribe(
         &self,
         agent: &str,
@@ -302,8 +320,27 @@ impl A2aService {
     ) -> Result<Option<(Task, broadcast::Receiver<StreamEvent>)>, RpcError> {
         // Checked first: a stranger learns nothing, not even whether the task runs.
         self.get_task(agent, id, principal)?;
+        // Under the `live` lock, a run can neither start nor end: the task is running, or its
+        // stored state is the one it will keep until a message continues it.
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        let receiver = live.get(id).map(|l| l.events.subscribe());
+        let receiver = match live.get(id) {
+            Some(running) => Some(running.events.subscribe()),
+            None if self
+                .get_task(agent, id, principal)?
+                .status
+                .state
+                .is_interrupted() =>
+            {
+                let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+                // Channels whose subscribers all went away are dropped here.
+                waiting.retain(|_, sender| sender.receiver_count() > 0);
+                let sender = waiting
+                    .entry(id.to_owned())
+                    .or_insert_with(|| broadcast::channel(64).0);
+                Some(sender.subscribe())
+            }
+            None => None,
+        };
         drop(live);
         // Subscribed before reading the snapshot: an update between the two is seen twice at
         // worst, never missed.
@@ -339,6 +376,20 @@ impl A2aService {
                 };
                 self.store.put(&task).map_err(internal)?;
                 self.metrics.record_a2a_task(agent, "canceled");
+                // Whoever waited for it to go on learns it never will.
+                let waiting = self
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(id);
+                if let Some(sender) = waiting {
+                    let _ = sender.send(StreamEvent::Status {
+                        task_id: task.id.clone(),
+                        context_id: task.context_id.clone(),
+                        status: task.status.clone(),
+                        last: true,
+                    });
+                }
             }
         }
         self.get_task(agent, id, principal)

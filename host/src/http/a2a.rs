@@ -440,7 +440,7 @@ impl Call {
                     None => {
                         let task = service.get_task(&self.agent, &id, &self.principal)?;
                         let error = RpcError::unsupported(format!(
-                            "Task {id} is in state {}: only a running task can be subscribed to",
+                            "Task {id} is in state {}: a finished task cannot be subscribed to",
                             task.status.state.as_str()
                         ));
                         // v0.3 clients expect the error as an event of the stream.

@@ -19,13 +19,15 @@
 //! | other    | republishes the event like `echo`: payload, key and headers to `out`  |
 //!
 //! A2A messages get the same treatment from their text; the fallback answers with the text.
+//! A message `ask` is answered with the question "what next?" and the task state
+//! `input-required` (for continuing and following interrupted tasks).
 //!
 //! Config: `out` — the topic for the fallback (missing → reject naming the key).
 //!
 //! Imports: `bus`, `config` and `log`, and `batch` (built with the SDK's `batch` feature: it
 //! exports `on-events` too, and each event of a batch behaves as above).
 
-use agenthost_sdk::{Agent, Card, Event, Failure, Message, Reply, Skill, bus, config};
+use agenthost_sdk::{Agent, Card, Event, Failure, Message, Reply, Skill, TaskState, bus, config};
 use std::hint::black_box;
 
 struct Faulty;
@@ -128,6 +130,9 @@ impl Agent for Faulty {
 
     fn on_message(message: Message) -> Result<Reply, Failure> {
         let text = message.text();
+        if text.trim() == "ask" {
+            return Ok(Reply::text("what next?").with_state(TaskState::InputRequired));
+        }
         Behaviour::of(text.as_bytes()).act()?;
         Ok(Reply::text(text))
     }

@@ -7,7 +7,7 @@
 //! turns into `failed` for the agent — retried and eventually dead-lettered by delivery —
 //! rather than into a hang.
 
-use super::oauth::{Grant, HttpClient, OAuthHttp, RefreshTokens};
+use super::oauth::{Grant, HttpClient, RefreshTokens};
 use crate::config::{McpConnect, McpProtocol, McpServerConfig};
 use crate::metrics::Metrics;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
@@ -401,14 +401,14 @@ impl McpServer {
             }
             (None, Some(url)) => {
                 // Configuration problems (a missing secret) before network ones.
-                let (transport, oauth) = self.http_transport(url).map_err(Handshake::Unreached)?;
+                let (transport, client) = self.http_transport(url).map_err(Handshake::Unreached)?;
                 reachable(url).await.map_err(Handshake::Unreached)?;
                 handler
                     .serve_with_lifecycle(transport, lifecycle)
                     .await
                     .map_err(|e| {
                         // Without a token no handshake gets further: say why, once.
-                        match oauth.and_then(|o| o.token_failure()) {
+                        match client.token_failure() {
                             Some(why) => Handshake::Unreached(format!(
                                 "cannot obtain an OAuth token for {url}: {why}"
                             )),
@@ -480,7 +480,7 @@ impl McpServer {
     ) -> Result<
         (
             rmcp::transport::StreamableHttpClientTransport<HttpClient>,
-            Option<OAuthHttp>,
+            HttpClient,
         ),
         String,
     > {
@@ -502,20 +502,19 @@ impl McpServer {
             .connect_timeout(self.config.connect_timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let (client, oauth_client) = match &self.config.oauth {
-            None => (HttpClient::Plain(client), None),
+        let client = match &self.config.oauth {
+            None => HttpClient::plain(client),
             Some(oauth) => {
                 let grant = Grant::from_config(oauth, url, &self.refresh_tokens)?;
-                let oauth = OAuthHttp::new(client, url, grant);
-                (HttpClient::OAuth(oauth.clone()), Some(oauth))
+                HttpClient::with_oauth(client, url, grant)
             }
         };
         let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
             .custom_headers(headers)
             .reinit_on_expired_session(true);
         Ok((
-            rmcp::transport::StreamableHttpClientTransport::with_client(client, config),
-            oauth_client,
+            rmcp::transport::StreamableHttpClientTransport::with_client(client.clone(), config),
+            client,
         ))
     }
 

@@ -28,173 +28,58 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokens::Tokens;
 
-/// The HTTP client of an MCP server behind OAuth: reqwest, with the host's token on every
-/// request.
+/// The HTTP client of a streamable HTTP server: reqwest, and for a server behind OAuth the
+/// host's token on every request.
 #[derive(Clone)]
-pub struct OAuthHttp {
+pub struct HttpClient {
     http: reqwest::Client,
-    tokens: Arc<Tokens>,
+    tokens: Option<Arc<Tokens>>,
 }
 
-impl OAuthHttp {
+impl HttpClient {
+    /// A client that sends what rmcp hands it.
+    pub fn plain(http: reqwest::Client) -> Self {
+        Self { http, tokens: None }
+    }
+
     /// The client for the server at `url`, obtaining tokens by `grant`.
-    pub fn new(http: reqwest::Client, url: &str, grant: Grant) -> Self {
+    pub fn with_oauth(http: reqwest::Client, url: &str, grant: Grant) -> Self {
         Self {
             http,
-            tokens: Arc::new(Tokens::new(url, grant)),
+            tokens: Some(Arc::new(Tokens::new(url, grant))),
         }
     }
 
     /// Why no token could be obtained, if the last attempt failed: a handshake that failed for
     /// this reason is reported as it, and not retried with another revision.
     pub fn token_failure(&self) -> Option<String> {
-        self.tokens.failure()
+        self.tokens.as_ref().and_then(|tokens| tokens.failure())
     }
 }
 
 type Result2<T> = Result<T, StreamableHttpError<reqwest::Error>>;
 
-impl OAuthHttp {
-    /// Runs `call` with the current token; when the server answers 401, once more with a new
-    /// one.
-    async fn with_token<T, F, Fut>(&self, call: F) -> Result2<T>
+impl HttpClient {
+    /// Runs `call` with the authorization to send: `given` (what rmcp passed) for a plain
+    /// client; the current token behind OAuth, and when the server answers 401, once more
+    /// with a new one.
+    async fn with_token<T, F, Fut>(&self, given: Option<String>, call: F) -> Result2<T>
     where
-        F: Fn(String) -> Fut,
+        F: Fn(Option<String>) -> Fut,
         Fut: Future<Output = Result2<T>>,
     {
-        let token = self.tokens.token(None).await?;
-        match call(token.clone()).await {
+        let Some(tokens) = &self.tokens else {
+            return call(given).await;
+        };
+        let token = tokens.token(None).await?;
+        match call(Some(token.clone())).await {
             Err(StreamableHttpError::AuthRequired(_)) => {
-                let renewed = self.tokens.token(Some(&token)).await?;
-                call(renewed).await
+                let renewed = tokens.token(Some(&token)).await?;
+                call(Some(renewed)).await
             }
             other => other,
         }
     }
-}
-
-impl StreamableHttpClient for OAuthHttp {
-    type Error = reqwest::Error;
-
-    async fn post_message(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result2<StreamableHttpPostResponse> {
-        self.with_token(|token| {
-            self.http.post_message(
-                uri.clone(),
-                message.clone(),
-                session_id.clone(),
-                Some(token),
-                custom_headers.clone(),
-            )
-        })
-        .await
-    }
-
-    async fn post_message_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result2<StreamableHttpPostResponse> {
-        self.with_token(|token| {
-            self.http.post_message_with_max_sse_event_size(
-                uri.clone(),
-                message.clone(),
-                session_id.clone(),
-                Some(token),
-                custom_headers.clone(),
-                max_sse_event_size,
-            )
-        })
-        .await
-    }
-
-    async fn delete_session(
-        &self,
-        uri: Arc<str>,
-        session_id: Arc<str>,
-        _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result2<()> {
-        self.with_token(|token| {
-            self.http.delete_session(
-                uri.clone(),
-                session_id.clone(),
-                Some(token),
-                custom_headers.clone(),
-            )
-        })
-        .await
-    }
-
-    async fn get_stream(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result2<BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>> {
-        self.with_token(|token| {
-            self.http.get_stream(
-                uri.clone(),
-                session_id.clone(),
-                last_event_id.clone(),
-                Some(token),
-                custom_headers.clone(),
-            )
-        })
-        .await
-    }
-
-    async fn get_stream_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result2<BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>> {
-        self.with_token(|token| {
-            self.http.get_stream_with_max_sse_event_size(
-                uri.clone(),
-                session_id.clone(),
-                last_event_id.clone(),
-                Some(token),
-                custom_headers.clone(),
-                max_sse_event_size,
-            )
-        })
-        .await
-    }
-}
-
-/// The HTTP client of a streamable HTTP server: plain, or with OAuth tokens.
-#[derive(Clone)]
-pub enum HttpClient {
-    Plain(reqwest::Client),
-    OAuth(OAuthHttp),
-}
-
-/// `$body` with `$c` bound to whichever client `$self` holds (both are `StreamableHttpClient`
-/// with the same error type).
-macro_rules! either {
-    ($self:ident, $c:ident => $body:expr) => {
-        match $self {
-            Self::Plain($c) => $body,
-            Self::OAuth($c) => $body,
-        }
-    };
 }
 
 impl StreamableHttpClient for HttpClient {
@@ -205,10 +90,19 @@ impl StreamableHttpClient for HttpClient {
         uri: Arc<str>,
         message: ClientJsonRpcMessage,
         session_id: Option<Arc<str>>,
-        auth: Option<String>,
-        headers: HashMap<HeaderName, HeaderValue>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result2<StreamableHttpPostResponse> {
-        either!(self, c => c.post_message(uri, message, session_id, auth, headers).await)
+        self.with_token(auth_header, |auth| {
+            self.http.post_message(
+                uri.clone(),
+                message.clone(),
+                session_id.clone(),
+                auth,
+                custom_headers.clone(),
+            )
+        })
+        .await
     }
 
     async fn post_message_with_max_sse_event_size(
@@ -216,24 +110,39 @@ impl StreamableHttpClient for HttpClient {
         uri: Arc<str>,
         message: ClientJsonRpcMessage,
         session_id: Option<Arc<str>>,
-        auth: Option<String>,
-        headers: HashMap<HeaderName, HeaderValue>,
-        max: usize,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
     ) -> Result2<StreamableHttpPostResponse> {
-        either!(self, c => {
-            c.post_message_with_max_sse_event_size(uri, message, session_id, auth, headers, max)
-                .await
+        self.with_token(auth_header, |auth| {
+            self.http.post_message_with_max_sse_event_size(
+                uri.clone(),
+                message.clone(),
+                session_id.clone(),
+                auth,
+                custom_headers.clone(),
+                max_sse_event_size,
+            )
         })
+        .await
     }
 
     async fn delete_session(
         &self,
         uri: Arc<str>,
         session_id: Arc<str>,
-        auth: Option<String>,
-        headers: HashMap<HeaderName, HeaderValue>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result2<()> {
-        either!(self, c => c.delete_session(uri, session_id, auth, headers).await)
+        self.with_token(auth_header, |auth| {
+            self.http.delete_session(
+                uri.clone(),
+                session_id.clone(),
+                auth,
+                custom_headers.clone(),
+            )
+        })
+        .await
     }
 
     async fn get_stream(
@@ -241,10 +150,19 @@ impl StreamableHttpClient for HttpClient {
         uri: Arc<str>,
         session_id: Option<Arc<str>>,
         last_event_id: Option<String>,
-        auth: Option<String>,
-        headers: HashMap<HeaderName, HeaderValue>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result2<BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>> {
-        either!(self, c => c.get_stream(uri, session_id, last_event_id, auth, headers).await)
+        self.with_token(auth_header, |auth| {
+            self.http.get_stream(
+                uri.clone(),
+                session_id.clone(),
+                last_event_id.clone(),
+                auth,
+                custom_headers.clone(),
+            )
+        })
+        .await
     }
 
     async fn get_stream_with_max_sse_event_size(
@@ -252,13 +170,20 @@ impl StreamableHttpClient for HttpClient {
         uri: Arc<str>,
         session_id: Option<Arc<str>>,
         last_event_id: Option<String>,
-        auth: Option<String>,
-        headers: HashMap<HeaderName, HeaderValue>,
-        max: usize,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
     ) -> Result2<BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>> {
-        either!(self, c => {
-            c.get_stream_with_max_sse_event_size(uri, session_id, last_event_id, auth, headers, max)
-                .await
+        self.with_token(auth_header, |auth| {
+            self.http.get_stream_with_max_sse_event_size(
+                uri.clone(),
+                session_id.clone(),
+                last_event_id.clone(),
+                auth,
+                custom_headers.clone(),
+                max_sse_event_size,
+            )
         })
+        .await
     }
 }
